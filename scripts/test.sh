@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Sets everything up (scripts/setup.sh) and runs every test:
+#   1. native tests of the pure core and of the dev server (cargo test);
+#   2. browser tests (wasm-bindgen-test in headless Chromium) against the dev server on 127.0.0.1.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$HOME/.cargo/bin:$PATH"
+
+bash scripts/setup.sh
+
+echo "== native tests (core state machines, dev server)"
+cargo test --workspace --quiet
+
+echo "== browser tests (headless Chromium, dev server on loopback)"
+cargo build --quiet -p authwire-devserver
+workdir=$(mktemp -d)
+server_pid=""
+cleanup() {
+  if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; fi
+  rm -rf "$workdir"
+}
+trap cleanup EXIT
+target/debug/authwire-devserver --port 0 --port-file "$workdir/port" --root . > "$workdir/server.log" 2>&1 &
+server_pid=$!
+for _ in $(seq 1 100); do [ -s "$workdir/port" ] && break; sleep 0.1; done
+if [ ! -s "$workdir/port" ]; then echo "dev server did not start:"; cat "$workdir/server.log"; exit 1; fi
+export AUTHWIRE_SERVER_URL="http://127.0.0.1:$(cat "$workdir/port")"
+echo "dev server at $AUTHWIRE_SERVER_URL (pid $server_pid)"
+
+export CHROMEDRIVER="${CHROMEDRIVER:-$(command -v chromedriver)}"
+export WASM_BINDGEN_TEST_TIMEOUT="${WASM_BINDGEN_TEST_TIMEOUT:-120}"
+status=0
+wasm-pack test --headless --chrome --mode no-install || status=$?
+if [ "$status" -ne 0 ]; then
+  echo "== dev server log"; cat "$workdir/server.log"
+  exit "$status"
+fi
+if grep -E "eyJ[A-Za-z0-9_-]{10,}" "$workdir/server.log" >/dev/null; then
+  echo "the dev server log contains a token"; exit 1
+fi
+echo "== all tests passed"

@@ -1,0 +1,99 @@
+//! Stable error codes: the `code` of every JS error and of `lastError` in snapshots and events.
+
+/// A stable, documented error code. The string form never changes once released.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Code {
+    /// The session object or JWT handed over is malformed.
+    InvalidSession,
+    /// An option is missing or of the wrong type.
+    InvalidOptions,
+    /// The access token has expired and cannot be refreshed.
+    SessionExpired,
+    /// There is no session (never signed in, signed out, or the refresh token was revoked).
+    SignedOut,
+    /// `refresh()` was called but no refresh source was configured.
+    NoRefreshSource,
+    /// The refresh request did not reach the server (offline, DNS, CORS, aborted).
+    NetworkError,
+    /// The token endpoint answered 5xx or 408.
+    ServerError,
+    /// The token endpoint answered 429.
+    RateLimited,
+    /// The refresh token is invalid, revoked or already used: the session is over.
+    InvalidGrant,
+    /// The token endpoint refused the request for another reason (4xx); not retried.
+    RefreshRejected,
+    /// The token endpoint answered 2xx with a body that is not a usable session.
+    InvalidResponse,
+    /// The refresh callback threw or rejected.
+    CallbackFailed,
+    /// The object was freed; it can no longer be used.
+    Freed,
+    /// A `ws://` or `http://` URL to a host other than loopback, without opting in.
+    InsecureUrl,
+    /// A URL that cannot be parsed.
+    InvalidUrl,
+}
+
+impl Code {
+    /// The code as JS sees it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Code::InvalidSession => "invalid_session",
+            Code::InvalidOptions => "invalid_options",
+            Code::SessionExpired => "session_expired",
+            Code::SignedOut => "signed_out",
+            Code::NoRefreshSource => "no_refresh_source",
+            Code::NetworkError => "network_error",
+            Code::ServerError => "server_error",
+            Code::RateLimited => "rate_limited",
+            Code::InvalidGrant => "invalid_grant",
+            Code::RefreshRejected => "refresh_rejected",
+            Code::InvalidResponse => "invalid_response",
+            Code::CallbackFailed => "callback_failed",
+            Code::Freed => "freed",
+            Code::InsecureUrl => "insecure_url",
+            Code::InvalidUrl => "invalid_url",
+        }
+    }
+
+    /// A one-line explanation, for error messages. Never mentions a token's value.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Code::InvalidSession => "the session is malformed",
+            Code::InvalidOptions => "invalid options",
+            Code::SessionExpired => "the access token has expired and there is no way to refresh it",
+            Code::SignedOut => "there is no session: signed out",
+            Code::NoRefreshSource => "no refresh source is configured",
+            Code::NetworkError => "the refresh request did not reach the server",
+            Code::ServerError => "the token endpoint failed (5xx)",
+            Code::RateLimited => "the token endpoint is rate limiting (429)",
+            Code::InvalidGrant => "the refresh token is invalid, revoked or already used",
+            Code::RefreshRejected => "the token endpoint refused the refresh",
+            Code::InvalidResponse => "the token endpoint answered with something that is not a session",
+            Code::CallbackFailed => "the refresh callback failed",
+            Code::Freed => "this object was freed",
+            Code::InsecureUrl => "refusing a plain-text URL to a host that is not loopback (set allowInsecure to opt in)",
+            Code::InvalidUrl => "the URL cannot be parsed",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_snake_case_and_distinct() {
+        let all = [
+            Code::InvalidSession, Code::InvalidOptions, Code::SessionExpired, Code::SignedOut,
+            Code::NoRefreshSource, Code::NetworkError, Code::ServerError, Code::RateLimited,
+            Code::InvalidGrant, Code::RefreshRejected, Code::InvalidResponse, Code::CallbackFailed,
+            Code::Freed, Code::InsecureUrl, Code::InvalidUrl,
+        ];
+        let set: std::collections::HashSet<_> = all.iter().map(|c| c.as_str()).collect();
+        assert_eq!(set.len(), all.len());
+        assert!(all.iter().all(|c| c.as_str().chars().all(|ch| ch.is_ascii_lowercase() || ch == '_')));
+        assert!(all.iter().all(|c| !c.describe().is_empty()));
+    }
+}

@@ -1,0 +1,10 @@
+//! The pure core: no web-sys, no js-sys, no clock. Every decision of the SDK lives here and is
+//! tested natively with `cargo test`; the browser shell in `web` only performs the actions.
+
+pub mod auth_machine;
+pub mod error;
+pub mod json;
+pub mod policy;
+pub mod session;
+pub mod token;
+pub mod url;

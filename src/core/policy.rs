@@ -1,0 +1,107 @@
+//! Timing rules: when to refresh, how long a token must still live to be sent, how to back off.
+
+/// Tunables for the session. All durations in ms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Policy {
+    /// Preferred refresh lead before expiry (`marginSeconds`, default 60 s).
+    pub margin_ms: u64,
+    /// First retry delay after a failed refresh.
+    pub backoff_base_ms: u64,
+    /// Longest retry delay.
+    pub backoff_max_ms: u64,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        // auth-js retries from 200 ms doubling; oidc-client-ts and auth0 act 60 s before expiry.
+        Policy { margin_ms: 60_000, backoff_base_ms: 200, backoff_max_ms: 30_000 }
+    }
+}
+
+impl Policy {
+    /// How long before expiry to refresh: the margin, but at least 10% and at most 50% of the
+    /// token's lifetime, so 1-hour, 5-minute and 20-second tokens all behave.
+    pub fn lead_ms(&self, lifetime_ms: u64) -> u64 {
+        self.margin_ms.clamp(lifetime_ms / 10, lifetime_ms / 2)
+    }
+
+    /// How long a token must still live when it is handed out or written into a frame, to cover
+    /// latency and clock skew: 5 s for long tokens, 10% of the lifetime for short ones.
+    pub fn transit_ms(&self, lifetime_ms: u64) -> u64 {
+        (lifetime_ms / 10).min(5_000)
+    }
+
+    /// The delay before retry number `attempt` (1 for the first retry): exponential from
+    /// `backoff_base_ms`, capped, with "equal jitter" (half fixed, half random) from `rand`.
+    pub fn backoff_ms(&self, attempt: u32, rand: u32) -> u64 {
+        let exp = attempt.saturating_sub(1).min(30);
+        let full = self.backoff_base_ms.saturating_mul(1u64 << exp).min(self.backoff_max_ms);
+        let half = full / 2;
+        half + (u64::from(rand) * (full - half)) / u64::from(u32::MAX)
+    }
+}
+
+/// A small deterministic generator (xorshift64*), seeded by the shell: the core stays pure and
+/// tests replay exactly.
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    /// Seeds the generator (0 is replaced by a fixed odd constant).
+    pub fn new(seed: u64) -> Self {
+        Rng(if seed == 0 { 0x9E37_79B9_7F4A_7C15 } else { seed })
+    }
+    /// The next 32 random bits.
+    pub fn next_u32(&mut self) -> u32 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        (x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 32) as u32
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lead_is_the_margin_within_ten_to_fifty_percent_of_the_lifetime() {
+        let p = Policy::default();
+        assert_eq!(p.lead_ms(3_600_000), 360_000, "1 hour: 60 s is below 10%, so 6 minutes");
+        assert_eq!(p.lead_ms(300_000), 60_000, "5 minutes: the 60 s margin (20%)");
+        assert_eq!(p.lead_ms(600_000), 60_000, "10 minutes: the 60 s margin (10%)");
+        assert_eq!(p.lead_ms(100_000), 50_000, "100 s: capped at 50%");
+        assert_eq!(p.lead_ms(20_000), 10_000, "20 s: capped at 50%");
+        assert_eq!(p.lead_ms(36_000_000), 3_600_000, "10 hours: at least 10%");
+        assert_eq!(p.lead_ms(0), 0);
+        let small = Policy { margin_ms: 1_000, ..p };
+        assert_eq!(small.lead_ms(3_600_000), 360_000, "a tiny margin is raised to 10%");
+    }
+
+    #[test]
+    fn transit_margin_scales_down_for_short_tokens() {
+        let p = Policy::default();
+        assert_eq!(p.transit_ms(3_600_000), 5_000);
+        assert_eq!(p.transit_ms(20_000), 2_000);
+        assert_eq!(p.transit_ms(5_000), 500);
+        assert!(p.transit_ms(5_000) < p.lead_ms(5_000), "a short token is not refreshed on every use");
+    }
+
+    #[test]
+    fn backoff_doubles_with_jitter_and_is_capped() {
+        let p = Policy::default();
+        assert_eq!(p.backoff_ms(1, 0), 100);
+        assert_eq!(p.backoff_ms(1, u32::MAX), 200);
+        assert_eq!(p.backoff_ms(2, u32::MAX), 400);
+        assert_eq!(p.backoff_ms(4, 0), 800);
+        assert_eq!(p.backoff_ms(20, u32::MAX), 30_000);
+        assert_eq!(p.backoff_ms(u32::MAX, u32::MAX), 30_000, "no overflow");
+        let mut rng = Rng::new(7);
+        let samples: Vec<u64> = (0..200).map(|_| p.backoff_ms(3, rng.next_u32())).collect();
+        assert!(samples.iter().all(|d| (400..=800).contains(d)));
+        let distinct: std::collections::BTreeSet<_> = samples.iter().collect();
+        assert!(distinct.len() > 50, "jitter spreads the retries");
+    }
+}

@@ -1,0 +1,360 @@
+//! The session model: what a Supabase `Session` object (or a bare JWT) becomes, and when it expires.
+//!
+//! The shell reads the fields off the JS object into a [`RawSession`] (no serde, no JSON text);
+//! [`Session::from_raw`] validates them and works out the expiry on the local clock.
+
+use std::fmt;
+
+use super::json::Json;
+use super::token::{decode_claims, Claims, JwtError, Secret};
+
+/// One field as the shell found it on a JS object, before validation.
+#[derive(Clone, PartialEq, Default)]
+pub enum Raw {
+    /// Absent or `undefined`.
+    #[default]
+    Missing,
+    /// `null`.
+    Null,
+    /// A string.
+    Str(String),
+    /// A number.
+    Num(f64),
+    /// A boolean.
+    Bool(bool),
+    /// Anything else (object, array, function, ...), named by its JS type for messages.
+    Other(&'static str),
+}
+
+impl fmt::Debug for Raw {
+    // A Raw can hold a token: show only its type.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.type_name())
+    }
+}
+
+impl Raw {
+    /// The JS type name, for error messages.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Raw::Missing => "undefined",
+            Raw::Null => "null",
+            Raw::Str(_) => "string",
+            Raw::Num(_) => "number",
+            Raw::Bool(_) => "boolean",
+            Raw::Other(t) => t,
+        }
+    }
+    fn is_absent(&self) -> bool {
+        matches!(self, Raw::Missing | Raw::Null)
+    }
+    /// Converts a parsed JSON value (a stored session, a JSON response read natively).
+    pub fn from_json(v: Option<&Json>) -> Raw {
+        match v {
+            None => Raw::Missing,
+            Some(Json::Null) => Raw::Null,
+            Some(Json::Bool(b)) => Raw::Bool(*b),
+            Some(Json::Num(n)) => Raw::Num(*n),
+            Some(Json::Str(s)) => Raw::Str(s.clone()),
+            Some(Json::Arr(_)) => Raw::Other("array"),
+            Some(Json::Obj(_)) => Raw::Other("object"),
+        }
+    }
+}
+
+/// The fields of a Supabase `Session` (`user` reduced to `user.id`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RawSession {
+    /// `access_token`
+    pub access_token: Raw,
+    /// `refresh_token`
+    pub refresh_token: Raw,
+    /// `expires_at`, seconds since the epoch
+    pub expires_at: Raw,
+    /// `expires_in`, seconds from issue
+    pub expires_in: Raw,
+    /// `token_type`
+    pub token_type: Raw,
+    /// `user.id`
+    pub user_id: Raw,
+}
+
+impl RawSession {
+    /// A bare JWT handed over instead of a session object.
+    pub fn bare(token: &str) -> Self {
+        RawSession { access_token: Raw::Str(token.to_owned()), ..Default::default() }
+    }
+    /// Reads a session from parsed JSON (e.g. a stored value).
+    pub fn from_json(v: &Json) -> Self {
+        RawSession {
+            access_token: Raw::from_json(v.get("access_token")),
+            refresh_token: Raw::from_json(v.get("refresh_token")),
+            expires_at: Raw::from_json(v.get("expires_at")),
+            expires_in: Raw::from_json(v.get("expires_in")),
+            token_type: Raw::from_json(v.get("token_type")),
+            user_id: Raw::from_json(v.get("user").and_then(|u| u.get("id"))),
+        }
+    }
+}
+
+/// Where a session came from, which decides how far its times are trusted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// Handed over by the app (it may have been issued long ago, e.g. restored from storage):
+    /// `expires_at` is the truth, capped by `expires_in` from now when the local clock runs behind.
+    HandedOver,
+    /// Just received from a token endpoint: `expires_in` counted from receipt is the truth,
+    /// whatever the local clock says (clock skew cannot make it look expired).
+    Issued,
+}
+
+/// Why a session was refused. Names the field; never contains a token.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionError {
+    /// The field at fault, e.g. `access_token`.
+    pub field: &'static str,
+    /// What is wrong with it.
+    pub problem: Problem,
+}
+
+/// What is wrong with a session field.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Problem {
+    /// Required and absent.
+    Missing,
+    /// Present with the wrong JS type (the type found).
+    WrongType(&'static str, &'static str),
+    /// A string that is empty or holds white space or control characters.
+    BadText,
+    /// A number that is negative, zero where it may not be, or not finite.
+    BadNumber,
+    /// The JWT could not be read when its `exp` was needed.
+    Jwt(JwtError),
+    /// No expiry anywhere: no `expires_at`, no `expires_in`, no JWT `exp`.
+    NoExpiry,
+}
+
+impl fmt::Display for SessionError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let field = self.field;
+        match &self.problem {
+            Problem::Missing => write!(f, "session.{field} is missing"),
+            Problem::WrongType(want, got) => write!(f, "session.{field} must be a {want}, got {got}"),
+            Problem::BadText => write!(f, "session.{field} must be a non-empty string without spaces"),
+            Problem::BadNumber => write!(f, "session.{field} must be a positive finite number"),
+            Problem::Jwt(e) => write!(f, "session.{field} {e}, and no expires_at or expires_in says when it expires"),
+            Problem::NoExpiry => write!(f, "session.{field} has no exp claim, and no expires_at or expires_in says when it expires"),
+        }
+    }
+}
+
+/// A validated session. Times are ms since the epoch on the local clock.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Session {
+    /// The access token.
+    pub access: Secret,
+    /// The refresh token, when there is one.
+    pub refresh: Option<Secret>,
+    /// When the access token expires, local clock.
+    pub expires_at_ms: u64,
+    /// How long the token lives in all (drives the refresh lead).
+    pub lifetime_ms: u64,
+    /// `token_type`, usually `bearer`.
+    pub token_type: String,
+    /// `user.id`, else the JWT `sub`.
+    pub user_id: Option<String>,
+}
+
+fn text(field: &'static str, raw: &Raw, required: bool) -> Result<Option<String>, SessionError> {
+    match raw {
+        r if r.is_absent() => {
+            if required {
+                Err(SessionError { field, problem: Problem::Missing })
+            } else {
+                Ok(None)
+            }
+        }
+        Raw::Str(s) => {
+            if s.is_empty() || s.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                Err(SessionError { field, problem: Problem::BadText })
+            } else {
+                Ok(Some(s.clone()))
+            }
+        }
+        other => Err(SessionError { field, problem: Problem::WrongType("string", other.type_name()) }),
+    }
+}
+
+fn seconds(field: &'static str, raw: &Raw) -> Result<Option<f64>, SessionError> {
+    match raw {
+        r if r.is_absent() => Ok(None),
+        Raw::Num(n) if n.is_finite() && *n >= 0.0 => Ok(Some(*n)),
+        Raw::Num(_) => Err(SessionError { field, problem: Problem::BadNumber }),
+        other => Err(SessionError { field, problem: Problem::WrongType("number", other.type_name()) }),
+    }
+}
+
+fn ms(secs: f64) -> u64 {
+    // Saturating float-to-int: no panic on huge values.
+    (secs * 1000.0) as u64
+}
+
+impl Session {
+    /// Validates a raw session received at `now_ms` and works out its expiry:
+    /// `expires_at`, else `expires_in` from receipt, else the JWT `exp`; see [`Origin`] for skew.
+    pub fn from_raw(raw: &RawSession, now_ms: u64, origin: Origin) -> Result<Session, SessionError> {
+        let access = text("access_token", &raw.access_token, true)?.unwrap_or_default();
+        let refresh = text("refresh_token", &raw.refresh_token, false)?;
+        let token_type = text("token_type", &raw.token_type, false)?.unwrap_or_else(|| "bearer".to_owned());
+        let user_id = match &raw.user_id {
+            Raw::Str(s) if !s.is_empty() => Some(s.clone()),
+            r if r.is_absent() => None,
+            other => return Err(SessionError { field: "user.id", problem: Problem::WrongType("string", other.type_name()) }),
+        };
+        let at = seconds("expires_at", &raw.expires_at)?.map(ms);
+        let inn = seconds("expires_in", &raw.expires_in)?.map(ms);
+        // The JWT is read only when needed for the expiry; otherwise a failure to read it is not an error.
+        let needs_jwt = at.is_none() && inn.is_none();
+        let claims = match decode_claims(&access) {
+            Ok(c) => c,
+            Err(e) if needs_jwt => return Err(SessionError { field: "access_token", problem: Problem::Jwt(e) }),
+            Err(_) => Claims::default(),
+        };
+        let from_in = inn.map(|d| now_ms.saturating_add(d));
+        let expires_at_ms = match (origin, at, from_in) {
+            (Origin::Issued, _, Some(t)) => t,
+            (Origin::HandedOver, Some(a), Some(t)) => a.min(t),
+            (_, Some(a), None) => a,
+            (_, None, Some(t)) => t,
+            (_, None, None) => {
+                let exp = claims.exp.map(ms).ok_or(SessionError { field: "access_token", problem: Problem::NoExpiry })?;
+                match claims.iat.map(ms) {
+                    // Issued "in the future": the local clock runs behind; count the lifetime from now.
+                    Some(iat) if iat > now_ms && exp > iat => exp.min(now_ms.saturating_add(exp - iat)),
+                    _ => exp,
+                }
+            }
+        };
+        let lifetime_ms = match (inn, claims.exp, claims.iat) {
+            (Some(d), _, _) => d,
+            (None, Some(exp), Some(iat)) if exp > iat => ms(exp - iat),
+            _ => expires_at_ms.saturating_sub(now_ms),
+        };
+        let user_id = user_id.or(claims.sub);
+        Ok(Session {
+            access: crate::core::token::Secret::new(access),
+            refresh: refresh.map(Secret::new),
+            expires_at_ms,
+            lifetime_ms,
+            token_type,
+            user_id,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::token::fake_jwt;
+
+    const NOW: u64 = 1_763_900_000_000; // ms
+
+    fn supabase(at: Option<f64>, inn: Option<f64>) -> RawSession {
+        RawSession {
+            access_token: Raw::Str(fake_jwt(r#"{"sub":"jwt-sub","exp":1763903600,"iat":1763900000}"#)),
+            refresh_token: Raw::Str("r1".into()),
+            expires_at: at.map_or(Raw::Missing, Raw::Num),
+            expires_in: inn.map_or(Raw::Missing, Raw::Num),
+            token_type: Raw::Str("bearer".into()),
+            user_id: Raw::Str("user-1".into()),
+        }
+    }
+
+    #[test]
+    fn expiry_prefers_expires_at_then_expires_in_then_jwt_exp() {
+        let s = Session::from_raw(&supabase(Some(1_763_901_000.0), None), NOW, Origin::HandedOver).unwrap();
+        assert_eq!(s.expires_at_ms, 1_763_901_000_000);
+        let s = Session::from_raw(&supabase(None, Some(600.0)), NOW, Origin::HandedOver).unwrap();
+        assert_eq!(s.expires_at_ms, NOW + 600_000);
+        assert_eq!(s.lifetime_ms, 600_000);
+        let s = Session::from_raw(&supabase(None, None), NOW, Origin::HandedOver).unwrap();
+        assert_eq!(s.expires_at_ms, 1_763_903_600_000);
+        assert_eq!(s.lifetime_ms, 3_600_000, "lifetime from exp - iat");
+        assert_eq!(s.user_id.as_deref(), Some("user-1"));
+        assert_eq!(s.refresh.as_ref().map(Secret::expose), Some("r1"));
+    }
+
+    #[test]
+    fn a_bare_jwt_is_a_session_with_its_exp_and_sub() {
+        let jwt = fake_jwt(r#"{"sub":"abc","exp":1763900020,"iat":1763900000}"#);
+        let s = Session::from_raw(&RawSession::bare(&jwt), NOW, Origin::HandedOver).unwrap();
+        assert_eq!(s.expires_at_ms, NOW + 20_000);
+        assert_eq!(s.lifetime_ms, 20_000);
+        assert_eq!(s.user_id.as_deref(), Some("abc"));
+        assert_eq!(s.refresh, None);
+        assert_eq!(s.token_type, "bearer");
+    }
+
+    #[test]
+    fn clock_behind_the_server_is_capped_by_expires_in() {
+        // Local clock 10 minutes behind: expires_at looks 70 minutes away for a 60-minute token.
+        let behind = NOW - 600_000;
+        let s = Session::from_raw(&supabase(Some(1_763_903_600.0), Some(3600.0)), behind, Origin::HandedOver).unwrap();
+        assert_eq!(s.expires_at_ms, behind + 3_600_000);
+        // Bare JWT issued "in the future" by the local clock: lifetime counted from now.
+        let jwt = fake_jwt(r#"{"exp":1763903600,"iat":1763900000}"#);
+        let s = Session::from_raw(&RawSession::bare(&jwt), behind, Origin::HandedOver).unwrap();
+        assert_eq!(s.expires_at_ms, behind + 3_600_000);
+    }
+
+    #[test]
+    fn clock_ahead_of_the_server_does_not_make_a_fresh_token_look_expired() {
+        // Local clock 2 hours ahead: by expires_at the fresh token expired an hour ago.
+        let ahead = NOW + 7_200_000;
+        let raw = supabase(Some(1_763_903_600.0), Some(3600.0));
+        let s = Session::from_raw(&raw, ahead, Origin::Issued).unwrap();
+        assert_eq!(s.expires_at_ms, ahead + 3_600_000, "a just-issued session counts expires_in from receipt");
+        // Handed over, the same session is taken at its word (it may really be old).
+        let s = Session::from_raw(&raw, ahead, Origin::HandedOver).unwrap();
+        assert!(s.expires_at_ms < ahead);
+    }
+
+    #[test]
+    fn bad_fields_name_the_field_and_never_the_token() {
+        let cases: Vec<(RawSession, &str)> = vec![
+            (RawSession::default(), "session.access_token is missing"),
+            (RawSession { access_token: Raw::Num(1.0), ..Default::default() }, "session.access_token must be a string, got number"),
+            (RawSession { access_token: Raw::Other("object"), ..Default::default() }, "session.access_token must be a string, got object"),
+            (RawSession { access_token: Raw::Str(String::new()), ..Default::default() }, "non-empty"),
+            (RawSession::bare("not-a-jwt-secret"), "session.access_token is not a JWT"),
+            (RawSession::bare(&fake_jwt(r#"{"sub":"x"}"#)), "no exp claim"),
+            (RawSession { expires_at: Raw::Str("soon".into()), ..supabase(None, None) }, "session.expires_at must be a number, got string"),
+            (RawSession { expires_in: Raw::Num(-5.0), ..supabase(None, None) }, "session.expires_in must be a positive"),
+            (RawSession { expires_in: Raw::Num(f64::NAN), ..supabase(None, None) }, "session.expires_in must be a positive"),
+            (RawSession { refresh_token: Raw::Bool(true), ..supabase(None, None) }, "session.refresh_token must be a string, got boolean"),
+            (RawSession { user_id: Raw::Num(3.0), ..supabase(None, None) }, "session.user.id must be a string"),
+        ];
+        for (raw, want) in cases {
+            let e = Session::from_raw(&raw, NOW, Origin::HandedOver).unwrap_err();
+            let msg = e.to_string();
+            assert!(msg.contains(want), "{msg:?} should contain {want:?}");
+            assert!(!msg.contains("eyJ") && !msg.contains("secret"), "{msg}");
+        }
+    }
+
+    #[test]
+    fn an_undecodable_jwt_is_fine_when_expiry_is_given() {
+        let raw = RawSession { expires_in: Raw::Num(60.0), ..RawSession::bare("opaque-token") };
+        let s = Session::from_raw(&raw, NOW, Origin::Issued).unwrap();
+        assert_eq!(s.expires_at_ms, NOW + 60_000);
+        assert_eq!(s.user_id, None);
+    }
+
+    #[test]
+    fn reads_a_stored_session_from_json() {
+        let json = crate::core::json::parse(r#"{"access_token":"a.b.c","refresh_token":"r","expires_at":1763900300,"expires_in":3600,"user":{"id":"u9"}}"#).unwrap();
+        let s = Session::from_raw(&RawSession::from_json(&json), NOW, Origin::HandedOver).unwrap();
+        assert_eq!(s.expires_at_ms, NOW + 300_000);
+        assert_eq!(s.user_id.as_deref(), Some("u9"));
+    }
+}

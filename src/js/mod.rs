@@ -1,0 +1,4 @@
+//! The `#[wasm_bindgen]` exports: the classes and types JavaScript sees.
+
+pub mod auth;
+pub mod types;

@@ -1,0 +1,16 @@
+//! authwire: browser auth for chat and agent front ends, in Rust compiled to WebAssembly.
+//!
+//! - [`core`]: pure state machines (session, refresh policy, wire formats), tested natively.
+//! - `web` (wasm only): the browser shell: timers, fetch, DOM wake-up listeners.
+//! - `js` (wasm only): the `#[wasm_bindgen]` classes JavaScript sees (`AuthSession`).
+#![deny(missing_docs)]
+
+pub mod core;
+
+#[cfg(target_arch = "wasm32")]
+pub mod js;
+#[cfg(target_arch = "wasm32")]
+pub mod web;
+
+#[cfg(target_arch = "wasm32")]
+pub use js::auth::AuthSession;

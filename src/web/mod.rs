@@ -1,0 +1,157 @@
+//! The browser shell's building blocks: the clock, fetch, owned DOM listeners, listener sets.
+//! Everything here is I/O; decisions stay in `core`.
+
+pub mod fetch;
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use js_sys::{Function, Reflect};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+
+use crate::core::error::Code;
+use crate::core::session::{Raw, RawSession};
+
+#[wasm_bindgen(inline_js = r#"
+export function aw_listen(set, fn) {
+  set.add(fn);
+  let live = true;
+  return () => { if (live) { live = false; set.delete(fn); } };
+}
+export function aw_emit(set, value) {
+  for (const fn of Array.from(set)) {
+    try { fn(value); } catch (e) {
+      if (typeof reportError === "function") reportError(e); else setTimeout(() => { throw e; });
+    }
+  }
+}
+"#)]
+extern "C" {
+    /// Adds `f` to `set`; returns a function removing it (idempotent).
+    pub fn aw_listen(set: &js_sys::Set, f: &Function) -> Function;
+    /// Calls every function in `set` with `value`; a throwing listener is reported, not propagated.
+    pub fn aw_emit(set: &js_sys::Set, value: &JsValue);
+}
+
+/// Milliseconds since the epoch, local clock.
+pub fn now_ms() -> u64 {
+    js_sys::Date::now() as u64
+}
+
+/// A JS `Error` with a stable `code` property; the message never contains a token.
+pub fn error(code: Code, message: &str) -> JsValue {
+    let e = js_sys::Error::new(&format!("authwire: {message} [{}]", code.as_str()));
+    e.set_name("AuthwireError");
+    let _ = Reflect::set(&e, &"code".into(), &code.as_str().into());
+    e.into()
+}
+
+/// An error for `code` with its standard description.
+pub fn code_error(code: Code) -> JsValue {
+    error(code, code.describe())
+}
+
+/// Reads a property; `undefined` when the target is not an object or the read throws.
+pub fn get(obj: &JsValue, key: &str) -> JsValue {
+    if obj.is_object() || obj.is_function() {
+        Reflect::get(obj, &JsValue::from_str(key)).unwrap_or(JsValue::UNDEFINED)
+    } else {
+        JsValue::UNDEFINED
+    }
+}
+
+/// Classifies a JS value for validation in the core.
+pub fn raw(v: &JsValue) -> Raw {
+    if v.is_undefined() {
+        Raw::Missing
+    } else if v.is_null() {
+        Raw::Null
+    } else if let Some(s) = v.as_string() {
+        Raw::Str(s)
+    } else if let Some(n) = v.as_f64() {
+        Raw::Num(n)
+    } else if let Some(b) = v.as_bool() {
+        Raw::Bool(b)
+    } else if v.is_function() {
+        Raw::Other("function")
+    } else if js_sys::Array::is_array(v) {
+        Raw::Other("array")
+    } else if v.is_bigint() {
+        Raw::Other("bigint")
+    } else if v.is_symbol() {
+        Raw::Other("symbol")
+    } else {
+        Raw::Other("object")
+    }
+}
+
+/// Reads a Supabase `Session` object (or a bare JWT string) into a [`RawSession`].
+pub fn raw_session(v: &JsValue) -> RawSession {
+    if let Some(s) = v.as_string() {
+        return RawSession::bare(&s);
+    }
+    if !v.is_object() {
+        // Not an object: report it as the access token's problem (the value's type is what matters).
+        return RawSession { access_token: raw(v), ..Default::default() };
+    }
+    RawSession {
+        access_token: raw(&get(v, "access_token")),
+        refresh_token: raw(&get(v, "refresh_token")),
+        expires_at: raw(&get(v, "expires_at")),
+        expires_in: raw(&get(v, "expires_in")),
+        token_type: raw(&get(v, "token_type")),
+        user_id: raw(&get(&get(v, "user"), "id")),
+    }
+}
+
+/// An event listener on a DOM target, removed when dropped.
+pub struct DomListener {
+    target: web_sys::EventTarget,
+    kind: &'static str,
+    closure: Closure<dyn FnMut(web_sys::Event)>,
+}
+
+impl DomListener {
+    /// Listens for `kind` on `target`.
+    pub fn new(target: &web_sys::EventTarget, kind: &'static str, f: impl FnMut(web_sys::Event) + 'static) -> Option<Self> {
+        let closure = Closure::<dyn FnMut(web_sys::Event)>::new(f);
+        target.add_event_listener_with_callback(kind, closure.as_ref().unchecked_ref()).ok()?;
+        Some(DomListener { target: target.clone(), kind, closure })
+    }
+}
+
+impl Drop for DomListener {
+    fn drop(&mut self) {
+        let _ = self.target.remove_event_listener_with_callback(self.kind, self.closure.as_ref().unchecked_ref());
+    }
+}
+
+/// Installs the wake-up listeners (page visible, window focus, back online) that call `wake`.
+/// Outside a window (a worker) there is nothing to listen to and the list is empty.
+pub fn wake_listeners(wake: Rc<dyn Fn(crate::core::auth_machine::Wake)>) -> Vec<DomListener> {
+    use crate::core::auth_machine::Wake;
+    let mut out = Vec::new();
+    let Some(window) = web_sys::window() else { return out };
+    if let Some(doc) = window.document() {
+        let w = wake.clone();
+        let d = doc.clone();
+        out.extend(DomListener::new(&doc, "visibilitychange", move |_| {
+            if d.visibility_state() == web_sys::VisibilityState::Visible {
+                w(Wake::Visible)
+            }
+        }));
+    }
+    let w = wake.clone();
+    out.extend(DomListener::new(&window, "focus", move |_| w(Wake::Focus)));
+    out.extend(DomListener::new(&window, "online", move |_| wake(Wake::Online)));
+    out
+}
+
+/// `console.debug` of a message and one value (numbers pass as numbers: no float formatting in wasm).
+pub fn debug(msg: &str, value: &JsValue) {
+    web_sys::console::debug_2(&JsValue::from_str(msg), value);
+}
+
+/// A slot for the JS functions of pending promises.
+pub type Settlers = Rc<RefCell<Vec<(Function, Function)>>>;

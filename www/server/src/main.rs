@@ -1,0 +1,98 @@
+//! authwire's dev server: one port on 127.0.0.1 serving
+//! - GoTrue-compatible auth routes (`/auth/v1/token?grant_type=password|refresh_token`,
+//!   `/auth/v1/logout`, `/auth/v1/user`) issuing HS256 JWTs with rotating refresh tokens and
+//!   reuse detection;
+//! - test controls (`/__test/control`, `/__test/stats`): per-user token lifetime, injected
+//!   faults, and the counters tests assert on;
+//! - the demo pages (`www/`) and the built package (`/pkg/`).
+//!
+//! It logs the token lifecycle (sign-in, refresh, reuse, logout) without ever printing a token.
+
+mod auth;
+mod jwt;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::routing::{get, post};
+use axum::Router;
+use tower_http::cors::{Any, CorsLayer};
+use tower_http::services::ServeDir;
+
+struct Args {
+    port: u16,
+    root: PathBuf,
+    ttl: u64,
+    password: String,
+    port_file: Option<PathBuf>,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut a = Args { port: 8787, root: PathBuf::from("."), ttl: 20, password: "authwire-demo".into(), port_file: None };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut val = || it.next().ok_or_else(|| format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--port" => a.port = val()?.parse().map_err(|_| "--port takes a number (0: any free port)")?,
+            "--root" => a.root = PathBuf::from(val()?),
+            "--token-ttl" => a.ttl = val()?.parse().map_err(|_| "--token-ttl takes seconds")?,
+            "--password" => a.password = val()?,
+            "--port-file" => a.port_file = Some(PathBuf::from(val()?)),
+            "-h" | "--help" => {
+                println!(
+                    "authwire-devserver [--port 8787] [--root .] [--token-ttl 20] [--password authwire-demo] [--port-file FILE]\n\
+                     Listens on 127.0.0.1 only. --root is the repository (serves www/ at / and pkg/ at /pkg/)."
+                );
+                std::process::exit(0);
+            }
+            other => return Err(format!("unknown flag {other} (see --help)")),
+        }
+    }
+    Ok(a)
+}
+
+#[tokio::main]
+async fn main() {
+    let args = match parse_args() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("authwire-devserver: {e}");
+            std::process::exit(2);
+        }
+    };
+    let app = Arc::new(auth::App::new(args.ttl, args.password.clone()));
+    let cors = CorsLayer::new().allow_origin(Any).allow_methods(Any).allow_headers(Any);
+    let router = Router::new()
+        .route("/auth/v1/token", post(auth::token))
+        .route("/auth/v1/logout", post(auth::logout))
+        .route("/auth/v1/user", get(auth::user))
+        .route("/__test/control", post(auth::control))
+        .route("/__test/stats", get(auth::stats))
+        .with_state(app)
+        .nest_service("/pkg", ServeDir::new(args.root.join("pkg")))
+        .fallback_service(ServeDir::new(args.root.join("www")))
+        .layer(cors);
+    let listener = match tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], args.port))).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("authwire-devserver: cannot listen on 127.0.0.1:{}: {e}", args.port);
+            std::process::exit(1);
+        }
+    };
+    let port = listener.local_addr().map(|a| a.port()).unwrap_or(args.port);
+    println!("authwire dev server on http://127.0.0.1:{port}/ (tokens live {}s)", args.ttl);
+    if let Some(f) = &args.port_file {
+        if let Err(e) = std::fs::write(f, port.to_string()) {
+            eprintln!("authwire-devserver: cannot write {}: {e}", f.display());
+            std::process::exit(1);
+        }
+    }
+    let shutdown = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    if let Err(e) = axum::serve(listener, router).with_graceful_shutdown(shutdown).await {
+        eprintln!("authwire-devserver: {e}");
+        std::process::exit(1);
+    }
+}
