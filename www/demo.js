@@ -1,0 +1,89 @@
+// The plain <script type="module"> demo: no bundler, the package straight from /pkg/.
+import init, { AuthSession } from "/pkg/authwire.js";
+
+await init();
+
+const $ = (id) => document.getElementById(id);
+const origin = location.origin; // the dev server speaks GoTrue at /auth/v1
+const apiKey = "demo-anon-key";
+let auth = null;
+let lifetime = 1;
+
+function logEvent(e) {
+  const li = document.createElement("li");
+  li.className = e.type;
+  const extra = e.code ? ` code=${e.code}` : "";
+  const retry = e.willRetry ? ` retry in ${e.retryInMs} ms` : "";
+  li.textContent = `${new Date(e.at).toLocaleTimeString()} ${e.type}${extra}${retry}`;
+  $("events").prepend(li);
+}
+
+function render() {
+  const s = auth ? auth.getSnapshot() : { status: "signed_out", expiresAt: null, userId: null, refreshCount: 0, lastError: null };
+  $("status").textContent = s.status;
+  $("status").className = `badge ${s.status}`;
+  $("refresh-count").textContent = String(s.refreshCount);
+  $("user-id").textContent = s.userId ?? "—";
+  $("last-error").textContent = s.lastError ?? "—";
+  const live = s.status !== "signed_out";
+  for (const id of ["get-token", "refresh-now", "fail-next", "signout"]) $(id).disabled = !live;
+  $("signin-button").disabled = live;
+}
+
+function tick() {
+  const s = auth?.getSnapshot();
+  if (s && s.expiresAt) {
+    const left = Math.max(0, s.expiresAt - Date.now());
+    $("countdown").textContent = `${(left / 1000).toFixed(1)} s`;
+    $("life").value = Math.min(1, left / lifetime);
+  } else {
+    $("countdown").textContent = "—";
+    $("life").value = 0;
+  }
+  requestAnimationFrame(tick);
+}
+
+$("signin-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  $("signin-error").textContent = "";
+  const email = $("email").value;
+  const res = await fetch(`${origin}/auth/v1/token?grant_type=password`, {
+    method: "POST",
+    headers: { "content-type": "application/json", apikey: apiKey },
+    body: JSON.stringify({ email, password: $("password").value }),
+  });
+  const body = await res.json();
+  if (!res.ok) {
+    $("signin-error").textContent = body.msg ?? body.error_description ?? "sign-in failed";
+    return;
+  }
+  lifetime = body.expires_in * 1000;
+  auth?.free();
+  auth = new AuthSession({ session: body, refresh: { kind: "supabase", url: origin, apiKey }, debug: true });
+  auth.onEvent((e) => { logEvent(e); if (e.expiresAt) lifetime = Math.max(1, e.expiresAt - e.at); });
+  auth.subscribe(render);
+  logEvent({ type: "SIGNED_IN", at: Date.now() });
+  render();
+});
+
+$("get-token").addEventListener("click", async () => {
+  try {
+    const token = await auth.accessToken();
+    // Show the claims, which are not secret; never the token itself.
+    const claims = JSON.parse(atob(token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/")));
+    $("token-info").textContent = `got a token issued ${new Date(claims.iat * 1000).toLocaleTimeString()}, expiring ${new Date(claims.exp * 1000).toLocaleTimeString()}`;
+  } catch (e) {
+    $("token-info").textContent = `accessToken() failed: ${e.code}`;
+  }
+});
+$("refresh-now").addEventListener("click", () => auth.refresh().catch((e) => ($("token-info").textContent = `refresh() failed: ${e.code}`)));
+$("fail-next").addEventListener("click", () =>
+  fetch(`${origin}/__test/control`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ email: $("email").value, fail_refreshes: 1, fail_status: 503 }),
+  }));
+$("signout").addEventListener("click", () => auth.signOut());
+
+render();
+tick();
