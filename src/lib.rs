@@ -14,3 +14,5 @@ pub mod web;
 
 #[cfg(target_arch = "wasm32")]
 pub use js::auth::AuthSession;
+#[cfg(target_arch = "wasm32")]
+pub use js::chat::ChatSocket;

@@ -4,11 +4,13 @@
 //! `AUTHWIRE_SERVER_URL` before compiling these tests (as gloo-net's tests do with their echo server).
 #![cfg(target_arch = "wasm32")]
 
+mod common;
+
 use std::cell::RefCell;
 use std::rc::Rc;
 
 use authwire::AuthSession;
-use gloo_timers::future::TimeoutFuture;
+use common::*;
 use js_sys::{Array, Function, Object, Promise, Reflect, JSON};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -16,119 +18,6 @@ use wasm_bindgen_futures::JsFuture;
 use wasm_bindgen_test::*;
 
 wasm_bindgen_test_configure!(run_in_browser);
-
-fn server() -> &'static str {
-    option_env!("AUTHWIRE_SERVER_URL").expect("AUTHWIRE_SERVER_URL must name the dev server when these tests are compiled (scripts/test.sh does it)")
-}
-
-fn get(v: &JsValue, k: &str) -> JsValue {
-    Reflect::get(v, &k.into()).unwrap()
-}
-
-fn obj(pairs: &[(&str, JsValue)]) -> JsValue {
-    let o = Object::new();
-    for (k, v) in pairs {
-        Reflect::set(&o, &(*k).into(), v).unwrap();
-    }
-    o.into()
-}
-
-async fn http(method: &str, path: &str, body: Option<JsValue>) -> (u16, JsValue) {
-    let init = web_sys::RequestInit::new();
-    init.set_method(method);
-    if let Some(b) = body {
-        init.set_body(&JSON::stringify(&b).unwrap().into());
-        let h = web_sys::Headers::new().unwrap();
-        h.set("content-type", "application/json").unwrap();
-        init.set_headers(&h);
-    }
-    let window = web_sys::window().unwrap();
-    let resp: web_sys::Response = JsFuture::from(window.fetch_with_str_and_init(&format!("{}{path}", server()), &init))
-        .await
-        .unwrap()
-        .unchecked_into();
-    let text = JsFuture::from(resp.text().unwrap()).await.unwrap().as_string().unwrap();
-    (resp.status(), JSON::parse(&text).unwrap_or(JsValue::NULL))
-}
-
-fn unique(tag: &str) -> String {
-    format!("{tag}-{}@test.authwire.dev", (js_sys::Math::random() * 1e12) as u64)
-}
-
-/// Sets the user's token lifetime and signs in with the password grant.
-async fn sign_in(email: &str, ttl: u32) -> JsValue {
-    control(email, &[("ttl_seconds", ttl.into())]).await;
-    let (status, session) = http(
-        "POST",
-        "/auth/v1/token?grant_type=password",
-        Some(obj(&[("email", email.into()), ("password", "authwire-demo".into())])),
-    )
-    .await;
-    assert_eq!(status, 200, "sign-in failed");
-    session
-}
-
-async fn control(email: &str, settings: &[(&str, JsValue)]) {
-    let mut pairs = vec![("email", JsValue::from_str(email))];
-    pairs.extend(settings.iter().cloned());
-    let (status, _) = http("POST", "/__test/control", Some(obj(&pairs))).await;
-    assert_eq!(status, 204);
-}
-
-async fn stat(email: &str, counter: &str) -> u32 {
-    let (_, s) = http("GET", &format!("/__test/stats?email={email}"), None).await;
-    get(&s, counter).as_f64().unwrap() as u32
-}
-
-fn supabase_source() -> JsValue {
-    obj(&[("kind", "supabase".into()), ("url", server().into()), ("apiKey", "anon-key".into())])
-}
-
-fn auth(session: &JsValue) -> AuthSession {
-    AuthSession::new(obj(&[("session", session.clone()), ("refresh", supabase_source())])).unwrap()
-}
-
-/// The session as handed over long after it was issued: its access token already expired.
-fn expired_copy(session: &JsValue) -> JsValue {
-    let copy = Object::assign(&Object::new(), session.unchecked_ref());
-    let past = (js_sys::Date::now() / 1000.0).floor() - 1.0;
-    Reflect::set(&copy, &"expires_at".into(), &past.into()).unwrap();
-    copy.into()
-}
-
-async fn sleep(ms: u32) {
-    TimeoutFuture::new(ms).await;
-}
-
-/// Collects the `type` of every event.
-fn record_events(a: &AuthSession) -> Rc<RefCell<Vec<JsValue>>> {
-    let log = Rc::new(RefCell::new(Vec::new()));
-    let l = log.clone();
-    let f = Closure::<dyn FnMut(JsValue)>::new(move |e: JsValue| l.borrow_mut().push(e));
-    a.on_event(f.as_ref().unchecked_ref()).unwrap();
-    f.forget(); // test-only: lives as long as the test page
-    log
-}
-
-fn types(log: &Rc<RefCell<Vec<JsValue>>>) -> Vec<String> {
-    log.borrow().iter().map(|e| get(e, "type").as_string().unwrap()).collect()
-}
-
-async fn wait_for(what: &str, timeout_ms: u32, mut cond: impl FnMut() -> bool) {
-    let mut waited = 0;
-    while !cond() {
-        assert!(waited < timeout_ms, "timed out waiting for {what}");
-        sleep(20).await;
-        waited += 20;
-    }
-}
-
-async fn token(a: &AuthSession) -> Result<String, String> {
-    match JsFuture::from(a.access_token()).await {
-        Ok(t) => Ok(t.as_string().unwrap()),
-        Err(e) => Err(get(&e, "code").as_string().unwrap()),
-    }
-}
 
 #[wasm_bindgen_test]
 async fn refreshes_over_http_before_expiry_and_rotates_the_refresh_token() {

@@ -33,6 +33,20 @@ pub enum Code {
     InsecureUrl,
     /// A URL that cannot be parsed.
     InvalidUrl,
+    /// The socket's queue is full: the message was not accepted (nothing is dropped silently).
+    QueueFull,
+    /// `send()` takes a string or a plain object.
+    InvalidMessage,
+    /// The socket was closed (by `close()`, sign-out, or after giving up); it sends nothing more.
+    SocketClosed,
+    /// The server rejected the token (or the handshake credentials) again after a fresh refresh.
+    AuthRejected,
+    /// The connection dropped or could not be opened.
+    ConnectionLost,
+    /// The server stayed silent for two heartbeat periods.
+    HeartbeatTimeout,
+    /// Reconnecting stopped after `reconnect.maxRetries` attempts.
+    RetriesExhausted,
 }
 
 impl Code {
@@ -54,6 +68,13 @@ impl Code {
             Code::Freed => "freed",
             Code::InsecureUrl => "insecure_url",
             Code::InvalidUrl => "invalid_url",
+            Code::QueueFull => "queue_full",
+            Code::InvalidMessage => "invalid_message",
+            Code::SocketClosed => "socket_closed",
+            Code::AuthRejected => "auth_rejected",
+            Code::ConnectionLost => "connection_lost",
+            Code::HeartbeatTimeout => "heartbeat_timeout",
+            Code::RetriesExhausted => "retries_exhausted",
         }
     }
 
@@ -75,6 +96,13 @@ impl Code {
             Code::Freed => "this object was freed",
             Code::InsecureUrl => "refusing a plain-text URL to a host that is not loopback (set allowInsecure to opt in)",
             Code::InvalidUrl => "the URL cannot be parsed",
+            Code::QueueFull => "the send queue is full; the message was not accepted",
+            Code::InvalidMessage => "send() takes a string or a plain object",
+            Code::SocketClosed => "the socket is closed",
+            Code::AuthRejected => "the server keeps rejecting the credentials",
+            Code::ConnectionLost => "the connection dropped",
+            Code::HeartbeatTimeout => "the server stopped answering heartbeats",
+            Code::RetriesExhausted => "gave up reconnecting after the configured retries",
         }
     }
 }
@@ -89,7 +117,9 @@ mod tests {
             Code::InvalidSession, Code::InvalidOptions, Code::SessionExpired, Code::SignedOut,
             Code::NoRefreshSource, Code::NetworkError, Code::ServerError, Code::RateLimited,
             Code::InvalidGrant, Code::RefreshRejected, Code::InvalidResponse, Code::CallbackFailed,
-            Code::Freed, Code::InsecureUrl, Code::InvalidUrl,
+            Code::Freed, Code::InsecureUrl, Code::InvalidUrl, Code::QueueFull, Code::InvalidMessage,
+            Code::SocketClosed, Code::AuthRejected, Code::ConnectionLost, Code::HeartbeatTimeout,
+            Code::RetriesExhausted,
         ];
         let set: std::collections::HashSet<_> = all.iter().map(|c| c.as_str()).collect();
         assert_eq!(set.len(), all.len());

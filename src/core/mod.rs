@@ -5,6 +5,8 @@ pub mod auth_machine;
 pub mod error;
 pub mod json;
 pub mod policy;
+pub mod protocol;
 pub mod session;
+pub mod socket_machine;
 pub mod token;
 pub mod url;

@@ -31,11 +31,35 @@ impl Policy {
         (lifetime_ms / 10).min(5_000)
     }
 
-    /// The delay before retry number `attempt` (1 for the first retry): exponential from
-    /// `backoff_base_ms`, capped, with "equal jitter" (half fixed, half random) from `rand`.
+    /// The delay before refresh retry number `attempt` (1 for the first retry).
     pub fn backoff_ms(&self, attempt: u32, rand: u32) -> u64 {
-        let exp = attempt.saturating_sub(1).min(30);
-        let full = self.backoff_base_ms.saturating_mul(1u64 << exp).min(self.backoff_max_ms);
+        Backoff { base_ms: self.backoff_base_ms, factor_pct: 200, max_ms: self.backoff_max_ms }.delay_ms(attempt, rand)
+    }
+}
+
+/// Exponential backoff with "equal jitter" (half of each delay fixed, half random), used for
+/// refresh retries and socket reconnects alike.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backoff {
+    /// The first delay's ceiling.
+    pub base_ms: u64,
+    /// Growth per attempt, in percent (200 doubles, 130 is reconnecting-websocket's 1.3).
+    pub factor_pct: u64,
+    /// The largest delay.
+    pub max_ms: u64,
+}
+
+impl Backoff {
+    /// The delay before attempt number `attempt` (1 for the first retry), from `rand` (32 random bits).
+    pub fn delay_ms(&self, attempt: u32, rand: u32) -> u64 {
+        let mut full = self.base_ms;
+        for _ in 1..attempt.min(64) {
+            full = (full.saturating_mul(self.factor_pct.max(100)) / 100).min(self.max_ms);
+            if full >= self.max_ms {
+                break;
+            }
+        }
+        let full = full.min(self.max_ms);
         let half = full / 2;
         half + (u64::from(rand) * (full - half)) / u64::from(u32::MAX)
     }
@@ -103,5 +127,16 @@ mod tests {
         assert!(samples.iter().all(|d| (400..=800).contains(d)));
         let distinct: std::collections::BTreeSet<_> = samples.iter().collect();
         assert!(distinct.len() > 50, "jitter spreads the retries");
+    }
+
+    #[test]
+    fn reconnect_backoff_grows_by_its_factor_to_its_cap() {
+        let b = Backoff { base_ms: 1_000, factor_pct: 130, max_ms: 10_000 };
+        let ceilings: Vec<u64> = (1..=12).map(|a| b.delay_ms(a, u32::MAX)).collect();
+        assert_eq!(&ceilings[..4], &[1_000, 1_300, 1_690, 2_197]);
+        assert_eq!(ceilings[11], 10_000);
+        assert!(ceilings.windows(2).all(|w| w[0] <= w[1]));
+        assert_eq!(b.delay_ms(1, 0), 500);
+        assert_eq!(b.delay_ms(u32::MAX, u32::MAX), 10_000);
     }
 }

@@ -8,7 +8,7 @@ use js_sys::{Function, Object, Promise, Reflect};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::spawn_local;
 
-use crate::core::auth_machine::{Action, Answer, AuthMachine, Event, Input, Wake};
+use crate::core::auth_machine::{Action, Answer, AuthMachine, Event, EventKind, Input, Wake};
 use crate::core::error::Code;
 use crate::core::policy::Policy;
 use crate::core::session::{Origin, Session};
@@ -18,6 +18,65 @@ use crate::web::{self, aw_emit, aw_listen, code_error, debug, error, get, now_ms
 use crate::core::session::Raw;
 
 type Settler = (Function, Function);
+
+/// A Rust-side observer of the session's events (a ChatSocket), holding only a weak reference.
+pub(crate) type Watcher = Rc<dyn Fn(EventKind)>;
+
+thread_local! {
+    /// Live AuthSessions by id, so a ChatSocket can find the one passed in its options.
+    static REGISTRY: RefCell<Vec<(u32, Weak<RefCell<Inner>>)>> = const { RefCell::new(Vec::new()) };
+    static NEXT_ID: std::cell::Cell<u32> = const { std::cell::Cell::new(1) };
+}
+
+/// Finds the session behind a JS `AuthSession` object (via its hidden id getter).
+pub(crate) fn lookup(js: &JsValue) -> Result<Shared, Code> {
+    let id = Reflect::get(js, &"__authwireId".into()).map_err(|_| Code::Freed)?.as_f64().ok_or(Code::InvalidOptions)? as u32;
+    REGISTRY
+        .with(|r| r.borrow().iter().find(|(i, _)| *i == id).and_then(|(_, w)| w.upgrade()))
+        .filter(|s| s.try_borrow().is_ok_and(|i| !i.freed))
+        .ok_or(Code::Freed)
+}
+
+/// Whether the session's token may be written into a frame now.
+pub(crate) fn usable(shared: &Shared) -> bool {
+    shared.try_borrow().is_ok_and(|i| !i.freed && i.machine.usable(now_ms()))
+}
+
+/// The current access token as a JS string, cached until the session changes.
+pub(crate) fn token_js(shared: &Shared) -> Option<JsValue> {
+    let mut inner = shared.try_borrow_mut().ok()?;
+    if inner.token_js.is_none() {
+        inner.token_js = inner.machine.access_token().map(|t| JsValue::from_str(t.expose()));
+    }
+    inner.token_js.clone()
+}
+
+/// Registers a watcher; returns its id for [`unwatch`].
+pub(crate) fn watch(shared: &Shared, w: Watcher) -> Option<u64> {
+    let mut inner = shared.try_borrow_mut().ok()?;
+    inner.next_watch += 1;
+    let id = inner.next_watch;
+    inner.watchers.push((id, w));
+    Some(id)
+}
+
+/// Removes a watcher.
+pub(crate) fn unwatch(shared: &Shared, id: u64) {
+    if let Ok(mut inner) = shared.try_borrow_mut() {
+        inner.watchers.retain(|(i, _)| *i != id);
+    }
+}
+
+/// Asks for a usable token without a promise: `Ready`, `Wait` (a later TOKEN_REFRESHED tells),
+/// or `Fail(code)`.
+pub(crate) fn demand_token(shared: &Shared) -> Answer {
+    drive(shared, |m, now, out| m.want_token(now, out)).unwrap_or(Answer::Fail(Code::Freed))
+}
+
+/// Forces a refresh (the server rejected the token).
+pub(crate) fn force_refresh(shared: &Shared) -> Result<(), Code> {
+    drive(shared, |m, now, out| m.want_refresh(now, out)).unwrap_or(Err(Code::Freed))
+}
 
 /// Everything an `AuthSession` owns. Shared (by `Rc`) with the `ChatSocket`s built on it;
 /// timers, fetches and DOM listeners hold only a `Weak` to it.
@@ -34,6 +93,10 @@ pub(crate) struct Inner {
     dom: Vec<DomListener>,
     debug: bool,
     freed: bool,
+    id: u32,
+    token_js: Option<JsValue>,
+    watchers: Vec<(u64, Watcher)>,
+    next_watch: u64,
 }
 
 pub(crate) type Shared = Rc<RefCell<Inner>>;
@@ -105,6 +168,9 @@ fn perform(shared: &Shared, actions: Vec<Action>) {
                     }
                 }
                 Action::Emit(ev) => {
+                    if matches!(ev.kind, EventKind::TokenRefreshed | EventKind::SignedIn | EventKind::SignedOut) {
+                        inner.token_js = None;
+                    }
                     if inner.debug {
                         debug(&format!("[authwire] event {}", ev.kind.as_str()), &event_object(&ev));
                     }
@@ -120,11 +186,14 @@ fn perform(shared: &Shared, actions: Vec<Action>) {
     for (f, v) in settle {
         let _ = f.call1(&JsValue::UNDEFINED, &v);
     }
-    let (subscribers, listeners) = match shared.try_borrow() {
-        Ok(i) if !i.freed => (i.subscribers.clone(), i.listeners.clone()),
+    let (subscribers, listeners, watchers) = match shared.try_borrow() {
+        Ok(i) if !i.freed => (i.subscribers.clone(), i.listeners.clone(), i.watchers.iter().map(|(_, w)| w.clone()).collect::<Vec<_>>()),
         _ => return,
     };
     for ev in &events {
+        for w in &watchers {
+            w(ev.kind);
+        }
         aw_emit(&listeners, &event_object(ev));
     }
     if changed {
@@ -171,7 +240,7 @@ fn event_object(ev: &Event) -> JsValue {
     if let Some(c) = ev.code {
         set("code", c.as_str().into());
     }
-    if ev.kind == crate::core::auth_machine::EventKind::RefreshFailed {
+    if ev.kind == EventKind::RefreshFailed {
         set("willRetry", ev.will_retry.into());
         set("retryInMs", ev.retry_in_ms.map_or(JsValue::NULL, |d| JsValue::from_f64(d as f64)));
     }
@@ -255,6 +324,11 @@ impl AuthSession {
             _ => return Err(options_error("options.marginSeconds must be a non-negative number")),
         }
         let seed = (js_sys::Math::random() * 9_007_199_254_740_991.0) as u64;
+        let id = NEXT_ID.with(|n| {
+            let id = n.get();
+            n.set(id.wrapping_add(1));
+            id
+        });
         let machine = AuthMachine::new(
             policy,
             source.is_some(),
@@ -274,7 +348,12 @@ impl AuthSession {
             dom: Vec::new(),
             debug: debug_on,
             freed: false,
+            id,
+            token_js: None,
+            watchers: Vec::new(),
+            next_watch: 0,
         }));
+        REGISTRY.with(|r| r.borrow_mut().push((id, Rc::downgrade(&shared))));
         let this = AuthSession { shared };
         let session = get(&opts, "session");
         if !session.is_undefined() && !session.is_null() {
@@ -388,6 +467,12 @@ impl AuthSession {
         Ok(aw_listen(&inner.listeners, listener))
     }
 
+    /// Identifies this session to a `ChatSocket` built on it (internal).
+    #[wasm_bindgen(getter = __authwireId, skip_typescript)]
+    pub fn authwire_id(&self) -> u32 {
+        self.shared.try_borrow().map_or(0, |i| i.id)
+    }
+
     /// The state for rendering: the same frozen object until something changes. Never holds a token.
     #[wasm_bindgen(js_name = getSnapshot, unchecked_return_type = "AuthSnapshot")]
     pub fn get_snapshot(&self) -> JsValue {
@@ -419,17 +504,26 @@ impl Drop for AuthSession {
         let pending = {
             let Ok(mut inner) = self.shared.try_borrow_mut() else { return };
             inner.freed = true;
+            let id = inner.id;
+            REGISTRY.with(|r| r.borrow_mut().retain(|(i, w)| *i != id && w.strong_count() > 0));
             inner.timer = None;
+            inner.token_js = None;
             if let Some(c) = inner.abort.take() {
                 c.abort();
             }
             inner.dom.clear();
             inner.subscribers.clear();
             inner.listeners.clear();
+            let watchers: Vec<Watcher> = inner.watchers.drain(..).map(|(_, w)| w).collect();
             let mut p: Vec<Settler> = inner.token_waiters.drain(..).collect();
             p.extend(inner.refresh_waiters.drain(..));
-            p
+            (p, watchers)
         };
+        let (pending, watchers) = pending;
+        // Sockets built on this session stop: there is no session any more.
+        for w in watchers {
+            w(EventKind::SignedOut);
+        }
         let e = code_error(Code::Freed);
         for (_, rej) in pending {
             let _ = rej.call1(&JsValue::UNDEFINED, &e);

@@ -63,9 +63,71 @@ export interface AuthEvent {
   readonly retryInMs?: number | null;
 }
 
+/** Credentials of the auth-handshake protocol, sent as `{ type: "auth", ...handshake }`. */
+export type Handshake =
+  | { auth_type?: "bearer_token" }
+  | { auth_type: "basic_auth"; username: string; password: string }
+  | { auth_type: "api_key"; api_key: string; api_key_header?: string }
+  | { auth_type: "oauth2"; client_id: string; client_secret: string; token_url: string; scope?: string }
+  | { auth_type: "custom"; custom_headers: Record<string, string> };
+
+export interface ChatSocketOptions {
+  /** `wss://...` (or `ws://` to loopback; elsewhere only with `allowInsecure`). */
+  url: string;
+  /** Supplies the token. Required except for auth-handshake with credentials other than bearer_token. */
+  auth?: AuthSession;
+  /** The chat session id stamped on every frame as `session_id`. */
+  sessionId?: string;
+  protocol?: "token-per-message" | "auth-handshake";
+  /** Field that carries the token in token-per-message frames (default "auth_token"). */
+  tokenField?: string;
+  handshake?: Handshake;
+  /** Each frame carries a `message_id`; unacknowledged frames are re-sent after a reconnect. */
+  ack?: boolean;
+  /** Most frames held, queued plus unacknowledged (default 1000); beyond it send() throws queue_full. */
+  maxQueued?: number;
+  /** false: never reconnect. Defaults: 1000 ms growing x1.3 to 10000 ms, unlimited retries. */
+  reconnect?: false | { minDelayMs?: number; maxDelayMs?: number; factor?: number; maxRetries?: number };
+  /** Ping period (0: off); a connection silent for two periods is replaced. */
+  heartbeatMs?: number;
+  /** How long opening (and the handshake) may take (default 10000). */
+  connectTimeoutMs?: number;
+  allowInsecure?: boolean;
+}
+
+export type ChatStatus = "idle" | "connecting" | "authenticating" | "open" | "reconnecting" | "closed";
+
+export type ChatErrorCode =
+  | "queue_full" | "invalid_message" | "socket_closed" | "auth_rejected" | "connection_lost"
+  | "heartbeat_timeout" | "retries_exhausted";
+
+/** What `ChatSocket.getSnapshot()` returns: the same frozen object until something changes. */
+export interface ChatSnapshot {
+  readonly status: ChatStatus;
+  /** Messages waiting to be written. */
+  readonly queued: number;
+  /** Written, not yet acknowledged (ack mode). */
+  readonly unacked: number;
+  readonly sent: number;
+  readonly received: number;
+  readonly acked: number;
+  readonly reconnects: number;
+  readonly lastError: AuthErrorCode | ChatErrorCode | null;
+}
+
+/** An incoming frame: parsed JSON (`ai_response`, `error`, `auth_configured`, `ack`, ...), or the raw text. */
+export type ServerMessage =
+  | { type: "ai_response"; message: string; session_id?: string; message_id?: string; [key: string]: unknown }
+  | { type: "ack"; message_id: string; [key: string]: unknown }
+  | { type: "auth_configured"; [key: string]: unknown }
+  | { type: "error"; code?: string; message?: string; message_id?: string; [key: string]: unknown }
+  | { type?: string; [key: string]: unknown }
+  | string
+  | ArrayBuffer;
+
 /** Every error authwire throws or rejects with. */
 export interface AuthwireError extends Error {
   readonly name: "AuthwireError";
-  readonly code: AuthErrorCode;
+  readonly code: AuthErrorCode | ChatErrorCode;
 }
 "#;

@@ -69,9 +69,12 @@ pub struct App {
     default_ttl: u64,
     password: String,
     state: Mutex<State_>,
+    /// The chat sockets' counters and fault switches.
+    pub chat: crate::chat::ChatState,
 }
 
-fn now_s() -> u64 {
+/// Seconds since the epoch.
+pub fn now_s() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
@@ -102,7 +105,7 @@ impl App {
     pub fn new(default_ttl: u64, password: String) -> Self {
         let mut secret = [0u8; 32];
         getrandom::getrandom(&mut secret).expect("the OS random source is available");
-        App { secret, default_ttl, password, state: Mutex::new(State_::default()) }
+        App { secret, default_ttl, password, state: Mutex::new(State_::default()), chat: Default::default() }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State_> {

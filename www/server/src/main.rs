@@ -2,6 +2,7 @@
 //! - GoTrue-compatible auth routes (`/auth/v1/token?grant_type=password|refresh_token`,
 //!   `/auth/v1/logout`, `/auth/v1/user`) issuing HS256 JWTs with rotating refresh tokens and
 //!   reuse detection;
+//! - the chat WebSockets: `/ws/chat` (token-per-message) and `/bedrock-chat/ws` (auth-handshake);
 //! - test controls (`/__test/control`, `/__test/stats`): per-user token lifetime, injected
 //!   faults, and the counters tests assert on;
 //! - the demo pages (`www/`) and the built package (`/pkg/`).
@@ -9,6 +10,7 @@
 //! It logs the token lifecycle (sign-in, refresh, reuse, logout) without ever printing a token.
 
 mod auth;
+mod chat;
 mod jwt;
 
 use std::net::SocketAddr;
@@ -69,6 +71,10 @@ async fn main() {
         .route("/auth/v1/user", get(auth::user))
         .route("/__test/control", post(auth::control))
         .route("/__test/stats", get(auth::stats))
+        .route("/ws/chat", get(chat::ws_chat))
+        .route("/bedrock-chat/ws", get(chat::ws_bedrock))
+        .route("/__test/chat", get(chat::stats))
+        .route("/__test/chat-control", post(chat::control))
         .with_state(app)
         .nest_service("/pkg", ServeDir::new(args.root.join("pkg")))
         .fallback_service(ServeDir::new(args.root.join("www")))

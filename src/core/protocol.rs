@@ -1,0 +1,145 @@
+//! Wire formats of the chat protocols: what a server frame means, which close codes reject the
+//! token, what the handshake needs. Frames themselves are built and parsed by the browser's JSON
+//! on the hot path; the shell hands the core the few fields it classifies by.
+
+/// Which protocol a chat socket speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// Every frame is a JSON object carrying the token and the session id:
+    /// `{ prompt, session_id, auth_token }`.
+    TokenPerMessage,
+    /// `{ type: "auth", auth_type, ... }` on open, wait for `{ type: "auth_configured" }`,
+    /// then `{ type: "chat", message }` frames; the auth frame is re-sent after every refresh.
+    AuthHandshake,
+}
+
+/// The auth types of the handshake protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthType {
+    /// `token` from the AuthSession.
+    BearerToken,
+    /// `username`, `password`.
+    BasicAuth,
+    /// `api_key` (and `api_key_header`).
+    ApiKey,
+    /// `client_id`, `client_secret`, `token_url`, `scope`.
+    OAuth2,
+    /// `custom_headers`.
+    Custom,
+}
+
+impl AuthType {
+    /// Parses the `auth_type` string.
+    pub fn parse(s: &str) -> Option<AuthType> {
+        Some(match s {
+            "bearer_token" => AuthType::BearerToken,
+            "basic_auth" => AuthType::BasicAuth,
+            "api_key" => AuthType::ApiKey,
+            "oauth2" => AuthType::OAuth2,
+            "custom" => AuthType::Custom,
+            _ => return None,
+        })
+    }
+    /// The fields the auth frame must carry (besides `type` and `auth_type`), and their JS kind
+    /// (`true`: an object, `false`: a non-empty string). The bearer token is stamped by the SDK.
+    pub fn required(self) -> &'static [(&'static str, bool)] {
+        match self {
+            AuthType::BearerToken => &[],
+            AuthType::BasicAuth => &[("username", false), ("password", false)],
+            AuthType::ApiKey => &[("api_key", false)],
+            AuthType::OAuth2 => &[("client_id", false), ("client_secret", false), ("token_url", false)],
+            AuthType::Custom => &[("custom_headers", true)],
+        }
+    }
+    /// Whether the frame carries the session's token (and so is re-sent after every refresh).
+    pub fn uses_token(self) -> bool {
+        self == AuthType::BearerToken
+    }
+}
+
+/// Close codes by which servers say the token was rejected.
+pub const AUTH_CLOSE_CODES: [u16; 3] = [4001, 4401, 1008];
+
+/// Error codes (in `code`, `error` or `error_code` of an error frame) that mean the token is bad.
+const AUTH_ERROR_CODES: [&str; 12] = [
+    "invalid_token", "token_expired", "expired_token", "jwt_expired", "invalid_jwt", "bad_jwt",
+    "auth_failed", "authentication_failed", "unauthorized", "unauthenticated", "auth_required", "401",
+];
+
+/// The fields of an incoming JSON frame the core looks at.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Incoming {
+    /// `type`
+    pub kind: Option<String>,
+    /// `code`, `error_code` or `error`: whichever the frame has that names an auth failure, else the first.
+    pub code: Option<String>,
+    /// `message_id`
+    pub message_id: Option<String>,
+}
+
+/// What an incoming frame means to the socket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Meaning {
+    /// `{ type: "ack", message_id }`
+    Ack(String),
+    /// `{ type: "auth_configured" }`
+    AuthConfigured,
+    /// The server says the token (or the handshake credentials) are invalid or expired;
+    /// names the rejected frame when it does.
+    AuthRejected(Option<String>),
+    /// Anything else (replies, pongs, other errors): passed on to the app.
+    Other,
+}
+
+/// Whether an error code string names an auth failure.
+pub fn is_auth_error(code: &str) -> bool {
+    AUTH_ERROR_CODES.iter().any(|c| c.eq_ignore_ascii_case(code))
+}
+
+/// Classifies an incoming frame.
+pub fn classify(i: &Incoming) -> Meaning {
+    let kind = i.kind.as_deref().unwrap_or("");
+    match kind {
+        "ack" => match &i.message_id {
+            Some(id) => Meaning::Ack(id.clone()),
+            None => Meaning::Other,
+        },
+        "auth_configured" => Meaning::AuthConfigured,
+        "auth_failed" | "auth_error" | "unauthorized" => Meaning::AuthRejected(i.message_id.clone()),
+        "error" if i.code.as_deref().is_some_and(is_auth_error) => Meaning::AuthRejected(i.message_id.clone()),
+        _ => Meaning::Other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(kind: &str, code: Option<&str>, id: Option<&str>) -> Incoming {
+        Incoming { kind: Some(kind.into()), code: code.map(Into::into), message_id: id.map(Into::into) }
+    }
+
+    #[test]
+    fn classifies_the_frames_seen_in_the_wild() {
+        assert_eq!(classify(&frame("ack", None, Some("m-1"))), Meaning::Ack("m-1".into()));
+        assert_eq!(classify(&frame("ack", None, None)), Meaning::Other);
+        assert_eq!(classify(&frame("auth_configured", None, None)), Meaning::AuthConfigured);
+        assert_eq!(classify(&frame("ai_response", None, Some("m-2"))), Meaning::Other);
+        assert_eq!(classify(&frame("error", Some("token_expired"), Some("m-3"))), Meaning::AuthRejected(Some("m-3".into())));
+        assert_eq!(classify(&frame("error", Some("INVALID_TOKEN"), None)), Meaning::AuthRejected(None));
+        assert_eq!(classify(&frame("error", Some("rate_limited"), None)), Meaning::Other);
+        assert_eq!(classify(&frame("auth_failed", None, None)), Meaning::AuthRejected(None));
+        assert_eq!(classify(&Incoming::default()), Meaning::Other);
+    }
+
+    #[test]
+    fn auth_types_know_their_fields() {
+        for (s, t) in [("bearer_token", AuthType::BearerToken), ("basic_auth", AuthType::BasicAuth), ("api_key", AuthType::ApiKey), ("oauth2", AuthType::OAuth2), ("custom", AuthType::Custom)] {
+            assert_eq!(AuthType::parse(s), Some(t));
+        }
+        assert_eq!(AuthType::parse("kerberos"), None);
+        assert!(AuthType::BearerToken.uses_token() && !AuthType::ApiKey.uses_token());
+        assert_eq!(AuthType::Custom.required(), &[("custom_headers", true)]);
+        assert!(AUTH_CLOSE_CODES.contains(&4001) && !AUTH_CLOSE_CODES.contains(&1006));
+    }
+}

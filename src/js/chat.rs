@@ -1,0 +1,584 @@
+//! `ChatSocket`: the chat WebSocket that stamps a valid token on every frame.
+
+use std::cell::RefCell;
+use std::rc::{Rc, Weak};
+
+use gloo_timers::callback::Timeout;
+use js_sys::{Function, Object, Reflect, JSON};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use web_sys::{CloseEvent, MessageEvent, WebSocket};
+
+use super::auth::{self, Shared as AuthShared};
+use crate::core::auth_machine::{Answer, EventKind};
+use crate::core::error::Code;
+use crate::core::policy::Backoff;
+use crate::core::protocol::{AuthType, Incoming, Protocol};
+use crate::core::session::Raw;
+use crate::core::socket_machine::{Action, Config, Frame, Input, SocketMachine};
+use crate::core::url;
+use crate::web::{aw_emit, aw_listen, code_error, error, get, now_ms, raw, DomListener};
+
+#[wasm_bindgen(inline_js = r#"
+export function aw_send(ws, msg, sessionId, field, token, messageId, chat) {
+  let f;
+  if (chat) f = typeof msg === "string" ? { type: "chat", message: msg } : Object.assign({ type: "chat" }, msg);
+  else f = typeof msg === "string" ? { prompt: msg } : Object.assign({}, msg);
+  if (sessionId !== undefined) f.session_id = sessionId;
+  if (token !== undefined) f[field] = token;
+  if (messageId !== undefined) f.message_id = messageId;
+  ws.send(JSON.stringify(f));
+}
+export function aw_is_plain(v) {
+  if (v === null || typeof v !== "object") return false;
+  const p = Object.getPrototypeOf(v);
+  return p === Object.prototype || p === null;
+}
+"#)]
+extern "C" {
+    #[wasm_bindgen(catch)]
+    fn aw_send(ws: &WebSocket, msg: &JsValue, session_id: &JsValue, field: &JsValue, token: &JsValue, message_id: &JsValue, chat: bool) -> Result<(), JsValue>;
+    fn aw_is_plain(v: &JsValue) -> bool;
+}
+
+/// One WebSocket and its handlers; dropping it detaches them and closes the socket.
+struct Conn {
+    ws: WebSocket,
+    _on_open: Closure<dyn FnMut()>,
+    _on_message: Closure<dyn FnMut(MessageEvent)>,
+    _on_close: Closure<dyn FnMut(CloseEvent)>,
+}
+
+impl Conn {
+    /// Closes with `code` and detaches the handlers (no event of this socket arrives afterwards).
+    fn shut(self, code: u16) {
+        if self.ws.ready_state() <= WebSocket::OPEN {
+            let _ = self.ws.close_with_code(code);
+        }
+    }
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        self.ws.set_onopen(None);
+        self.ws.set_onmessage(None);
+        self.ws.set_onclose(None);
+        if self.ws.ready_state() <= WebSocket::OPEN {
+            let _ = self.ws.close_with_code(1000);
+        }
+    }
+}
+
+struct Inner {
+    machine: SocketMachine<JsValue>,
+    auth: Option<AuthShared>,
+    url: String,
+    session_id: JsValue,
+    token_field: JsValue,
+    handshake: Option<Object>,
+    conn: Option<Conn>,
+    generation: u64,
+    timer: Option<Timeout>,
+    messages: js_sys::Set,
+    subscribers: js_sys::Set,
+    snapshot: Option<JsValue>,
+    notify_pending: bool,
+    online: Option<DomListener>,
+    watch: Option<u64>,
+    freed: bool,
+}
+
+type Shared = Rc<RefCell<Inner>>;
+
+/// Deferred work: runs with no borrow of the socket held (it calls into the AuthSession, whose
+/// events call back into the socket).
+enum Later {
+    NeedToken,
+    ForceRefresh,
+    Input(Input),
+    Notify,
+}
+
+fn token_ok(shared: &Shared) -> bool {
+    let auth = match shared.try_borrow() {
+        Ok(i) => i.auth.clone(),
+        Err(_) => return false,
+    };
+    // Protocols that carry no session token are always "ok".
+    auth.as_ref().map_or(true, auth::usable)
+}
+
+fn drive<R>(shared: &Shared, f: impl FnOnce(&mut SocketMachine<JsValue>, u64, bool, &mut Vec<Action<JsValue>>) -> R) -> Option<R> {
+    let ok = token_ok(shared);
+    let mut out = Vec::new();
+    let r = {
+        let mut inner = shared.try_borrow_mut().ok()?;
+        if inner.freed {
+            return None;
+        }
+        f(&mut inner.machine, now_ms(), ok, &mut out)
+    };
+    let later = perform(shared, out);
+    run_later(shared, later);
+    Some(r)
+}
+
+fn perform(shared: &Shared, actions: Vec<Action<JsValue>>) -> Vec<Later> {
+    let mut later = Vec::new();
+    let Ok(mut inner) = shared.try_borrow_mut() else { return later };
+    for a in actions {
+        match a {
+            Action::Connect => {
+                if let Some(c) = inner.conn.take() {
+                    c.shut(1000);
+                }
+                inner.generation += 1;
+                match open(shared, &inner.url, inner.generation) {
+                    Some(c) => inner.conn = Some(c),
+                    // The browser refused to even start: treat it as a dropped connection.
+                    None => later.push(Later::Input(Input::Closed(1006))),
+                }
+            }
+            Action::Disconnect(code) => {
+                if let Some(c) = inner.conn.take() {
+                    c.shut(code);
+                }
+            }
+            Action::WriteAuth => {
+                let Some(template) = &inner.handshake else { continue };
+                let frame = Object::assign(&Object::new(), template);
+                if let Some(a) = &inner.auth {
+                    if let Some(t) = auth::token_js(a) {
+                        let _ = Reflect::set(&frame, &"token".into(), &t);
+                    }
+                }
+                if !inner.session_id.is_undefined() {
+                    let _ = Reflect::set(&frame, &"session_id".into(), &inner.session_id);
+                }
+                if let (Some(c), Ok(text)) = (&inner.conn, JSON::stringify(&frame)) {
+                    let _ = c.ws.send_with_str(&String::from(text));
+                }
+            }
+            Action::Write(frame) => write(&inner, &frame),
+            Action::Ping => {
+                let ping = Object::new();
+                let _ = Reflect::set(&ping, &"type".into(), &"ping".into());
+                let f = Frame { seq: 0, message_id: None, payload: JsValue::from(ping) };
+                // A ping is stamped like any frame in token-per-message; the server answers "pong".
+                if let Some(c) = &inner.conn {
+                    let per_message = inner.machine.config().protocol == Protocol::TokenPerMessage;
+                    let token = if per_message { inner.auth.as_ref().and_then(auth::token_js) } else { None };
+                    let _ = aw_send(&c.ws, &f.payload, &inner.session_id, &inner.token_field, &token.unwrap_or(JsValue::UNDEFINED), &JsValue::UNDEFINED, false);
+                }
+            }
+            Action::NeedToken => later.push(Later::NeedToken),
+            Action::ForceRefresh => later.push(Later::ForceRefresh),
+            Action::WakeAt(at) => {
+                let delay = at.saturating_sub(now_ms()).min(i32::MAX as u64) as u32;
+                let weak = Rc::downgrade(shared);
+                inner.timer = Some(Timeout::new(delay, move || feed(&weak, Input::Timer)));
+            }
+            Action::CancelWake => inner.timer = None,
+            Action::Changed => {
+                inner.snapshot = None;
+                if !inner.notify_pending {
+                    inner.notify_pending = true;
+                    later.push(Later::Notify);
+                }
+            }
+        }
+    }
+    later
+}
+
+fn write(inner: &Inner, frame: &Frame<JsValue>) {
+    let Some(c) = &inner.conn else { return };
+    let chat = inner.machine.config().protocol == Protocol::AuthHandshake;
+    let token = if chat { None } else { inner.auth.as_ref().and_then(auth::token_js) };
+    let id = frame.message_id.as_deref().map_or(JsValue::UNDEFINED, JsValue::from_str);
+    let _ = aw_send(&c.ws, &frame.payload, &inner.session_id, &inner.token_field, &token.unwrap_or(JsValue::UNDEFINED), &id, chat);
+}
+
+fn run_later(shared: &Shared, later: Vec<Later>) {
+    for l in later {
+        match l {
+            Later::NeedToken => {
+                let auth = shared.try_borrow().ok().and_then(|i| i.auth.clone());
+                let Some(auth) = auth else { continue };
+                match auth::demand_token(&auth) {
+                    Answer::Ready => {
+                        drive(shared, |m, now, ok, out| m.handle(now, Input::TokenChanged, ok, out));
+                    }
+                    Answer::Wait => {} // TOKEN_REFRESHED (or a failure) reaches us through the watcher
+                    Answer::Fail(code) => {
+                        drive(shared, |m, _, _, out| {
+                            m.last_error = Some(code);
+                            out.push(Action::Changed);
+                        });
+                    }
+                }
+            }
+            Later::ForceRefresh => {
+                let auth = shared.try_borrow().ok().and_then(|i| i.auth.clone());
+                let result = match auth {
+                    Some(a) => auth::force_refresh(&a),
+                    None => Err(Code::NoRefreshSource),
+                };
+                match result {
+                    Ok(()) => {}
+                    Err(Code::SignedOut | Code::Freed) => {
+                        drive(shared, |m, now, ok, out| m.handle(now, Input::SessionEnded, ok, out));
+                    }
+                    Err(_) => {
+                        drive(shared, |m, now, ok, out| m.handle(now, Input::RefreshFailed, ok, out));
+                    }
+                }
+            }
+            Later::Input(i) => {
+                drive(shared, |m, now, ok, out| m.handle(now, i, ok, out));
+            }
+            Later::Notify => {
+                // Batched: one notification per microtask, however many changes (10,000 sends in a
+                // loop notify once).
+                let weak = Rc::downgrade(shared);
+                wasm_bindgen_futures::spawn_local(async move {
+                    let Some(shared) = weak.upgrade() else { return };
+                    let subs = match shared.try_borrow_mut() {
+                        Ok(mut i) if !i.freed => {
+                            i.notify_pending = false;
+                            i.subscribers.clone()
+                        }
+                        _ => return,
+                    };
+                    aw_emit(&subs, &JsValue::UNDEFINED);
+                });
+            }
+        }
+    }
+}
+
+fn feed(weak: &Weak<RefCell<Inner>>, input: Input) {
+    if let Some(shared) = weak.upgrade() {
+        drive(&shared, |m, now, ok, out| m.handle(now, input, ok, out));
+    }
+}
+
+fn open(shared: &Shared, url: &str, generation: u64) -> Option<Conn> {
+    let ws = WebSocket::new(url).ok()?;
+    ws.set_binary_type(web_sys::BinaryType::Arraybuffer);
+    let current = move |weak: &Weak<RefCell<Inner>>| -> Option<Shared> {
+        let s = weak.upgrade()?;
+        let same = s.try_borrow().is_ok_and(|i| i.generation == generation && !i.freed);
+        same.then_some(s)
+    };
+    let w = Rc::downgrade(shared);
+    let on_open = Closure::<dyn FnMut()>::new(move || {
+        if let Some(s) = current(&w) {
+            drive(&s, |m, now, ok, out| m.handle(now, Input::Opened, ok, out));
+        }
+    });
+    let w = Rc::downgrade(shared);
+    let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |e: MessageEvent| {
+        let Some(s) = current(&w) else { return };
+        let data = e.data();
+        let (value, incoming) = match data.as_string() {
+            Some(text) => match JSON::parse(&text) {
+                Ok(v) if v.is_object() => {
+                    let pick = |k: &str| get(&v, k).as_string();
+                    let code = pick("code").or_else(|| pick("error_code")).or_else(|| pick("error"));
+                    let inc = Incoming { kind: pick("type"), code, message_id: pick("message_id") };
+                    (v, inc)
+                }
+                // Not JSON (or not an object): handed on as it came.
+                _ => (JsValue::from_str(&text), Incoming::default()),
+            },
+            None => (data, Incoming::default()),
+        };
+        drive(&s, |m, now, ok, out| m.handle(now, Input::Received(incoming), ok, out));
+        let listeners = s.try_borrow().ok().filter(|i| !i.freed).map(|i| i.messages.clone());
+        if let Some(l) = listeners {
+            aw_emit(&l, &value);
+        }
+    });
+    let w = Rc::downgrade(shared);
+    let on_close = Closure::<dyn FnMut(CloseEvent)>::new(move |e: CloseEvent| {
+        if let Some(s) = current(&w) {
+            drive(&s, |m, now, ok, out| m.handle(now, Input::Closed(e.code()), ok, out));
+        }
+    });
+    ws.set_onopen(Some(on_open.as_ref().unchecked_ref()));
+    ws.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+    ws.set_onclose(Some(on_close.as_ref().unchecked_ref()));
+    Some(Conn { ws, _on_open: on_open, _on_message: on_message, _on_close: on_close })
+}
+
+fn opt_error(msg: &str) -> JsValue {
+    error(Code::InvalidOptions, msg)
+}
+
+fn opt_u64(opts: &JsValue, key: &str, path: &str, default: u64) -> Result<u64, JsValue> {
+    match raw(&get(opts, key)) {
+        Raw::Missing | Raw::Null => Ok(default),
+        Raw::Num(n) if n.is_finite() && n >= 0.0 => Ok(n as u64),
+        Raw::Num(n) if n == f64::INFINITY => Ok(u64::MAX),
+        other => Err(opt_error(&format!("options.{path}{key} must be a non-negative number, got {}", other.type_name()))),
+    }
+}
+
+fn opt_bool(opts: &JsValue, key: &str) -> Result<bool, JsValue> {
+    match raw(&get(opts, key)) {
+        Raw::Missing | Raw::Null => Ok(false),
+        Raw::Bool(b) => Ok(b),
+        other => Err(opt_error(&format!("options.{key} must be a boolean, got {}", other.type_name()))),
+    }
+}
+
+fn random_id() -> String {
+    const A: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+    (0..8).map(|_| A[(js_sys::Math::random() * 36.0) as usize % 36] as char).collect()
+}
+
+/// The handshake frame template (`type: "auth"` and the configured credentials) and its type.
+fn parse_handshake(v: &JsValue) -> Result<(Object, AuthType), JsValue> {
+    let v = if v.is_undefined() || v.is_null() { Object::new().into() } else { v.clone() };
+    if !v.is_object() {
+        return Err(opt_error("options.handshake must be an object like { auth_type: \"api_key\", api_key }"));
+    }
+    let name = match raw(&get(&v, "auth_type")) {
+        Raw::Missing | Raw::Null => "bearer_token".to_owned(),
+        Raw::Str(s) => s,
+        other => return Err(opt_error(&format!("options.handshake.auth_type must be a string, got {}", other.type_name()))),
+    };
+    let t = AuthType::parse(&name)
+        .ok_or_else(|| opt_error("options.handshake.auth_type must be one of bearer_token, basic_auth, api_key, oauth2, custom"))?;
+    for (field, object) in t.required() {
+        let f = get(&v, field);
+        let ok = if *object { f.is_object() } else { f.as_string().is_some_and(|s| !s.is_empty()) };
+        if !ok {
+            let want = if *object { "an object" } else { "a non-empty string" };
+            return Err(opt_error(&format!("options.handshake.{field} must be {want} for auth_type {name}")));
+        }
+    }
+    let frame = Object::new();
+    let _ = Reflect::set(&frame, &"type".into(), &"auth".into());
+    let frame = Object::assign(&frame, v.unchecked_ref());
+    let _ = Reflect::set(&frame, &"type".into(), &"auth".into());
+    let _ = Reflect::set(&frame, &"auth_type".into(), &name.into());
+    Ok((frame, t))
+}
+
+/// A chat WebSocket that stamps a valid `auth_token` (and `session_id`) on every outgoing frame,
+/// queues while connecting or refreshing, reconnects, and re-authenticates when the server rejects
+/// a token, without losing or duplicating a message.
+#[wasm_bindgen]
+pub struct ChatSocket {
+    shared: Shared,
+}
+
+#[wasm_bindgen]
+impl ChatSocket {
+    /// Opens the socket. Throws `invalid_options`, `invalid_url`, `insecure_url` or `freed`.
+    #[wasm_bindgen(constructor)]
+    pub fn new(#[wasm_bindgen(unchecked_param_type = "ChatSocketOptions")] options: JsValue) -> Result<ChatSocket, JsValue> {
+        if !options.is_object() {
+            return Err(opt_error("options must be an object with at least url and auth"));
+        }
+        let allow_insecure = opt_bool(&options, "allowInsecure")?;
+        let url = match raw(&get(&options, "url")) {
+            Raw::Str(s) => url::check(&s, url::Kind::Ws, allow_insecure).map_err(|c| error(c, &format!("options.url: {}", c.describe())))?,
+            other => return Err(opt_error(&format!("options.url must be a ws:// or wss:// URL string, got {}", other.type_name()))),
+        };
+        let protocol = match get(&options, "protocol").as_string().as_deref() {
+            None | Some("token-per-message") => Protocol::TokenPerMessage,
+            Some("auth-handshake") => Protocol::AuthHandshake,
+            Some(_) => return Err(opt_error("options.protocol must be \"token-per-message\" or \"auth-handshake\"")),
+        };
+        let mut cfg = Config::new(protocol, random_id(), (js_sys::Math::random() * 9e15) as u64);
+        let handshake = if protocol == Protocol::AuthHandshake {
+            let (frame, t) = parse_handshake(&get(&options, "handshake"))?;
+            cfg.auth_type = t;
+            Some(frame)
+        } else {
+            None
+        };
+        let auth_js = get(&options, "auth");
+        let needs_auth = protocol == Protocol::TokenPerMessage || cfg.auth_type.uses_token();
+        let auth = if auth_js.is_undefined() || auth_js.is_null() {
+            if needs_auth {
+                return Err(opt_error("options.auth must be an AuthSession (it supplies the token)"));
+            }
+            None
+        } else {
+            Some(auth::lookup(&auth_js).map_err(|c| match c {
+                Code::Freed => error(Code::Freed, "options.auth was freed"),
+                _ => opt_error("options.auth must be an AuthSession"),
+            })?)
+        };
+        let session_id = match raw(&get(&options, "sessionId")) {
+            Raw::Missing | Raw::Null => JsValue::UNDEFINED,
+            Raw::Str(s) => JsValue::from_str(&s),
+            other => return Err(opt_error(&format!("options.sessionId must be a string, got {}", other.type_name()))),
+        };
+        let token_field = match raw(&get(&options, "tokenField")) {
+            Raw::Missing | Raw::Null => JsValue::from_str("auth_token"),
+            Raw::Str(s) if !s.is_empty() => JsValue::from_str(&s),
+            other => return Err(opt_error(&format!("options.tokenField must be a non-empty string, got {}", other.type_name()))),
+        };
+        cfg.ack = opt_bool(&options, "ack")?;
+        cfg.max_queued = opt_u64(&options, "maxQueued", "", 1_000)?.clamp(1, u32::MAX as u64) as usize;
+        cfg.heartbeat_ms = opt_u64(&options, "heartbeatMs", "", 0)?;
+        cfg.connect_timeout_ms = opt_u64(&options, "connectTimeoutMs", "", 10_000)?;
+        let reconnect = get(&options, "reconnect");
+        if reconnect.as_bool() == Some(false) {
+            cfg.reconnect = None;
+        } else if reconnect.is_object() {
+            let min = opt_u64(&reconnect, "minDelayMs", "reconnect.", 1_000)?;
+            let max = opt_u64(&reconnect, "maxDelayMs", "reconnect.", 10_000)?.max(min);
+            let factor = match raw(&get(&reconnect, "factor")) {
+                Raw::Missing | Raw::Null => 130,
+                Raw::Num(f) if f.is_finite() && f >= 1.0 => (f * 100.0) as u64,
+                _ => return Err(opt_error("options.reconnect.factor must be a number >= 1")),
+            };
+            cfg.reconnect = Some(Backoff { base_ms: min, factor_pct: factor, max_ms: max });
+            let retries = opt_u64(&reconnect, "maxRetries", "reconnect.", u64::MAX)?;
+            cfg.max_retries = (retries != u64::MAX).then_some(retries.min(u32::MAX as u64) as u32);
+        } else if !(reconnect.is_undefined() || reconnect.is_null() || reconnect.as_bool() == Some(true)) {
+            return Err(opt_error("options.reconnect must be false or { minDelayMs, maxDelayMs, factor, maxRetries }"));
+        }
+        let shared: Shared = Rc::new(RefCell::new(Inner {
+            machine: SocketMachine::new(cfg),
+            auth: auth.clone(),
+            url,
+            session_id,
+            token_field,
+            handshake,
+            conn: None,
+            generation: 0,
+            timer: None,
+            messages: js_sys::Set::new(&JsValue::UNDEFINED),
+            subscribers: js_sys::Set::new(&JsValue::UNDEFINED),
+            snapshot: None,
+            notify_pending: false,
+            online: None,
+            watch: None,
+            freed: false,
+        }));
+        if let Some(a) = &auth {
+            let weak = Rc::downgrade(&shared);
+            let id = auth::watch(
+                a,
+                Rc::new(move |kind: EventKind| {
+                    let input = match kind {
+                        EventKind::TokenRefreshed | EventKind::SignedIn => Input::TokenChanged,
+                        EventKind::RefreshFailed => Input::RefreshFailed,
+                        EventKind::SignedOut => Input::SessionEnded,
+                        EventKind::SessionExpired => return,
+                    };
+                    feed(&weak, input);
+                }),
+            );
+            if let Ok(mut i) = shared.try_borrow_mut() {
+                i.watch = id;
+            }
+        }
+        if let Some(window) = web_sys::window() {
+            let weak = Rc::downgrade(&shared);
+            let l = DomListener::new(&window, "online", move |_| feed(&weak, Input::Online));
+            if let Ok(mut i) = shared.try_borrow_mut() {
+                i.online = l;
+            }
+        }
+        drive(&shared, |m, now, ok, out| m.handle(now, Input::Start, ok, out));
+        Ok(ChatSocket { shared })
+    }
+
+    /// Sends a message: a string becomes `{ prompt, session_id, auth_token }` (`{ type: "chat",
+    /// message, session_id }` in auth-handshake); an object gets `session_id` and `auth_token` added
+    /// to a copy. Stamped when written, never with an expired token. Throws `invalid_message`,
+    /// `queue_full`, `socket_closed` or `freed`.
+    pub fn send(&self, #[wasm_bindgen(unchecked_param_type = "string | Record<string, unknown>")] message: JsValue) -> Result<(), JsValue> {
+        let is_text = message.is_string();
+        if !is_text && !aw_is_plain(&message) {
+            return Err(code_error(Code::InvalidMessage));
+        }
+        let user_id = if is_text { None } else { get(&message, "message_id").as_string() };
+        let ok = token_ok(&self.shared);
+        let immediate = self.shared.try_borrow().map_err(|_| code_error(Code::Freed))?.machine.would_write_now(ok);
+        // A queued object is copied now, so later changes by the caller do not alter what is sent.
+        let payload = if is_text || immediate { message } else { Object::assign(&Object::new(), message.unchecked_ref()).into() };
+        match drive(&self.shared, |m, now, ok, out| m.send(now, payload, user_id, ok, out)) {
+            Some(Ok(())) => Ok(()),
+            Some(Err(code)) => Err(code_error(code)),
+            None => Err(code_error(Code::Freed)),
+        }
+    }
+
+    /// Calls `listener` with every incoming frame: parsed JSON, or the text when it is not JSON.
+    /// Returns the function that unsubscribes.
+    #[wasm_bindgen(js_name = onMessage, unchecked_return_type = "() => void")]
+    pub fn on_message(&self, #[wasm_bindgen(unchecked_param_type = "(message: ServerMessage) => void")] listener: &Function) -> Result<Function, JsValue> {
+        let i = self.shared.try_borrow().map_err(|_| code_error(Code::Freed))?;
+        Ok(aw_listen(&i.messages, listener))
+    }
+
+    /// Calls `listener` when the snapshot changes (batched: at most once per microtask).
+    #[wasm_bindgen(unchecked_return_type = "() => void")]
+    pub fn subscribe(&self, listener: &Function) -> Result<Function, JsValue> {
+        let i = self.shared.try_borrow().map_err(|_| code_error(Code::Freed))?;
+        Ok(aw_listen(&i.subscribers, listener))
+    }
+
+    /// `{ status, queued, unacked, sent, received, acked, reconnects, lastError }`: the same frozen
+    /// object until something changes.
+    #[wasm_bindgen(js_name = getSnapshot, unchecked_return_type = "ChatSnapshot")]
+    pub fn get_snapshot(&self) -> JsValue {
+        let Ok(mut inner) = self.shared.try_borrow_mut() else { return JsValue::UNDEFINED };
+        if let Some(s) = &inner.snapshot {
+            return s.clone();
+        }
+        let m = &inner.machine;
+        let o = Object::new();
+        let set = |k: &str, v: JsValue| {
+            let _ = Reflect::set(&o, &k.into(), &v);
+        };
+        let n = |v: u64| JsValue::from_f64(v as f64);
+        set("status", m.status().as_str().into());
+        set("queued", n(m.queued() as u64));
+        set("unacked", n(m.unacked() as u64));
+        set("sent", n(m.sent));
+        set("received", n(m.received));
+        set("acked", n(m.acked));
+        set("reconnects", n(m.reconnects));
+        set("lastError", m.last_error.map_or(JsValue::NULL, |c| c.as_str().into()));
+        let snap: JsValue = Object::freeze(&o).into();
+        inner.snapshot = Some(snap.clone());
+        snap
+    }
+
+    /// Closes the socket for good: no reconnect, nothing more is sent.
+    pub fn close(&self) {
+        drive(&self.shared, |m, now, ok, out| m.handle(now, Input::Close, ok, out));
+    }
+}
+
+impl Drop for ChatSocket {
+    /// `free()`: closes the socket, stops the timer, removes every listener.
+    fn drop(&mut self) {
+        drive(&self.shared, |m, now, ok, out| m.handle(now, Input::Close, ok, out));
+        let (auth, watch) = {
+            let Ok(mut i) = self.shared.try_borrow_mut() else { return };
+            i.freed = true;
+            i.timer = None;
+            i.online = None;
+            if let Some(c) = i.conn.take() {
+                c.shut(1000);
+            }
+            i.messages.clear();
+            i.subscribers.clear();
+            (i.auth.take(), i.watch.take())
+        };
+        if let (Some(a), Some(id)) = (auth, watch) {
+            auth::unwatch(&a, id);
+        }
+    }
+}

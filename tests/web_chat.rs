@@ -1,0 +1,345 @@
+//! Browser tests of `ChatSocket` in headless Chromium against the dev server's chat WebSockets.
+#![cfg(target_arch = "wasm32")]
+
+mod common;
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use authwire::{AuthSession, ChatSocket};
+use common::*;
+use js_sys::{Function, Object, Reflect};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use wasm_bindgen_test::*;
+
+wasm_bindgen_test_configure!(run_in_browser);
+
+fn chat(auth: Option<&AuthSession>, path: &str, session_id: &str, extra: &[(&str, JsValue)]) -> ChatSocket {
+    try_chat(auth, path, session_id, extra).unwrap()
+}
+
+fn try_chat(auth: Option<&AuthSession>, path: &str, session_id: &str, extra: &[(&str, JsValue)]) -> Result<ChatSocket, JsValue> {
+    let mut pairs = vec![("url", JsValue::from_str(&ws_url(path))), ("sessionId", JsValue::from_str(session_id))];
+    if let Some(a) = auth {
+        // The JS object of the AuthSession, as an app would pass it.
+        pairs.push(("auth", auth_object(a)));
+    }
+    pairs.extend(extra.iter().cloned());
+    ChatSocket::new(obj(&pairs))
+}
+
+/// The AuthSession as JS sees it: an object whose hidden id getter names it.
+fn auth_object(a: &AuthSession) -> JsValue {
+    let o = Object::new();
+    let id = a.authwire_id();
+    Reflect::set(&o, &"__authwireId".into(), &id.into()).unwrap();
+    o.into()
+}
+
+fn status(c: &ChatSocket) -> String {
+    get(&c.get_snapshot(), "status").as_string().unwrap()
+}
+
+fn received(c: &ChatSocket) -> Rc<RefCell<Vec<JsValue>>> {
+    let log = Rc::new(RefCell::new(Vec::new()));
+    let l = log.clone();
+    let f = Closure::<dyn FnMut(JsValue)>::new(move |m: JsValue| l.borrow_mut().push(m));
+    c.on_message(f.as_ref().unchecked_ref()).unwrap();
+    f.forget(); // test-only: lives as long as the test page
+    log
+}
+
+fn replies(log: &Rc<RefCell<Vec<JsValue>>>) -> usize {
+    log.borrow().iter().filter(|m| get(m, "type") == "ai_response").count()
+}
+
+async fn signed_in(tag: &str, ttl: u32) -> (String, AuthSession) {
+    let email = unique(tag);
+    let s = sign_in(&email, ttl).await;
+    (email, auth(&s))
+}
+
+#[wasm_bindgen_test]
+async fn a_stream_across_several_refreshes_never_carries_a_stale_token() {
+    let (_, a) = signed_in("stream", 3).await;
+    let sid = unique("s-stream");
+    let c = chat(Some(&a), "/ws/chat", &sid, &[]);
+    let log = received(&c);
+    let sent: Vec<String> = (0..160).map(|i| format!("m{i}")).collect();
+    for m in &sent {
+        c.send(JsValue::from_str(m)).unwrap();
+        sleep(50).await; // 8 s of chat: about five refreshes of 3-second tokens
+    }
+    eventually("every message accepted", 10_000, || async { chat_stat(&sid, "accepted").await == 160 }).await;
+    assert_eq!(chat_messages(&sid).await, sent, "once each, in order");
+    assert!(get(&a.get_snapshot(), "refreshCount").as_f64().unwrap() >= 4.0);
+    let stats = chat_stats(&sid).await;
+    for counter in ["stale_tokens", "missing_tokens", "bad_tokens", "duplicates"] {
+        assert_eq!(get(&stats, counter), 0, "{counter}");
+    }
+    wait_for("all replies", 5_000, || replies(&log) == 160).await;
+    assert_eq!(get(&c.get_snapshot(), "sent"), 160);
+}
+
+#[wasm_bindgen_test]
+async fn a_dropped_connection_loses_nothing_in_ack_mode() {
+    let (_, a) = signed_in("drop", 60).await;
+    let sid = unique("s-drop");
+    chat_control(&sid, &[("drop_after_frames", 15.into())]).await;
+    let c = chat(Some(&a), "/ws/chat", &sid, &[("ack", true.into()), ("reconnect", obj(&[("minDelayMs", 100.into())]))]);
+    let sent: Vec<String> = (0..50).map(|i| format!("d{i}")).collect();
+    for m in &sent {
+        c.send(JsValue::from_str(m)).unwrap(); // queued while connecting, then a burst
+    }
+    eventually("every message accepted", 10_000, || async { chat_stat(&sid, "accepted").await == 50 }).await;
+    wait_for("every ack", 5_000, || get(&c.get_snapshot(), "acked") == 50).await;
+    assert_eq!(chat_messages(&sid).await, sent, "every message once, in order");
+    let snap = c.get_snapshot();
+    assert_eq!(get(&snap, "reconnects"), 1);
+    assert_eq!((get(&snap, "queued"), get(&snap, "unacked")), (0.into(), 0.into()));
+    assert_eq!(chat_stat(&sid, "forced_drops").await, 1);
+    assert_eq!(chat_stat(&sid, "connections").await, 2);
+}
+
+#[wasm_bindgen_test]
+async fn messages_sent_while_disconnected_wait_and_go_out_in_order() {
+    let (_, a) = signed_in("offline", 60).await;
+    let sid = unique("s-offline");
+    let c = chat(Some(&a), "/ws/chat", &sid, &[("reconnect", obj(&[("minDelayMs", 400.into())]))]);
+    wait_for("open", 3_000, || status(&c) == "open").await;
+    c.send("before".into()).unwrap();
+    eventually("the first message", 3_000, || async { chat_stat(&sid, "accepted").await == 1 }).await;
+    chat_control(&sid, &[("drop_after_frames", 0.into())]).await;
+    c.send("trigger".into()).unwrap(); // the server drops the connection on this one (no ack mode: lost)
+    wait_for("reconnecting", 3_000, || status(&c) == "reconnecting").await;
+    for m in ["q1", "q2", "q3"] {
+        c.send(m.into()).unwrap();
+    }
+    assert_eq!(get(&c.get_snapshot(), "queued"), 3);
+    eventually("the queued messages", 5_000, || async { chat_stat(&sid, "accepted").await == 4 }).await;
+    assert_eq!(chat_messages(&sid).await, ["before", "q1", "q2", "q3"]);
+}
+
+#[wasm_bindgen_test]
+async fn a_rejected_token_is_refreshed_and_the_message_resent() {
+    let (email, a) = signed_in("reject", 60).await;
+    let sid = unique("s-reject");
+    let c = chat(Some(&a), "/ws/chat", &sid, &[("ack", true.into())]);
+    c.send("one".into()).unwrap();
+    eventually("the first message", 3_000, || async { chat_stat(&sid, "accepted").await == 1 }).await;
+    chat_control(&sid, &[("reject_next_token", true.into())]).await;
+    c.send("two".into()).unwrap();
+    c.send("three".into()).unwrap();
+    eventually("the re-sent messages", 5_000, || async { chat_stat(&sid, "accepted").await == 3 }).await;
+    assert_eq!(chat_messages(&sid).await, ["one", "two", "three"]);
+    assert_eq!(chat_stat(&sid, "forced_rejections").await, 1);
+    assert_eq!(stat(&email, "refresh_ok").await, 1, "one forced refresh");
+    assert_eq!(get(&a.get_snapshot(), "refreshCount"), 1);
+    assert_eq!(status(&c), "open");
+}
+
+#[wasm_bindgen_test]
+async fn without_acks_the_frame_the_rejection_names_is_resent() {
+    let (_, a) = signed_in("named", 60).await;
+    let sid = unique("s-named");
+    let c = chat(Some(&a), "/ws/chat", &sid, &[]);
+    let msg = |p: &str, id: &str| obj(&[("prompt", p.into()), ("message_id", id.into())]);
+    c.send(msg("first", "u-1")).unwrap();
+    eventually("the first message", 3_000, || async { chat_stat(&sid, "accepted").await == 1 }).await;
+    chat_control(&sid, &[("reject_next_token", true.into())]).await;
+    c.send(msg("second", "u-2")).unwrap();
+    eventually("the named frame re-sent", 5_000, || async { chat_stat(&sid, "accepted").await == 2 }).await;
+    assert_eq!(chat_messages(&sid).await, ["first", "second"]);
+}
+
+#[wasm_bindgen_test]
+async fn the_callers_object_is_copied_never_mutated() {
+    let (_, a) = signed_in("copy", 60).await;
+    let sid = unique("s-copy");
+    let c = chat(Some(&a), "/ws/chat", &sid, &[]);
+    let message = obj(&[("prompt", "hello".into()), ("model", "small".into())]);
+    c.send(message.clone()).unwrap(); // queued (still connecting): copied
+    Reflect::set(&message, &"prompt".into(), &"changed later".into()).unwrap();
+    let log = received(&c);
+    wait_for("the reply", 3_000, || replies(&log) == 1).await;
+    assert_eq!(chat_messages(&sid).await, ["hello"]);
+    let keys: Vec<String> = Object::keys::<JsValue>(message.unchecked_ref()).iter().map(|k| k.as_string().unwrap()).collect();
+    assert_eq!(keys, ["prompt", "model"], "no session_id or auth_token added to the caller's object");
+    let reply = log.borrow()[0].clone();
+    assert_eq!(get(&reply, "message"), "echo: hello");
+    assert_eq!(get(&reply, "session_id"), JsValue::from_str(&sid));
+}
+
+#[wasm_bindgen_test]
+async fn frames_that_are_not_json_reach_the_app_as_text() {
+    let (_, a) = signed_in("raw", 60).await;
+    let sid = unique("s-raw");
+    let c = chat(Some(&a), "/ws/chat", &sid, &[]);
+    let log = received(&c);
+    c.send("say-raw".into()).unwrap();
+    wait_for("the raw frame and the reply", 3_000, || log.borrow().len() == 2).await;
+    assert_eq!(log.borrow()[0], "plain text, not JSON");
+    assert_eq!(get(&log.borrow()[1], "type"), "ai_response");
+    assert_eq!(status(&c), "open");
+}
+
+#[wasm_bindgen_test]
+async fn the_handshake_works_with_each_auth_type() {
+    let (_, a) = signed_in("handshake", 60).await;
+    let cases: Vec<(&str, JsValue)> = vec![
+        ("bearer_token", obj(&[("auth_type", "bearer_token".into())])),
+        ("basic_auth", obj(&[("auth_type", "basic_auth".into()), ("username", "agent".into()), ("password", "authwire-basic".into())])),
+        ("api_key", obj(&[("auth_type", "api_key".into()), ("api_key", "ak-authwire-demo".into()), ("api_key_header", "X-API-Key".into())])),
+        (
+            "oauth2",
+            obj(&[
+                ("auth_type", "oauth2".into()),
+                ("client_id", "authwire-client".into()),
+                ("client_secret", "authwire-secret".into()),
+                ("token_url", "https://auth.example.com/oauth/token".into()),
+                ("scope", "chat".into()),
+            ]),
+        ),
+        ("custom", obj(&[("auth_type", "custom".into()), ("custom_headers", obj(&[("X-Custom-Auth", "authwire-custom".into())]))])),
+    ];
+    for (name, handshake) in cases {
+        let sid = unique(&format!("s-hs-{name}"));
+        let auth = (name == "bearer_token").then_some(&a);
+        let c = chat(auth, "/bedrock-chat/ws", &sid, &[("protocol", "auth-handshake".into()), ("handshake", handshake)]);
+        let log = received(&c);
+        c.send(format!("hello {name}").into()).unwrap();
+        wait_for(&format!("the {name} reply"), 3_000, || replies(&log) == 1).await;
+        assert_eq!(get(&log.borrow()[0], "type"), "auth_configured", "{name}: auth_configured comes first");
+        assert_eq!(chat_messages(&sid).await, [format!("hello {name}")]);
+        assert_eq!(chat_stat(&sid, "auths_ok").await, 1, "{name}");
+    }
+}
+
+#[wasm_bindgen_test]
+async fn the_handshake_is_resent_after_every_refresh() {
+    let (_, a) = signed_in("reauth", 3).await;
+    let sid = unique("s-reauth");
+    let c = chat(Some(&a), "/bedrock-chat/ws", &sid, &[("protocol", "auth-handshake".into())]);
+    let sent: Vec<String> = (0..70).map(|i| format!("h{i}")).collect();
+    for m in &sent {
+        c.send(JsValue::from_str(m)).unwrap();
+        sleep(100).await; // 7 s: several 3-second tokens
+    }
+    eventually("every message", 5_000, || async { chat_stat(&sid, "accepted").await == 70 }).await;
+    assert_eq!(chat_messages(&sid).await, sent);
+    assert_eq!(chat_stat(&sid, "stale_tokens").await, 0);
+    let refreshes = get(&a.get_snapshot(), "refreshCount").as_f64().unwrap() as u32;
+    assert!(refreshes >= 3);
+    assert_eq!(chat_stat(&sid, "auths_ok").await, refreshes + 1, "one auth frame per token");
+    assert_eq!(chat_stat(&sid, "connections").await, 1, "re-authenticated in place");
+}
+
+#[wasm_bindgen_test]
+async fn wrong_handshake_credentials_end_in_auth_rejected_not_a_loop() {
+    let sid = unique("s-wrong");
+    let c = chat(
+        None,
+        "/bedrock-chat/ws",
+        &sid,
+        &[
+            ("protocol", "auth-handshake".into()),
+            ("handshake", obj(&[("auth_type", "api_key".into()), ("api_key", "wrong".into())])),
+            ("reconnect", obj(&[("minDelayMs", 50.into()), ("maxDelayMs", 100.into())])),
+        ],
+    );
+    wait_for("closed", 5_000, || status(&c) == "closed").await;
+    assert_eq!(get(&c.get_snapshot(), "lastError"), "auth_rejected");
+    let attempts = chat_stat(&sid, "auths_failed").await;
+    assert_eq!(attempts, 4, "the first try and three more");
+    sleep(500).await;
+    assert_eq!(chat_stat(&sid, "auths_failed").await, attempts, "no more attempts");
+}
+
+#[wasm_bindgen_test]
+async fn sign_out_closes_the_socket_for_good() {
+    let (_, a) = signed_in("chat-out", 60).await;
+    let sid = unique("s-out");
+    let c = chat(Some(&a), "/ws/chat", &sid, &[]);
+    wait_for("open", 3_000, || status(&c) == "open").await;
+    wasm_bindgen_futures::JsFuture::from(a.sign_out()).await.unwrap();
+    assert_eq!(status(&c), "closed");
+    assert_eq!(get(&c.get_snapshot(), "lastError"), "signed_out");
+    let e = c.send("after".into()).unwrap_err();
+    assert_eq!(get(&e, "code"), "socket_closed");
+}
+
+#[wasm_bindgen_test]
+async fn the_heartbeat_pings_the_server() {
+    let (_, a) = signed_in("ping", 60).await;
+    let sid = unique("s-ping");
+    let c = chat(Some(&a), "/ws/chat", &sid, &[("heartbeatMs", 150.into())]);
+    eventually("three pings", 3_000, || async { chat_stat(&sid, "pings").await >= 3 }).await;
+    assert_eq!(status(&c), "open", "pongs keep it alive");
+    assert_eq!(chat_stat(&sid, "connections").await, 1);
+}
+
+fn code(r: Result<impl Sized, JsValue>) -> String {
+    match r {
+        Ok(_) => panic!("expected an error"),
+        Err(e) => get(&e, "code").as_string().unwrap(),
+    }
+}
+
+#[wasm_bindgen_test]
+async fn bad_input_gets_coded_errors() {
+    let (_, a) = signed_in("chat-bad", 60).await;
+    let ao = auth_object(&a);
+    let with = |pairs: &[(&str, JsValue)]| {
+        let mut v = vec![("auth", ao.clone())];
+        v.extend(pairs.iter().cloned());
+        ChatSocket::new(obj(&v))
+    };
+    assert_eq!(code(with(&[("url", "not a url".into())])), "invalid_url");
+    assert_eq!(code(with(&[("url", "https://example.com/ws".into())])), "invalid_url");
+    assert_eq!(code(with(&[("url", "ws://chat.example.com/ws".into())])), "insecure_url");
+    assert_eq!(code(ChatSocket::new(obj(&[("url", ws_url("/ws/chat").into())]))), "invalid_options");
+    assert_eq!(code(with(&[("url", ws_url("/ws/chat").into()), ("protocol", "sse".into())])), "invalid_options");
+    assert_eq!(
+        code(with(&[("url", ws_url("/bedrock-chat/ws").into()), ("protocol", "auth-handshake".into()), ("handshake", obj(&[("auth_type", "basic_auth".into())]))])),
+        "invalid_options"
+    );
+    let sid = unique("s-bad");
+    let c = chat(Some(&a), "/ws/chat", &sid, &[("maxQueued", 2.into())]);
+    for bad in [JsValue::from(5), js_sys::Array::new().into(), js_sys::Date::new_0().into(), JsValue::NULL] {
+        assert_eq!(code(c.send(bad)), "invalid_message");
+    }
+    c.send("a".into()).unwrap();
+    c.send("b".into()).unwrap();
+    assert_eq!(code(c.send("c".into())), "queue_full", "nothing is dropped silently");
+    c.close();
+    assert_eq!(status(&c), "closed");
+    assert_eq!(code(c.send("d".into())), "socket_closed");
+    drop(a);
+    assert_eq!(code(try_chat(None, "/ws/chat", &sid, &[("auth", ao)])), "freed");
+}
+
+#[wasm_bindgen_test]
+async fn free_leaves_no_listener_timer_or_connection() {
+    let (_, a) = signed_in("chat-free", 60).await;
+    let sid = unique("s-free");
+    chat_control(&sid, &[("drop_after_frames", 1.into())]).await;
+    let c = chat(Some(&a), "/ws/chat", &sid, &[("heartbeatMs", 100.into())]);
+    let calls = Rc::new(RefCell::new(0));
+    let k = calls.clone();
+    let f = Closure::<dyn FnMut(JsValue)>::new(move |_| *k.borrow_mut() += 1);
+    let fun: &Function = f.as_ref().unchecked_ref();
+    c.on_message(fun).unwrap();
+    c.subscribe(fun).unwrap();
+    c.send("one".into()).unwrap();
+    c.send("two".into()).unwrap(); // the server drops the connection here
+    wait_for("reconnecting", 3_000, || status(&c) == "reconnecting").await;
+    drop(c); // free() while a reconnect is pending
+    let before = *calls.borrow();
+    let window = web_sys::window().unwrap();
+    window.dispatch_event(&web_sys::Event::new("online").unwrap()).unwrap();
+    sleep(2_000).await;
+    assert_eq!(*calls.borrow(), before, "no listener called after free");
+    assert_eq!(chat_stat(&sid, "connections").await, 1, "no reconnect after free");
+    drop(f);
+}
