@@ -14,3 +14,14 @@ fi
 cp -r pkg-template/. pkg/
 rm -f pkg/.gitignore
 echo "built pkg/: $(gzip -9 -c pkg/authwire_bg.wasm | wc -c) bytes of gzipped wasm"
+
+# The React demo consumes the package as npm would install it: pack, unpack into its node_modules,
+# build with Vite into www/react (served at /react/).
+tmp=$(mktemp -d)
+tarball=$(cd pkg && npm pack --silent --pack-destination "$tmp" | tail -1)
+rm -rf www/react-app/node_modules/authwire
+mkdir -p www/react-app/node_modules/authwire
+tar -xzf "$tmp/$tarball" -C www/react-app/node_modules/authwire --strip-components=1
+rm -rf "$tmp"
+node_modules/.bin/vite build --config www/react-app/vite.config.js
+echo "built www/react/ (the React demo) from $tarball"

@@ -35,6 +35,17 @@ if [ "$status" -ne 0 ]; then
   echo "== dev server log"; cat "$workdir/server.log"
   exit "$status"
 fi
+
+echo "== TypeScript: a strict consumer of the package's types"
+bash scripts/build.sh --release
+node_modules/.bin/tsc -p tests/ts/tsconfig.json
+echo "tsc --strict: ok"
+
+echo "== end-to-end journeys (playwright-core, Debian's Chromium, the built package and React app)"
+AUTHWIRE_ARTIFACTS="target/e2e-artifacts" node --test --test-concurrency=1 tests/e2e/ || {
+  echo "== dev server log"; tail -50 "$workdir/server.log"; exit 1; }
+echo "screenshots: target/e2e-artifacts/"
+
 if grep -E "eyJ[A-Za-z0-9_-]{10,}" "$workdir/server.log" >/dev/null; then
   echo "the dev server log contains a token"; exit 1
 fi

@@ -1,5 +1,5 @@
 // The plain <script type="module"> demo: no bundler, the package straight from /pkg/.
-import init, { AuthSession } from "/pkg/authwire.js";
+import init, { AuthSession, ChatSocket } from "/pkg/authwire.js";
 
 await init();
 
@@ -7,7 +7,9 @@ const $ = (id) => document.getElementById(id);
 const origin = location.origin; // the dev server speaks GoTrue at /auth/v1
 const apiKey = "demo-anon-key";
 let auth = null;
+let chat = null;
 let lifetime = 1;
+const wsOrigin = origin.replace(/^http/, "ws");
 
 function logEvent(e) {
   const li = document.createElement("li");
@@ -58,13 +60,67 @@ $("signin-form").addEventListener("submit", async (ev) => {
     return;
   }
   lifetime = body.expires_in * 1000;
+  chat?.free();
   auth?.free();
   auth = new AuthSession({ session: body, refresh: { kind: "supabase", url: origin, apiKey }, debug: true });
   auth.onEvent((e) => { logEvent(e); if (e.expiresAt) lifetime = Math.max(1, e.expiresAt - e.at); });
   auth.subscribe(render);
   logEvent({ type: "SIGNED_IN", at: Date.now() });
+  startChat();
   render();
 });
+
+function startChat() {
+  const sessionId = `demo-${crypto.randomUUID()}`;
+  $("chat-session").textContent = sessionId;
+  $("chat-log").replaceChildren();
+  chat = new ChatSocket({ url: `${wsOrigin}/ws/chat`, auth, sessionId, ack: true, heartbeatMs: 15000 });
+  chat.onMessage((m) => {
+    if (typeof m === "object" && m.type === "ai_response") addLine("agent", m.message);
+    else if (typeof m === "object" && m.type === "error") addLine("agent", `error: ${m.code}`);
+  });
+  chat.subscribe(renderChat);
+  renderChat();
+}
+
+function addLine(who, text) {
+  const li = document.createElement("li");
+  li.className = who;
+  li.textContent = text;
+  $("chat-log").append(li);
+  $("chat-log").scrollTop = $("chat-log").scrollHeight;
+}
+
+function renderChat() {
+  const s = chat ? chat.getSnapshot() : { status: "idle", queued: 0, sent: 0, received: 0, reconnects: 0 };
+  $("chat-status").textContent = s.status;
+  $("chat-status").className = `badge ${s.status}`;
+  $("chat-queued").textContent = String(s.queued + (s.unacked ?? 0));
+  $("chat-sent").textContent = String(s.sent);
+  $("chat-received").textContent = String(s.received);
+  $("chat-reconnects").textContent = String(s.reconnects);
+  const live = chat && s.status !== "closed";
+  for (const id of ["chat-input", "chat-send", "chat-drop"]) $(id).disabled = !live;
+}
+
+$("chat-form").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  const text = $("chat-input").value.trim();
+  if (!text) return;
+  try {
+    chat.send(text);
+    addLine("me", text);
+    $("chat-input").value = "";
+  } catch (e) {
+    addLine("me", `not sent: ${e.code}`);
+  }
+});
+$("chat-drop").addEventListener("click", () =>
+  fetch(`${origin}/__test/chat-control`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ session_id: $("chat-session").textContent, drop_after_frames: 0 }),
+  }));
 
 $("get-token").addEventListener("click", async () => {
   try {
@@ -84,6 +140,8 @@ $("fail-next").addEventListener("click", () =>
     body: JSON.stringify({ email: $("email").value, fail_refreshes: 1, fail_status: 503 }),
   }));
 $("signout").addEventListener("click", () => auth.signOut());
+// The e2e tests drive the page like a person; this exposes nothing secret, only the snapshots.
+window.authwireDemo = { auth: () => auth?.getSnapshot(), chat: () => chat?.getSnapshot() };
 
 render();
 tick();

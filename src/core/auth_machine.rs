@@ -213,6 +213,9 @@ pub enum Input {
         /// The new session.
         session: Session,
     },
+    /// A new session obtained by a refresh someone else ran (a followed supabase-js client): it
+    /// completes the attempt in flight, if any, and counts as a refresh.
+    Refreshed(Session),
     /// A refresh attempt failed.
     RefreshErr {
         /// The attempt number from [`Action::Fetch`].
@@ -303,6 +306,14 @@ impl AuthMachine {
     /// The policy in force.
     pub fn policy(&self) -> &Policy {
         &self.policy
+    }
+
+    /// Changes the refresh source (e.g. when following a supabase-js client, which then refreshes).
+    pub fn set_source(&mut self, has_source: bool, needs_refresh_token: bool, now: u64, out: &mut Vec<Action>) {
+        self.has_source = has_source;
+        self.needs_refresh_token = needs_refresh_token;
+        self.stalled = false;
+        self.step(now, false, out);
     }
 
     fn can_refresh_with(&self, s: Option<&Session>) -> bool {
@@ -396,31 +407,11 @@ impl AuthMachine {
                 self.step(now, true, out);
             }
             Input::RefreshOk { attempt, session } => {
-                if self.inflight != Some(attempt) {
-                    return;
+                if self.inflight == Some(attempt) {
+                    self.refreshed(now, session, out);
                 }
-                self.inflight = None;
-                let mut s = session;
-                if s.refresh.is_none() {
-                    // A source that does not rotate keeps the refresh token it had.
-                    s.refresh = self.session.take().and_then(|old| old.refresh);
-                }
-                let mut ev = Event::new(EventKind::TokenRefreshed, now);
-                ev.expires_at_ms = Some(s.expires_at_ms);
-                self.session = Some(s);
-                self.refresh_count += 1;
-                self.reset_after_new_session(out);
-                out.push(Action::Emit(ev));
-                out.push(Action::Changed);
-                let token = if self.session.as_ref().is_some_and(|s| now < s.expires_at_ms) {
-                    None
-                } else {
-                    Some(Code::InvalidResponse)
-                };
-                self.settle_token_waiters(token, out);
-                self.settle_refresh_waiters(None, out);
-                self.step(now, false, out);
             }
+            Input::Refreshed(session) => self.refreshed(now, session, out),
             Input::RefreshErr { attempt, failure } => {
                 if self.inflight != Some(attempt) {
                     return;
@@ -459,6 +450,26 @@ impl AuthMachine {
                 }
             }
         }
+    }
+
+    fn refreshed(&mut self, now: u64, session: Session, out: &mut Vec<Action>) {
+        self.inflight = None;
+        let mut s = session;
+        if s.refresh.is_none() {
+            // A source that does not rotate keeps the refresh token it had.
+            s.refresh = self.session.take().and_then(|old| old.refresh);
+        }
+        let mut ev = Event::new(EventKind::TokenRefreshed, now);
+        ev.expires_at_ms = Some(s.expires_at_ms);
+        self.session = Some(s);
+        self.refresh_count += 1;
+        self.reset_after_new_session(out);
+        out.push(Action::Emit(ev));
+        out.push(Action::Changed);
+        let token = if self.session.as_ref().is_some_and(|s| now < s.expires_at_ms) { None } else { Some(Code::InvalidResponse) };
+        self.settle_token_waiters(token, out);
+        self.settle_refresh_waiters(None, out);
+        self.step(now, false, out);
     }
 
     fn reset_after_new_session(&mut self, out: &mut Vec<Action>) {
@@ -576,7 +587,8 @@ mod tests {
         let raw = RawSession {
             access_token: Raw::Str(format!("access-{n}")),
             refresh_token: Raw::Str(format!("refresh-{n}")),
-            expires_in: Raw::Num(lifetime_ms as f64 / 1000.0),
+            // One second more than the lifetime wanted: whole-second expires_in is counted one short.
+            expires_in: Raw::Num((lifetime_ms + crate::core::session::ROUNDING_MS) as f64 / 1000.0),
             user_id: Raw::Str("user-1".into()),
             ..Default::default()
         };
@@ -868,6 +880,21 @@ mod tests {
     }
 
     #[test]
+    fn a_refresh_reported_by_a_followed_client_completes_the_attempt_in_flight() {
+        let mut sim = Sim::new(20_000);
+        sim.now = T0 + 10_000;
+        sim.feed(Input::Wake(Wake::Timer));
+        let attempt = sim.pending_fetch().unwrap();
+        // supabase-js announces TOKEN_REFRESHED before its refreshSession() promise resolves.
+        sim.feed(Input::Refreshed(session(sim.now, 20_000, 5)));
+        assert_eq!(sim.m.refresh_count(), 1);
+        assert!(!sim.log.contains(&Action::Abort), "the running refresh is the one that finished");
+        sim.feed(Input::RefreshOk { attempt, session: session(sim.now, 20_000, 5) });
+        assert_eq!(sim.m.refresh_count(), 1, "counted once");
+        assert_eq!(sim.m.wake_at(), Some(sim.now + 10_000));
+    }
+
+    #[test]
     fn sign_out_rejects_waiters_and_stops_everything() {
         let mut sim = Sim::new(20_000);
         sim.now = T0 + 19_990;
@@ -921,7 +948,7 @@ mod tests {
             access_token: Raw::Str("access-s".into()),
             refresh_token: Raw::Str("refresh-s".into()),
             expires_at: Raw::Num(((T0 + 20_000) / 1000) as f64), // server time
-            expires_in: Raw::Num(20.0),
+            expires_in: Raw::Num(21.0),
             ..Default::default()
         };
         let s = Session::from_raw(&raw, sim.now, Origin::Issued).unwrap();

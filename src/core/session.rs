@@ -194,6 +194,20 @@ fn seconds(field: &'static str, raw: &Raw) -> Result<Option<f64>, SessionError> 
     }
 }
 
+/// Issuers round the JWT `exp` down to whole seconds (GoTrue: `exp = floor(now) + expires_in`),
+/// so a token can expire up to a second before `receipt + expires_in`: a whole-second
+/// `expires_in` is counted one second short (never below half of it).
+pub const ROUNDING_MS: u64 = 1_000;
+
+fn counted_from_receipt(secs: f64) -> u64 {
+    let full = ms(secs);
+    if secs.fract() == 0.0 {
+        full.saturating_sub(ROUNDING_MS).max(full / 2)
+    } else {
+        full
+    }
+}
+
 fn ms(secs: f64) -> u64 {
     // Saturating float-to-int: no panic on huge values.
     (secs * 1000.0) as u64
@@ -212,7 +226,7 @@ impl Session {
             other => return Err(SessionError { field: "user.id", problem: Problem::WrongType("string", other.type_name()) }),
         };
         let at = seconds("expires_at", &raw.expires_at)?.map(ms);
-        let inn = seconds("expires_in", &raw.expires_in)?.map(ms);
+        let inn = seconds("expires_in", &raw.expires_in)?.map(counted_from_receipt);
         // The JWT is read only when needed for the expiry; otherwise a failure to read it is not an error.
         let needs_jwt = at.is_none() && inn.is_none();
         let claims = match decode_claims(&access) {
@@ -275,8 +289,8 @@ mod tests {
         let s = Session::from_raw(&supabase(Some(1_763_901_000.0), None), NOW, Origin::HandedOver).unwrap();
         assert_eq!(s.expires_at_ms, 1_763_901_000_000);
         let s = Session::from_raw(&supabase(None, Some(600.0)), NOW, Origin::HandedOver).unwrap();
-        assert_eq!(s.expires_at_ms, NOW + 600_000);
-        assert_eq!(s.lifetime_ms, 600_000);
+        assert_eq!(s.expires_at_ms, NOW + 599_000, "whole seconds from receipt, less the issuer's rounding");
+        assert_eq!(s.lifetime_ms, 599_000);
         let s = Session::from_raw(&supabase(None, None), NOW, Origin::HandedOver).unwrap();
         assert_eq!(s.expires_at_ms, 1_763_903_600_000);
         assert_eq!(s.lifetime_ms, 3_600_000, "lifetime from exp - iat");
@@ -300,7 +314,7 @@ mod tests {
         // Local clock 10 minutes behind: expires_at looks 70 minutes away for a 60-minute token.
         let behind = NOW - 600_000;
         let s = Session::from_raw(&supabase(Some(1_763_903_600.0), Some(3600.0)), behind, Origin::HandedOver).unwrap();
-        assert_eq!(s.expires_at_ms, behind + 3_600_000);
+        assert_eq!(s.expires_at_ms, behind + 3_599_000);
         // Bare JWT issued "in the future" by the local clock: lifetime counted from now.
         let jwt = fake_jwt(r#"{"exp":1763903600,"iat":1763900000}"#);
         let s = Session::from_raw(&RawSession::bare(&jwt), behind, Origin::HandedOver).unwrap();
@@ -313,7 +327,7 @@ mod tests {
         let ahead = NOW + 7_200_000;
         let raw = supabase(Some(1_763_903_600.0), Some(3600.0));
         let s = Session::from_raw(&raw, ahead, Origin::Issued).unwrap();
-        assert_eq!(s.expires_at_ms, ahead + 3_600_000, "a just-issued session counts expires_in from receipt");
+        assert_eq!(s.expires_at_ms, ahead + 3_599_000, "a just-issued session counts expires_in from receipt");
         // Handed over, the same session is taken at its word (it may really be old).
         let s = Session::from_raw(&raw, ahead, Origin::HandedOver).unwrap();
         assert!(s.expires_at_ms < ahead);
@@ -343,10 +357,20 @@ mod tests {
     }
 
     #[test]
-    fn an_undecodable_jwt_is_fine_when_expiry_is_given() {
-        let raw = RawSession { expires_in: Raw::Num(60.0), ..RawSession::bare("opaque-token") };
+    fn whole_second_lifetimes_allow_for_the_issuers_rounding() {
+        // Issued at server time 100.9 s with expires_in 5: the JWT says exp = 105, 4.1 s later.
+        let raw = RawSession { expires_in: Raw::Num(5.0), ..RawSession::bare("opaque") };
         let s = Session::from_raw(&raw, NOW, Origin::Issued).unwrap();
-        assert_eq!(s.expires_at_ms, NOW + 60_000);
+        assert_eq!(s.expires_at_ms, NOW + 4_000);
+        let raw = RawSession { expires_in: Raw::Num(1.0), ..RawSession::bare("opaque") };
+        assert_eq!(Session::from_raw(&raw, NOW, Origin::Issued).unwrap().expires_at_ms, NOW + 500, "never below half");
+    }
+
+    #[test]
+    fn an_undecodable_jwt_is_fine_when_expiry_is_given() {
+        let raw = RawSession { expires_in: Raw::Num(60.5), ..RawSession::bare("opaque-token") };
+        let s = Session::from_raw(&raw, NOW, Origin::Issued).unwrap();
+        assert_eq!(s.expires_at_ms, NOW + 60_500, "fractional seconds were not rounded: taken as they are");
         assert_eq!(s.user_id, None);
     }
 

@@ -97,6 +97,8 @@ pub(crate) struct Inner {
     token_js: Option<JsValue>,
     watchers: Vec<(u64, Watcher)>,
     next_watch: u64,
+    /// supabase-js `onAuthStateChange` subscriptions and their callbacks (see `followSupabase`).
+    follows: Vec<(JsValue, Closure<dyn FnMut(JsValue, JsValue)>)>,
 }
 
 pub(crate) type Shared = Rc<RefCell<Inner>>;
@@ -293,6 +295,55 @@ fn session_error(e: &crate::core::session::SessionError) -> JsValue {
     error(Code::InvalidSession, &e.to_string())
 }
 
+/// `setSession`: validates and hands over a session; `null` signs out locally. A session with the
+/// current access token changes nothing. `refreshed`: it comes from a refresh
+/// (a followed client's TOKEN_REFRESHED), which completes the refresh in flight and is counted.
+fn apply_session(shared: &Shared, session: &JsValue, refreshed: bool) -> Result<(), JsValue> {
+    if session.is_null() || session.is_undefined() {
+        drive(shared, |m, now, out| m.handle(now, Input::SignOut, out));
+        return Ok(());
+    }
+    let now = now_ms();
+    let s = Session::from_raw(&web::raw_session(session), now, Origin::HandedOver).map_err(|e| session_error(&e))?;
+    {
+        let inner = shared.try_borrow().map_err(|_| code_error(Code::Freed))?;
+        if inner.freed {
+            return Err(code_error(Code::Freed));
+        }
+        if inner.machine.session().is_some_and(|cur| cur.access == s.access) {
+            return Ok(());
+        }
+        inner.machine.check(&s, now).map_err(|c| error(c, "the session has expired and no refresh source can renew it"))?;
+    }
+    let input = if refreshed { Input::Refreshed(s) } else { Input::SetSession(s) };
+    drive(shared, |m, now, out| m.handle(now, input, out)).ok_or_else(|| code_error(Code::Freed))
+}
+
+#[wasm_bindgen(inline_js = r#"
+export function aw_supabase_refresher(api) {
+  // supabase-js refreshes inside getSession() whenever the token is within its own 90 s margin,
+  // and refreshSession() goes through getSession() first: calling refreshSession() there would
+  // refresh twice. So ask getSession() first; only if it did not rotate, refresh explicitly.
+  return async (refresh_token) => {
+    const got = await api.getSession();
+    if (got.error) throw got.error;
+    const current = got.data.session;
+    if (!current) return null;
+    if (current.refresh_token !== refresh_token) return current;
+    const { data, error } = await api.refreshSession();
+    if (error) throw error;
+    return data.session;
+  };
+}
+export function aw_unsubscriber(subscription) {
+  return () => { if (subscription && typeof subscription.unsubscribe === "function") subscription.unsubscribe(); };
+}
+"#)]
+extern "C" {
+    fn aw_supabase_refresher(api: &JsValue) -> Function;
+    fn aw_unsubscriber(subscription: &JsValue) -> Function;
+}
+
 /// A Supabase-style session that keeps itself fresh.
 ///
 /// Hand it the session once; `await accessToken()` then always yields a valid access token,
@@ -352,6 +403,7 @@ impl AuthSession {
             token_js: None,
             watchers: Vec::new(),
             next_watch: 0,
+            follows: Vec::new(),
         }));
         REGISTRY.with(|r| r.borrow_mut().push((id, Rc::downgrade(&shared))));
         let this = AuthSession { shared };
@@ -371,15 +423,43 @@ impl AuthSession {
     /// Throws `invalid_session` or `session_expired` and keeps the old session when the new one is refused.
     #[wasm_bindgen(js_name = setSession)]
     pub fn set_session(&self, #[wasm_bindgen(unchecked_param_type = "SessionInput | null")] session: JsValue) -> Result<(), JsValue> {
-        if session.is_null() || session.is_undefined() {
-            drive(&self.shared, |m, now, out| m.handle(now, Input::SignOut, out));
-            return Ok(());
+        apply_session(&self.shared, &session, false)
+    }
+
+    /// Follows a supabase-js client: its sign-in, refresh and sign-out flow into this session
+    /// (`onAuthStateChange`), and refreshes go through `client.auth.refreshSession()` so that
+    /// supabase-js stays the only one spending the rotating refresh token. Returns the function
+    /// that stops following; `free()` stops it too.
+    #[wasm_bindgen(js_name = followSupabase, unchecked_return_type = "() => void")]
+    pub fn follow_supabase(&self, #[wasm_bindgen(unchecked_param_type = "SupabaseClientLike")] client: JsValue) -> Result<Function, JsValue> {
+        let api = get(&client, "auth");
+        let on_change: Function = get(&api, "onAuthStateChange")
+            .dyn_into()
+            .map_err(|_| options_error("followSupabase takes a supabase-js client (with auth.onAuthStateChange)"))?;
+        let weak = Rc::downgrade(&self.shared);
+        let callback = Closure::<dyn FnMut(JsValue, JsValue)>::new(move |event: JsValue, session: JsValue| {
+            let Some(shared) = weak.upgrade() else { return };
+            let event = event.as_string();
+            if event.as_deref() == Some("SIGNED_OUT") || session.is_null() {
+                drive(&shared, |m, now, out| m.handle(now, Input::SignOut, out));
+            } else if session.is_object() {
+                // A malformed session from the client is reported through the console, not thrown
+                // into supabase-js's emitter.
+                if let Err(e) = apply_session(&shared, &session, event.as_deref() == Some("TOKEN_REFRESHED")) {
+                    web_sys::console::error_1(&e);
+                }
+            }
+        });
+        let result = on_change.call1(&api, callback.as_ref())?;
+        let subscription = get(&get(&result, "data"), "subscription");
+        let source = Source::Callback(aw_supabase_refresher(&api));
+        {
+            let mut inner = self.shared.try_borrow_mut().map_err(|_| code_error(Code::Freed))?;
+            inner.source = Some(source);
+            inner.follows.push((subscription.clone(), callback));
         }
-        let now = now_ms();
-        let s = Session::from_raw(&web::raw_session(&session), now, Origin::HandedOver).map_err(|e| session_error(&e))?;
-        let checked = self.shared.try_borrow().map_err(|_| code_error(Code::Freed))?.machine.check(&s, now);
-        checked.map_err(|c| error(c, "the session has expired and no refresh source can renew it"))?;
-        drive(&self.shared, |m, now, out| m.handle(now, Input::SetSession(s), out)).ok_or_else(|| code_error(Code::Freed))
+        drive(&self.shared, |m, now, out| m.set_source(true, true, now, out));
+        Ok(aw_unsubscriber(&subscription))
     }
 
     /// A token valid for at least the transit margin; refreshes first when needed, sharing one
@@ -512,6 +592,10 @@ impl Drop for AuthSession {
                 c.abort();
             }
             inner.dom.clear();
+            for (subscription, _callback) in inner.follows.drain(..) {
+                // Unsubscribe before the callback is dropped, so supabase-js never calls a freed closure.
+                let _ = aw_unsubscriber(&subscription).call0(&JsValue::UNDEFINED);
+            }
             inner.subscribers.clear();
             inner.listeners.clear();
             let watchers: Vec<Watcher> = inner.watchers.drain(..).map(|(_, w)| w).collect();

@@ -19,7 +19,7 @@ export interface SessionInput {
 /** Where new tokens come from. */
 export type RefreshSource =
   | { kind: "supabase"; url: string; apiKey: string }
-  | { kind: "callback"; fn: () => Promise<SessionInput | string | null> | SessionInput | string | null };
+  | { kind: "callback"; fn: (refreshToken?: string) => Promise<SessionInput | string | null> | SessionInput | string | null };
 
 export interface AuthSessionOptions {
   /** The session, or a bare JWT. Omit to start signed out. */
@@ -124,6 +124,15 @@ export type ServerMessage =
   | { type?: string; [key: string]: unknown }
   | string
   | ArrayBuffer;
+
+/** The part of a supabase-js client that `followSupabase` uses. */
+export interface SupabaseClientLike {
+  auth: {
+    onAuthStateChange(callback: (event: string, session: SessionInput | null) => void): { data: { subscription: { unsubscribe(): void } } };
+    getSession(): Promise<{ data: { session: SessionInput | null }; error: unknown }>;
+    refreshSession(): Promise<{ data: { session: SessionInput | null }; error: unknown }>;
+  };
+}
 
 /** Every error authwire throws or rejects with. */
 export interface AuthwireError extends Error {

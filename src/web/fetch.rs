@@ -28,6 +28,7 @@ pub enum Source {
         api_key: String,
     },
     /// The app's async function returning a session (or a bare JWT), or null when the session is over.
+    /// It is called with the current refresh token, if there is one.
     Callback(Function),
 }
 
@@ -56,7 +57,9 @@ impl Source {
                 }
             }
             Source::Callback(f) => {
-                let called = f.call0(&JsValue::UNDEFINED).map_err(|e| callback_failure(&e))?;
+                // The current refresh token is passed along (a followed supabase-js client needs it).
+                let rt = refresh_token.map_or(JsValue::UNDEFINED, |t| JsValue::from_str(&t));
+                let called = f.call1(&JsValue::UNDEFINED, &rt).map_err(|e| callback_failure(&e))?;
                 let v = JsFuture::from(Promise::resolve(&called)).await.map_err(|e| callback_failure(&e))?;
                 if v.is_null() || v.is_undefined() {
                     return Err(Failure::Callback { gone: true });

@@ -1,0 +1,79 @@
+// User journeys in a real browser against the real dev server: the plain <script type="module">
+// page and the React app (StrictMode, supabase-js sign-in), each chatting across token refreshes
+// and a dropped connection. Each saves a screenshot in target/e2e-artifacts/.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { BASE, ARTIFACTS, launch, post, chatStats, authStats, eventually, recordPage, sleep } from "./harness.mjs";
+
+let browser;
+before(async () => {
+  browser = await launch();
+});
+after(async () => {
+  await browser?.close();
+});
+
+/** Signs in on the page, chats `count` messages one every `gapMs`, drops the connection after
+ *  `dropAt` messages, and checks what the server saw. */
+async function journey(page, log, { email, count, gapMs, dropAt, shot }) {
+  await page.fill("#email", email);
+  await page.click("#signin-button");
+  await page.waitForFunction(() => document.querySelector("#chat-status")?.textContent === "open", null, { timeout: 10_000 });
+  const sid = (await page.textContent("#chat-session")).trim();
+  const sent = [];
+  for (let i = 0; i < count; i++) {
+    if (i === dropAt) await page.click("#chat-drop");
+    const text = `message ${i}`;
+    await page.fill("#chat-input", text);
+    await page.press("#chat-input", "Enter");
+    sent.push(text);
+    await sleep(gapMs);
+  }
+  await eventually("the server to accept every message", 15_000, async () => (await chatStats(sid)).accepted === count);
+  await page.waitForFunction((n) => document.querySelectorAll("#chat-log li.agent").length === n, count, { timeout: 10_000 });
+  const stats = await chatStats(sid);
+  assert.deepEqual(stats.messages, sent, "every message once, in order");
+  assert.equal(stats.stale_tokens, 0, "no frame carried a stale token");
+  assert.equal(stats.missing_tokens, 0);
+  assert.equal(stats.bad_tokens, 0);
+  assert.equal(stats.forced_drops, 1, "the connection was dropped once");
+  const snap = await page.evaluate(() => window.authwireDemo.auth());
+  assert.ok(snap.refreshCount >= 2, `at least two refreshes, saw ${snap.refreshCount}`);
+  assert.equal(snap.status === "signed_in" || snap.status === "refreshing", true, snap.status);
+  const server = await authStats(email);
+  assert.equal(server.refresh_reused, 0, "no refresh token was used twice");
+  assert.ok(Math.abs(server.refresh_requests - snap.refreshCount) <= 1, `one request per refresh: ${server.refresh_requests} requests, ${snap.refreshCount} refreshes`);
+  assert.equal(await page.textContent("#chat-status"), "open");
+  assert.ok(Number(await page.textContent("#chat-reconnects")) >= 1);
+  await page.screenshot({ path: `${ARTIFACTS}/${shot}`, fullPage: true });
+  assert.deepEqual(log.errors, [], "no uncaught error on the page");
+  const leaked = log.console.filter((l) => /eyJ[A-Za-z0-9_-]{10,}/.test(l));
+  assert.deepEqual(leaked, [], "no token in the console");
+}
+
+test("plain page: sign in, chat across refreshes of 5-second tokens, survive a dropped connection", async () => {
+  const email = `plain-${Date.now()}@e2e.authwire.dev`;
+  await post("/__test/control", { email, ttl_seconds: 5 });
+  const page = await browser.newPage();
+  const log = recordPage(page);
+  await page.goto(`${BASE}/`);
+  await journey(page, log, { email, count: 24, gapMs: 500, dropAt: 12, shot: "plain-journey.png" });
+  await page.close();
+});
+
+test("React app under StrictMode: supabase-js sign-in, chat across refreshes, survive a dropped connection", async () => {
+  const email = `react-${Date.now()}@e2e.authwire.dev`;
+  await post("/__test/control", { email, ttl_seconds: 5 });
+  const page = await browser.newPage();
+  const log = recordPage(page);
+  await page.goto(`${BASE}/react/`);
+  await journey(page, log, { email, count: 24, gapMs: 500, dropAt: 12, shot: "react-journey.png" });
+  // Signing out through supabase-js reaches authwire: the session ends and the chat goes away.
+  await page.click("#signout");
+  await page.waitForFunction(() => document.querySelector("#status")?.textContent === "signed_out", null, { timeout: 5_000 });
+  assert.equal(await page.$("#chat"), null);
+  assert.deepEqual(log.errors, []);
+  const nullPointer = log.console.filter((l) => /null pointer|recursive use|already borrowed/i.test(l));
+  assert.deepEqual(nullPointer, [], "StrictMode's double mount never touches a freed object");
+  await page.close();
+});
