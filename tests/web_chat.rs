@@ -117,6 +117,9 @@ async fn messages_sent_while_disconnected_wait_and_go_out_in_order() {
         c.send(m.into()).unwrap();
     }
     assert_eq!(get(&c.get_snapshot(), "queued"), 3);
+    let snap = c.get_snapshot();
+    assert!(Object::is(&snap, &c.get_snapshot()), "the same snapshot until something changes");
+    assert!(Object::is_frozen::<JsValue>(snap.unchecked_ref()));
     eventually("the queued messages", 5_000, || async { chat_stat(&sid, "accepted").await == 4 }).await;
     assert_eq!(chat_messages(&sid).await, ["before", "q1", "q2", "q3"]);
 }
