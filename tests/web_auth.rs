@@ -152,6 +152,7 @@ async fn bad_input_throws_coded_errors_naming_the_field_never_the_token() {
         (AuthSession::new("nope".into()), "invalid_options", "options must be an object"),
         (AuthSession::new(obj(&[("marginSeconds", (-1).into())])), "invalid_options", "options.marginSeconds"),
         (AuthSession::new(obj(&[("refresh", obj(&[("kind", "magic".into())]))])), "invalid_options", "options.refresh.kind"),
+        (AuthSession::new(obj(&[("storage", "cookie".into())])), "invalid_options", "options.storage"),
         (AuthSession::new(obj(&[("refresh", obj(&[("kind", "supabase".into()), ("url", server().into())]))])), "invalid_options", "options.refresh.apiKey"),
         (
             AuthSession::new(obj(&[("refresh", obj(&[("kind", "supabase".into()), ("url", "http://auth.example.com".into()), ("apiKey", "k".into())]))])),
@@ -187,7 +188,7 @@ async fn snapshots_keep_their_identity_until_something_changes() {
     assert!(Object::is(&one, &a.get_snapshot()));
     assert!(Object::is_frozen::<JsValue>(one.unchecked_ref()));
     let keys: Vec<String> = Object::keys::<JsValue>(one.unchecked_ref()).iter().map(|k| k.as_string().unwrap()).collect();
-    assert_eq!(keys, ["status", "expiresAt", "userId", "refreshCount", "lastError"]);
+    assert_eq!(keys, ["status", "expiresAt", "userId", "refreshCount", "lastError", "sourceHealth"]);
     assert_eq!(get(&one, "userId"), get(&get(&s, "user"), "id"));
     let calls = Rc::new(RefCell::new(0));
     let c = calls.clone();

@@ -154,6 +154,7 @@ impl Failure {
                 400 | 401 | 403 if errors.iter().any(|e| GONE_ERRORS.contains(&e.as_str())) => {
                     (Class::Gone, Code::InvalidGrant)
                 }
+                404 if errors.iter().any(|e| e == "token_not_found") => (Class::Final, Code::TokenNotFound),
                 _ => (Class::Final, Code::RefreshRejected),
             },
         }
@@ -247,6 +248,8 @@ pub struct AuthMachine {
     refresh_count: u64,
     last_error: Option<Code>,
     expired_noted: bool,
+    bootstrap: bool,
+    bootstrap_on: bool,
 }
 
 impl AuthMachine {
@@ -272,7 +275,21 @@ impl AuthMachine {
             refresh_count: 0,
             last_error: None,
             expired_noted: false,
+            bootstrap: false,
+            bootstrap_on: true,
         }
+    }
+
+    /// Lets the source sign in from nothing (a password, a token broker, a callback): with no
+    /// session, a demand (`accessToken()`, `refresh()`) fetches one. An explicit sign-out turns this
+    /// off until `refresh()` or a new session.
+    pub fn with_bootstrap(mut self, bootstrap: bool) -> Self {
+        self.bootstrap = bootstrap;
+        self
+    }
+
+    fn can_bootstrap(&self) -> bool {
+        self.session.is_none() && self.bootstrap && self.bootstrap_on && self.has_source && !self.stalled
     }
 
     /// The status for the snapshot.
@@ -303,15 +320,20 @@ impl AuthMachine {
     pub fn wake_at(&self) -> Option<u64> {
         self.wake_at
     }
+    /// The refresh attempt in flight, if any.
+    pub fn inflight(&self) -> Option<u64> {
+        self.inflight
+    }
     /// The policy in force.
     pub fn policy(&self) -> &Policy {
         &self.policy
     }
 
     /// Changes the refresh source (e.g. when following a supabase-js client, which then refreshes).
-    pub fn set_source(&mut self, has_source: bool, needs_refresh_token: bool, now: u64, out: &mut Vec<Action>) {
+    pub fn set_source(&mut self, has_source: bool, needs_refresh_token: bool, bootstrap: bool, now: u64, out: &mut Vec<Action>) {
         self.has_source = has_source;
         self.needs_refresh_token = needs_refresh_token;
+        self.bootstrap = bootstrap;
         self.stalled = false;
         self.step(now, false, out);
     }
@@ -344,7 +366,15 @@ impl AuthMachine {
     /// `accessToken()`: answers at once, starting a refresh when one is due.
     pub fn want_token(&mut self, now: u64, out: &mut Vec<Action>) -> Answer {
         if self.session.is_none() {
-            return Answer::Fail(Code::SignedOut);
+            if !self.can_bootstrap() {
+                return Answer::Fail(Code::SignedOut);
+            }
+            if self.inflight.is_none() && now < self.not_before_ms {
+                return Answer::Fail(self.last_error.unwrap_or(Code::SignedOut));
+            }
+            self.token_waiters += 1;
+            self.step(now, false, out);
+            return Answer::Wait;
         }
         let answer = if self.usable(now) {
             Answer::Ready
@@ -363,10 +393,10 @@ impl AuthMachine {
 
     /// `refresh()`: counts the caller as a refresh waiter, or fails at once.
     pub fn want_refresh(&mut self, now: u64, out: &mut Vec<Action>) -> Result<(), Code> {
-        if self.session.is_none() {
+        if self.session.is_none() && !(self.bootstrap && self.has_source) {
             return Err(Code::SignedOut);
         }
-        if !self.can_refresh() {
+        if self.session.is_some() && !self.can_refresh() {
             return Err(Code::NoRefreshSource);
         }
         self.refresh_waiters += 1;
@@ -378,6 +408,7 @@ impl AuthMachine {
     pub fn handle(&mut self, now: u64, input: Input, out: &mut Vec<Action>) {
         match input {
             Input::SetSession(s) => {
+                self.bootstrap_on = true;
                 let kind = match &self.session {
                     Some(old) if old.user_id == s.user_id => EventKind::TokenRefreshed,
                     _ => EventKind::SignedIn,
@@ -402,6 +433,7 @@ impl AuthMachine {
                 self.step(now, w != Wake::Timer && expired, out);
             }
             Input::Refresh => {
+                self.bootstrap_on = true;
                 self.stalled = false;
                 self.not_before_ms = now;
                 self.step(now, true, out);
@@ -423,11 +455,12 @@ impl AuthMachine {
                 let mut ev = Event::new(EventKind::RefreshFailed, now);
                 ev.code = Some(code);
                 match class {
-                    Class::Gone => {
+                    Class::Gone if self.session.is_some() => {
                         out.push(Action::Emit(ev));
                         self.end_session(now, Some(code), out);
                         return;
                     }
+                    Class::Gone => self.stalled = true,
                     Class::Retry => {
                         self.failures = self.failures.saturating_add(1);
                         let delay = self.policy.backoff_ms(self.failures, self.rng.next_u32());
@@ -445,8 +478,14 @@ impl AuthMachine {
                 self.step(now, false, out);
             }
             Input::SignOut => {
+                self.bootstrap_on = false;
                 if self.session.is_some() {
                     self.end_session(now, None, out);
+                } else if self.inflight.take().is_some() {
+                    out.push(Action::Abort);
+                    self.settle_token_waiters(Some(Code::SignedOut), out);
+                    self.settle_refresh_waiters(Some(Code::SignedOut), out);
+                    self.step(now, false, out);
                 }
             }
         }
@@ -455,14 +494,18 @@ impl AuthMachine {
     fn refreshed(&mut self, now: u64, session: Session, out: &mut Vec<Action>) {
         self.inflight = None;
         let mut s = session;
+        let had_session = self.session.is_some();
         if s.refresh.is_none() {
             // A source that does not rotate keeps the refresh token it had.
             s.refresh = self.session.take().and_then(|old| old.refresh);
         }
-        let mut ev = Event::new(EventKind::TokenRefreshed, now);
+        // From nothing (a password or broker source signing in), it is a sign-in, not a refresh.
+        let mut ev = Event::new(if had_session { EventKind::TokenRefreshed } else { EventKind::SignedIn }, now);
         ev.expires_at_ms = Some(s.expires_at_ms);
         self.session = Some(s);
-        self.refresh_count += 1;
+        if had_session {
+            self.refresh_count += 1;
+        }
         self.reset_after_new_session(out);
         out.push(Action::Emit(ev));
         out.push(Action::Changed);
@@ -530,8 +573,19 @@ impl AuthMachine {
     /// `demand`: someone asked (a waiter, `refresh()`, a wake-up after expiry).
     fn step(&mut self, now: u64, demand: bool, out: &mut Vec<Action>) {
         let Some(s) = &self.session else {
-            self.set_status(Status::SignedOut, out);
-            self.set_wake(None, out);
+            let demand = demand || self.token_waiters > 0 || self.refresh_waiters > 0;
+            let mut wake = None;
+            if self.can_bootstrap() && self.inflight.is_none() && demand {
+                if now >= self.not_before_ms {
+                    self.attempts += 1;
+                    self.inflight = Some(self.attempts);
+                    out.push(Action::Fetch { attempt: self.attempts });
+                } else {
+                    wake = Some(self.not_before_ms);
+                }
+            }
+            self.set_status(if self.inflight.is_some() { Status::Refreshing } else { Status::SignedOut }, out);
+            self.set_wake(wake, out);
             return;
         };
         let (expires_at, lead) = (s.expires_at_ms, self.policy.lead_ms(s.lifetime_ms));
@@ -892,6 +946,34 @@ mod tests {
         sim.feed(Input::RefreshOk { attempt, session: session(sim.now, 20_000, 5) });
         assert_eq!(sim.m.refresh_count(), 1, "counted once");
         assert_eq!(sim.m.wake_at(), Some(sim.now + 10_000));
+    }
+
+    #[test]
+    fn a_source_that_can_sign_in_bootstraps_on_demand_and_not_after_sign_out() {
+        let mut m = AuthMachine::new(Policy::default(), true, false, 3).with_bootstrap(true);
+        let mut out = vec![];
+        assert_eq!(m.want_token(T0, &mut out), Answer::Wait);
+        assert_eq!(m.want_token(T0, &mut out), Answer::Wait);
+        assert_eq!(out.iter().filter(|a| matches!(a, Action::Fetch { .. })).count(), 1, "one sign-in for both");
+        assert_eq!(m.status(), Status::Refreshing);
+        let mut out = vec![];
+        m.handle(T0 + 5, Input::RefreshOk { attempt: 1, session: session(T0, HOUR, 1) }, &mut out);
+        assert!(out.contains(&Action::ResolveTokenWaiters));
+        assert!(out.iter().any(|a| matches!(a, Action::Emit(e) if e.kind == EventKind::SignedIn)));
+        assert_eq!(m.refresh_count(), 0, "a sign-in is not a refresh");
+        m.handle(T0 + 10, Input::SignOut, &mut out);
+        let mut out = vec![];
+        assert_eq!(m.want_token(T0 + 20, &mut out), Answer::Fail(Code::SignedOut), "no silent sign-in after sign-out");
+        assert!(out.is_empty());
+        m.want_refresh(T0 + 30, &mut out).unwrap();
+        assert!(out.iter().any(|a| matches!(a, Action::Fetch { .. })), "refresh() signs in again");
+        // A source without a session that says 404 / invalid stops until asked again.
+        let attempt = m.inflight.unwrap();
+        let mut out = vec![];
+        m.handle(T0 + 40, Input::RefreshErr { attempt, failure: Failure::Http { status: 404, errors: vec!["token_not_found".into()] } }, &mut out);
+        assert_eq!(m.status(), Status::SignedOut);
+        assert_eq!(m.last_error(), Some(Code::TokenNotFound));
+        assert_eq!(m.want_token(T0 + 50, &mut out), Answer::Fail(Code::SignedOut));
     }
 
     #[test]

@@ -23,6 +23,8 @@ pub enum Code {
     InvalidGrant,
     /// The token endpoint refused the request for another reason (4xx); not retried.
     RefreshRejected,
+    /// The token broker has no token for this user and scope (404).
+    TokenNotFound,
     /// The token endpoint answered 2xx with a body that is not a usable session.
     InvalidResponse,
     /// The refresh callback threw or rejected.
@@ -63,6 +65,7 @@ impl Code {
             Code::RateLimited => "rate_limited",
             Code::InvalidGrant => "invalid_grant",
             Code::RefreshRejected => "refresh_rejected",
+            Code::TokenNotFound => "token_not_found",
             Code::InvalidResponse => "invalid_response",
             Code::CallbackFailed => "callback_failed",
             Code::Freed => "freed",
@@ -91,6 +94,7 @@ impl Code {
             Code::RateLimited => "the token endpoint is rate limiting (429)",
             Code::InvalidGrant => "the refresh token is invalid, revoked or already used",
             Code::RefreshRejected => "the token endpoint refused the refresh",
+            Code::TokenNotFound => "the token broker has no token for this user and scope",
             Code::InvalidResponse => "the token endpoint answered with something that is not a session",
             Code::CallbackFailed => "the refresh callback failed",
             Code::Freed => "this object was freed",
@@ -116,7 +120,7 @@ mod tests {
         let all = [
             Code::InvalidSession, Code::InvalidOptions, Code::SessionExpired, Code::SignedOut,
             Code::NoRefreshSource, Code::NetworkError, Code::ServerError, Code::RateLimited,
-            Code::InvalidGrant, Code::RefreshRejected, Code::InvalidResponse, Code::CallbackFailed,
+            Code::InvalidGrant, Code::RefreshRejected, Code::TokenNotFound, Code::InvalidResponse, Code::CallbackFailed,
             Code::Freed, Code::InsecureUrl, Code::InvalidUrl, Code::QueueFull, Code::InvalidMessage,
             Code::SocketClosed, Code::AuthRejected, Code::ConnectionLost, Code::HeartbeatTimeout,
             Code::RetriesExhausted,

@@ -4,16 +4,17 @@ use std::cell::RefCell;
 use std::rc::{Rc, Weak};
 
 use gloo_timers::callback::Timeout;
-use js_sys::{Function, Object, Promise, Reflect};
+use js_sys::{Function, Object, Promise, Reflect, JSON};
 use wasm_bindgen::prelude::*;
-use wasm_bindgen_futures::spawn_local;
+use wasm_bindgen_futures::{spawn_local, JsFuture};
 
-use crate::core::auth_machine::{Action, Answer, AuthMachine, Event, EventKind, Input, Wake};
+use crate::core::auth_machine::{Action, Answer, AuthMachine, Event, EventKind, Failure, Input, Wake};
 use crate::core::error::Code;
 use crate::core::policy::Policy;
 use crate::core::session::{Origin, Session};
 use crate::core::url;
-use crate::web::fetch::{post_json, Source};
+use crate::web::fetch::{global_fetch, request, Fetched, Source};
+use crate::web::tabs::{self, Store, TabLink, TabMessage};
 use crate::web::{self, aw_emit, aw_listen, code_error, debug, error, get, now_ms, raw, DomListener};
 use crate::core::session::Raw;
 
@@ -99,6 +100,19 @@ pub(crate) struct Inner {
     next_watch: u64,
     /// supabase-js `onAuthStateChange` subscriptions and their callbacks (see `followSupabase`).
     follows: Vec<(JsValue, Closure<dyn FnMut(JsValue, JsValue)>)>,
+    /// The key of this session in storage, on the tab channel and in lock names.
+    key: String,
+    store: Option<Store>,
+    link: Option<TabLink>,
+    storage_listener: Option<DomListener>,
+    /// The session object last received (Supabase shape): what is stored and sent to other tabs.
+    raw: JsValue,
+    /// Extra headers the source returned (e.g. a CSRF token), added by `fetch`.
+    headers: JsValue,
+    /// The broker's health, when the source is a broker.
+    health: Option<bool>,
+    /// Set while taking over what another tab published, so it is not echoed back.
+    adopting: bool,
 }
 
 pub(crate) type Shared = Rc<RefCell<Inner>>;
@@ -173,6 +187,9 @@ fn perform(shared: &Shared, actions: Vec<Action>) {
                     if matches!(ev.kind, EventKind::TokenRefreshed | EventKind::SignedIn | EventKind::SignedOut) {
                         inner.token_js = None;
                     }
+                    if !inner.adopting {
+                        share(&inner, ev.kind);
+                    }
                     if inner.debug {
                         debug(&format!("[authwire] event {}", ev.kind.as_str()), &event_object(&ev));
                     }
@@ -203,6 +220,61 @@ fn perform(shared: &Shared, actions: Vec<Action>) {
     }
 }
 
+/// Stores and announces a session change made here (not one taken over from another tab).
+fn share(inner: &Inner, kind: EventKind) {
+    match kind {
+        EventKind::SignedIn | EventKind::TokenRefreshed if inner.raw.is_object() || inner.raw.is_string() => {
+            if let Some(s) = &inner.store {
+                s.save(&inner.raw);
+            }
+            if let Some(l) = &inner.link {
+                l.post(&TabMessage::Session(inner.raw.clone()));
+            }
+        }
+        EventKind::SignedOut => {
+            if let Some(s) = &inner.store {
+                s.clear();
+            }
+            if let Some(l) = &inner.link {
+                l.post(&TabMessage::SignOut);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Takes over a session another tab published (or `null`: it signed out). An older or identical
+/// session is ignored; its events reach this tab's sockets as usual.
+fn adopt(shared: &Shared, published: Option<JsValue>) {
+    let input = match published {
+        None => Input::SignOut,
+        Some(v) => {
+            let v = if let Some(text) = v.as_string().filter(|t| t.starts_with('{')) { JSON::parse(&text).unwrap_or(v) } else { v };
+            let Ok(s) = Session::from_raw(&web::raw_session(&v), now_ms(), Origin::HandedOver) else { return };
+            let Ok(mut inner) = shared.try_borrow_mut() else { return };
+            let newer = inner.machine.session().is_none_or(|cur| cur.access != s.access && s.expires_at_ms > cur.expires_at_ms);
+            if !newer || inner.machine.check(&s, now_ms()).is_err() {
+                return;
+            }
+            if inner.debug {
+                debug("[authwire] adopting a session published by another tab, expiring at", &JsValue::from_f64(s.expires_at_ms as f64));
+            }
+            inner.raw = v;
+            Input::SetSession(s)
+        }
+    };
+    if let Ok(mut inner) = shared.try_borrow_mut() {
+        if matches!(input, Input::SignOut) && inner.machine.session().is_none() {
+            return;
+        }
+        inner.adopting = true;
+    }
+    drive(shared, |m, now, out| m.handle(now, input, out));
+    if let Ok(mut inner) = shared.try_borrow_mut() {
+        inner.adopting = false;
+    }
+}
+
 fn wake(weak: &Weak<RefCell<Inner>>, w: Wake) {
     if let Some(shared) = weak.upgrade() {
         drive(&shared, |m, now, out| m.handle(now, Input::Wake(w), out));
@@ -210,23 +282,139 @@ fn wake(weak: &Weak<RefCell<Inner>>, w: Wake) {
 }
 
 async fn refresh_task(weak: Weak<RefCell<Inner>>, attempt: u64) {
-    let (source, refresh_token, signal) = {
+    let (source, refresh_token, current, signal, cross_tab_key) = {
         let Some(shared) = weak.upgrade() else { return };
         let Ok(mut inner) = shared.try_borrow_mut() else { return };
         let Some(source) = inner.source.clone() else { return };
         let rt = inner.machine.refresh_token().map(|t| t.expose().to_owned());
+        let current = inner.machine.access_token().map(|t| t.expose().to_owned());
         let controller = web_sys::AbortController::new().ok();
         let signal = controller.as_ref().map(|c| c.signal());
         inner.abort = controller;
-        (source, rt, signal)
+        let key = inner.link.is_some().then(|| inner.key.clone());
+        (source, rt, current, signal, key)
     };
-    let result = source.refresh(refresh_token, signal).await;
+    let result = match cross_tab_key {
+        None => source.refresh(refresh_token, current, signal).await,
+        Some(key) => refresh_across_tabs(weak.clone(), attempt, key, source, refresh_token, current, signal).await,
+    };
     let Some(shared) = weak.upgrade() else { return };
     let input = match result {
-        Ok(session) => Input::RefreshOk { attempt, session },
-        Err(failure) => Input::RefreshErr { attempt, failure },
+        Ok(Fetched { session, raw, headers }) => {
+            if let Ok(mut inner) = shared.try_borrow_mut() {
+                if inner.machine.inflight() == Some(attempt) {
+                    inner.raw = raw;
+                    inner.headers = headers;
+                }
+            }
+            Input::RefreshOk { attempt, session }
+        }
+        Err(failure) => {
+            check_health(&weak);
+            Input::RefreshErr { attempt, failure }
+        }
     };
     drive(&shared, |m, now, out| m.handle(now, input, out));
+}
+
+/// One refresh for all the tabs: under the Web Lock of this session key, and only if no other tab
+/// spent our refresh token already (then its new session is on its way over the channel: ask for
+/// it, and let it supersede this attempt). Without Web Locks, a random pause spreads the tabs out.
+async fn refresh_across_tabs(
+    weak: Weak<RefCell<Inner>>,
+    attempt: u64,
+    key: String,
+    source: Source,
+    refresh_token: Option<String>,
+    current: Option<String>,
+    signal: Option<web_sys::AbortSignal>,
+) -> Result<Fetched, Failure> {
+    let slot: Rc<RefCell<Option<Result<Fetched, Failure>>>> = Rc::new(RefCell::new(None));
+    let task = {
+        let slot = slot.clone();
+        let key = key.clone();
+        move || {
+            wasm_bindgen_futures::future_to_promise(async move {
+                // Inside the lock: was this attempt superseded while waiting (another tab's session
+                // adopted), or did another tab spend our refresh token already?
+                let shared = weak.upgrade();
+                let superseded = |shared: &Option<Shared>| shared.as_ref().is_none_or(|s| s.try_borrow().map_or(true, |i| i.freed || i.machine.inflight() != Some(attempt)));
+                let spent = match refresh_token.as_deref() {
+                    Some(rt) => tabs::is_spent(&key, rt).await,
+                    None => false,
+                };
+                let superseded = superseded(&shared);
+                if let Some(sh) = &shared {
+                    if sh.try_borrow().is_ok_and(|i| i.debug) {
+                        debug("[authwire] in the refresh lock; superseded, spent:", &js_sys::Array::of2(&superseded.into(), &spent.into()));
+                    }
+                }
+                let result = if superseded {
+                    Err(Failure::Network) // ignored: the attempt is no longer the one in flight
+                } else if spent {
+                    // Its session is in storage (when stored) or on its way over the channel: take it.
+                    if let Some(shared) = &shared {
+                        let stored = shared.try_borrow().ok().and_then(|i| i.store.as_ref().and_then(Store::load));
+                        match stored.and_then(|t| JSON::parse(&t).ok()) {
+                            Some(v) => adopt(shared, Some(v)),
+                            None => {
+                                if let Ok(inner) = shared.try_borrow() {
+                                    if let Some(l) = &inner.link {
+                                        l.post(&TabMessage::Hello);
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    Err(Failure::Network)
+                } else {
+                    let r = source.refresh(refresh_token.clone(), current, signal).await;
+                    if let (Ok(_), Some(rt)) = (&r, &refresh_token) {
+                        tabs::mark_spent(&key, rt);
+                    }
+                    r
+                };
+                *slot.borrow_mut() = Some(result);
+                Ok(JsValue::UNDEFINED)
+            })
+        }
+    };
+    if tabs::has_locks() {
+        if let Some(p) = tabs::with_lock(&format!("authwire-refresh:{key}"), task) {
+            let _ = wasm_bindgen_futures::JsFuture::from(p).await;
+        }
+    } else {
+        // Without Web Locks: a random pause spreads the tabs out; the spent marker does the rest.
+        gloo_timers::future::TimeoutFuture::new((js_sys::Math::random() * 150.0) as u32).await;
+        let _ = wasm_bindgen_futures::JsFuture::from(task()).await;
+    }
+    let taken = slot.borrow_mut().take();
+    taken.unwrap_or(Err(Failure::Network))
+}
+
+/// Asks a broker source for its health and puts it in the snapshot.
+fn check_health(weak: &Weak<RefCell<Inner>>) {
+    let weak = weak.clone();
+    spawn_local(async move {
+        let source = weak.upgrade().and_then(|s| s.try_borrow().ok().and_then(|i| i.source.clone()));
+        let Some(source) = source else { return };
+        let Some(healthy) = source.health().await else { return };
+        let Some(shared) = weak.upgrade() else { return };
+        let changed = match shared.try_borrow_mut() {
+            Ok(mut i) if !i.freed && i.health != Some(healthy) => {
+                i.health = Some(healthy);
+                i.snapshot = None;
+                true
+            }
+            _ => false,
+        };
+        if changed {
+            let subs = shared.try_borrow().ok().map(|i| i.subscribers.clone());
+            if let Some(subs) = subs {
+                aw_emit(&subs, &JsValue::UNDEFINED);
+            }
+        }
+    });
 }
 
 fn event_object(ev: &Event) -> JsValue {
@@ -275,19 +463,52 @@ fn parse_source(v: &JsValue, allow_insecure: bool) -> Result<Option<Source>, JsV
     if !v.is_object() {
         return Err(options_error("options.refresh must be an object like { kind: \"supabase\", url, apiKey }"));
     }
+    let checked_url = || -> Result<String, JsValue> {
+        let u = opt_string(v, "refresh", "url")?;
+        url::check(&u, url::Kind::Http, allow_insecure).map_err(|c| error(c, &format!("options.refresh.url: {}", c.describe())))
+    };
     match get(v, "kind").as_string().as_deref() {
-        Some("supabase") => {
-            let u = opt_string(v, "refresh", "url")?;
-            let url = url::check(&u, url::Kind::Http, allow_insecure)
-                .map_err(|c| error(c, &format!("options.refresh.url: {}", c.describe())))?;
-            let api_key = opt_string(v, "refresh", "apiKey")?;
-            Ok(Some(Source::Supabase { url, api_key }))
+        Some("supabase") => Ok(Some(Source::Supabase { url: checked_url()?, api_key: opt_string(v, "refresh", "apiKey")? })),
+        Some("password") => {
+            let plain = match get(v, "endpoint").as_string().as_deref() {
+                None | Some("gotrue") => false,
+                Some("plain") => true,
+                Some(_) => return Err(options_error("options.refresh.endpoint must be \"gotrue\" or \"plain\"")),
+            };
+            Ok(Some(Source::Password {
+                url: checked_url()?,
+                api_key: get(v, "apiKey").as_string().unwrap_or_default(),
+                email: opt_string(v, "refresh", "email")?,
+                password: opt_string(v, "refresh", "password")?,
+                plain,
+            }))
         }
+        Some("broker") => Ok(Some(Source::Broker {
+            url: checked_url()?,
+            scope: opt_string(v, "refresh", "scope")?,
+            user_id: opt_string(v, "refresh", "userId")?,
+        })),
         Some("callback") => match get(v, "fn").dyn_into::<Function>() {
             Ok(f) => Ok(Some(Source::Callback(f))),
             Err(_) => Err(options_error("options.refresh.fn must be a function returning a session")),
         },
-        _ => Err(options_error("options.refresh.kind must be \"supabase\" or \"callback\"")),
+        _ => Err(options_error("options.refresh.kind must be \"supabase\", \"password\", \"broker\" or \"callback\"")),
+    }
+}
+
+/// The storage key: `storageKey`, or supabase-js's own (`sb-<project-ref>-auth-token`) when
+/// `storageKey` is `"supabase"`, or `authwire.session`.
+fn storage_key(opts: &JsValue, source: Option<&Source>) -> Result<String, JsValue> {
+    match get(opts, "storageKey").as_string().as_deref() {
+        None => Ok("authwire.session".to_owned()),
+        Some("supabase") => {
+            let url = source.and_then(Source::gotrue_url).ok_or_else(|| options_error("options.storageKey \"supabase\" needs a supabase or password refresh source"))?;
+            // supabase-js: `sb-${new URL(url).hostname.split(".")[0]}-auth-token`
+            let host = url.split("://").nth(1).unwrap_or("").split(['/', ':', '?']).next().unwrap_or("");
+            Ok(format!("sb-{}-auth-token", host.split('.').next().unwrap_or("")))
+        }
+        Some("") => Err(options_error("options.storageKey must not be empty")),
+        Some(k) => Ok(k.to_owned()),
     }
 }
 
@@ -314,6 +535,9 @@ fn apply_session(shared: &Shared, session: &JsValue, refreshed: bool) -> Result<
             return Ok(());
         }
         inner.machine.check(&s, now).map_err(|c| error(c, "the session has expired and no refresh source can renew it"))?;
+    }
+    if let Ok(mut inner) = shared.try_borrow_mut() {
+        inner.raw = session.clone();
     }
     let input = if refreshed { Input::Refreshed(s) } else { Input::SetSession(s) };
     drive(shared, |m, now, out| m.handle(now, input, out)).ok_or_else(|| code_error(Code::Freed))
@@ -342,6 +566,71 @@ export function aw_unsubscriber(subscription) {
 extern "C" {
     fn aw_supabase_refresher(api: &JsValue) -> Function;
     fn aw_unsubscriber(subscription: &JsValue) -> Function;
+}
+
+/// `accessToken()`.
+fn token_promise(shared: &Shared) -> Promise {
+    let mut fns: Option<Settler> = None;
+    let promise = Promise::new(&mut |res, rej| fns = Some((res, rej)));
+    let Some((res, rej)) = fns else { return promise };
+    let answer = drive(shared, |m, now, out| m.want_token(now, out));
+    let settle = |f: &Function, v: &JsValue| {
+        let _ = f.call1(&JsValue::UNDEFINED, v);
+    };
+    match answer {
+        None => settle(&rej, &code_error(Code::Freed)),
+        Some(Answer::Fail(code)) => settle(&rej, &code_error(code)),
+        Some(Answer::Ready) => match shared.try_borrow().ok().and_then(|i| i.machine.access_token().map(|t| JsValue::from_str(t.expose()))) {
+            Some(t) => settle(&res, &t),
+            None => settle(&rej, &code_error(Code::SignedOut)),
+        },
+        Some(Answer::Wait) => match shared.try_borrow_mut() {
+            Ok(mut inner) => inner.token_waiters.push((res, rej)),
+            Err(_) => settle(&rej, &code_error(Code::Freed)),
+        },
+    }
+    promise
+}
+
+/// `refresh()`.
+fn refresh_promise(shared: &Shared) -> Promise {
+    let mut fns: Option<Settler> = None;
+    let promise = Promise::new(&mut |res, rej| fns = Some((res, rej)));
+    let Some((res, rej)) = fns else { return promise };
+    // Register first: the machine may settle the waiters before `drive` returns.
+    if let Ok(mut inner) = shared.try_borrow_mut() {
+        inner.refresh_waiters.push((res, rej.clone()));
+    }
+    match drive(shared, |m, now, out| m.want_refresh(now, out)) {
+        Some(Ok(())) => {}
+        failed => {
+            let code = match failed {
+                Some(Err(c)) => c,
+                _ => Code::Freed,
+            };
+            if let Ok(mut inner) = shared.try_borrow_mut() {
+                inner.refresh_waiters.retain(|(_, r)| r != &rej);
+            }
+            let _ = rej.call1(&JsValue::UNDEFINED, &code_error(code));
+        }
+    }
+    promise
+}
+
+/// Puts the bearer token and the source's extra headers on a request.
+fn authorize(shared: &Shared, request: &web_sys::Request, token: &JsValue) -> Result<(), JsValue> {
+    let headers = request.headers();
+    headers.set("Authorization", &format!("Bearer {}", token.as_string().unwrap_or_default()))?;
+    let extra = shared.try_borrow().map(|i| i.headers.clone()).unwrap_or(JsValue::UNDEFINED);
+    if extra.is_object() {
+        for entry in Object::entries(extra.unchecked_ref()).iter() {
+            let pair: js_sys::Array = entry.unchecked_into();
+            if let (Some(k), Some(v)) = (pair.get(0).as_string(), pair.get(1).as_string()) {
+                headers.set(&k, &v)?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A Supabase-style session that keeps itself fresh.
@@ -374,6 +663,17 @@ impl AuthSession {
             Raw::Num(n) if n.is_finite() && n >= 0.0 => policy.margin_ms = (n * 1000.0) as u64,
             _ => return Err(options_error("options.marginSeconds must be a non-negative number")),
         }
+        let storage_kind = match get(&opts, "storage").as_string().as_deref() {
+            None | Some("memory") => None,
+            Some("local") => Some("local"),
+            Some("session") => Some("session"),
+            Some(_) => return Err(options_error("options.storage must be \"memory\", \"local\" or \"session\"")),
+        };
+        let cross_tab = opt_bool(&opts, "crossTab")?;
+        let key = storage_key(&opts, source.as_ref())?;
+        let store = storage_kind.and_then(|k| Store::open(k, key.clone()));
+        let bootstrap = source.as_ref().is_some_and(Source::bootstraps);
+        let broker = matches!(source, Some(Source::Broker { .. }));
         let seed = (js_sys::Math::random() * 9_007_199_254_740_991.0) as u64;
         let id = NEXT_ID.with(|n| {
             let id = n.get();
@@ -385,7 +685,8 @@ impl AuthSession {
             source.is_some(),
             source.as_ref().is_some_and(Source::needs_refresh_token),
             seed,
-        );
+        )
+        .with_bootstrap(bootstrap);
         let shared: Shared = Rc::new(RefCell::new(Inner {
             machine,
             source,
@@ -404,17 +705,94 @@ impl AuthSession {
             watchers: Vec::new(),
             next_watch: 0,
             follows: Vec::new(),
+            key: key.clone(),
+            store,
+            link: None,
+            storage_listener: None,
+            raw: JsValue::UNDEFINED,
+            headers: JsValue::UNDEFINED,
+            health: None,
+            adopting: false,
         }));
         REGISTRY.with(|r| r.borrow_mut().push((id, Rc::downgrade(&shared))));
         let this = AuthSession { shared };
         let session = get(&opts, "session");
         if !session.is_undefined() && !session.is_null() {
             this.set_session(session)?;
+        } else if let Some(text) = this.shared.try_borrow().ok().and_then(|i| i.store.as_ref().and_then(Store::load)) {
+            // A stored value that is corrupt, foreign or expired beyond renewal is ignored, with an event.
+            let loaded = JSON::parse(&text).map_err(|_| code_error(Code::InvalidSession)).and_then(|v| apply_session(&this.shared, &v, false));
+            if let Err(e) = loaded {
+                let weak = Rc::downgrade(&this.shared);
+                let code = get(&e, "code");
+                spawn_local(async move {
+                    let listeners = weak.upgrade().and_then(|s| s.try_borrow().ok().filter(|i| !i.freed).map(|i| i.listeners.clone()));
+                    if let Some(l) = listeners {
+                        let ev = Object::new();
+                        let _ = Reflect::set(&ev, &"type".into(), &"STORAGE_IGNORED".into());
+                        let _ = Reflect::set(&ev, &"at".into(), &JsValue::from_f64(now_ms() as f64));
+                        let _ = Reflect::set(&ev, &"code".into(), &code);
+                        aw_emit(&l, &Object::freeze(&ev).into());
+                    }
+                });
+            }
         }
         let weak = Rc::downgrade(&this.shared);
         let dom = web::wake_listeners(Rc::new(move |w| wake(&weak, w)));
-        if let Ok(mut inner) = this.shared.try_borrow_mut() {
+        let weak = Rc::downgrade(&this.shared);
+        let link = if cross_tab {
+            TabLink::join(&key, move |m| {
+                let Some(shared) = weak.upgrade() else { return };
+                match m {
+                    TabMessage::Session(v) => adopt(&shared, Some(v)),
+                    TabMessage::SignOut => adopt(&shared, None),
+                    TabMessage::Hello => {
+                        let Ok(inner) = shared.try_borrow() else { return };
+                        if let (Some(l), true) = (&inner.link, inner.machine.session().is_some() && !inner.freed) {
+                            l.post(&TabMessage::Session(inner.raw.clone()));
+                        }
+                    }
+                }
+            })
+        } else {
+            None
+        };
+        let weak = Rc::downgrade(&this.shared);
+        let storage_listener = web_sys::window().filter(|_| storage_kind.is_some()).and_then(|w| {
+            DomListener::new(&w, "storage", move |e| {
+                let Some(shared) = weak.upgrade() else { return };
+                let Some(e) = e.dyn_ref::<web_sys::StorageEvent>() else { return };
+                let about = shared.try_borrow().is_ok_and(|i| i.store.as_ref().is_some_and(|s| s.is_about(e)));
+                if about {
+                    adopt(&shared, e.new_value().map(|t| JsValue::from_str(&t)));
+                }
+            })
+        });
+        let signed_in = {
+            let mut inner = this.shared.try_borrow_mut().map_err(|_| code_error(Code::Freed))?;
             inner.dom = dom;
+            inner.link = link;
+            inner.storage_listener = storage_listener;
+            if let (Some(l), None) = (&inner.link, inner.machine.session()) {
+                l.post(&TabMessage::Hello);
+            }
+            inner.machine.session().is_some()
+        };
+        if broker {
+            check_health(&Rc::downgrade(&this.shared));
+        }
+        if bootstrap && !signed_in {
+            // Sign in now; across tabs, give the others a moment to answer the hello first.
+            let weak = Rc::downgrade(&this.shared);
+            let delay = if cross_tab { 300 } else { 0 };
+            spawn_local(async move {
+                gloo_timers::future::TimeoutFuture::new(delay).await;
+                let Some(shared) = weak.upgrade() else { return };
+                let missing = shared.try_borrow().is_ok_and(|i| i.machine.session().is_none() && i.machine.inflight().is_none());
+                if missing {
+                    drive(&shared, |m, now, out| m.handle(now, Input::Refresh, out));
+                }
+            });
         }
         Ok(this)
     }
@@ -458,7 +836,7 @@ impl AuthSession {
             inner.source = Some(source);
             inner.follows.push((subscription.clone(), callback));
         }
-        drive(&self.shared, |m, now, out| m.set_source(true, true, now, out));
+        drive(&self.shared, |m, now, out| m.set_source(true, true, false, now, out));
         Ok(aw_unsubscriber(&subscription))
     }
 
@@ -467,52 +845,42 @@ impl AuthSession {
     /// `network_error`, ... (see the error codes).
     #[wasm_bindgen(js_name = accessToken, unchecked_return_type = "Promise<string>")]
     pub fn access_token(&self) -> Promise {
-        let mut fns: Option<Settler> = None;
-        let promise = Promise::new(&mut |res, rej| fns = Some((res, rej)));
-        let Some((res, rej)) = fns else { return promise };
-        let answer = drive(&self.shared, |m, now, out| m.want_token(now, out));
-        let settle = |f: &Function, v: &JsValue| {
-            let _ = f.call1(&JsValue::UNDEFINED, v);
-        };
-        match answer {
-            None => settle(&rej, &code_error(Code::Freed)),
-            Some(Answer::Fail(code)) => settle(&rej, &code_error(code)),
-            Some(Answer::Ready) => match self.shared.try_borrow().ok().and_then(|i| i.machine.access_token().map(|t| JsValue::from_str(t.expose()))) {
-                Some(t) => settle(&res, &t),
-                None => settle(&rej, &code_error(Code::SignedOut)),
-            },
-            Some(Answer::Wait) => match self.shared.try_borrow_mut() {
-                Ok(mut inner) => inner.token_waiters.push((res, rej)),
-                Err(_) => settle(&rej, &code_error(Code::Freed)),
-            },
-        }
-        promise
+        token_promise(&self.shared)
     }
 
     /// Refreshes now (joining a refresh already running). Resolves when a new token is in place.
     #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
     pub fn refresh(&self) -> Promise {
-        let mut fns: Option<Settler> = None;
-        let promise = Promise::new(&mut |res, rej| fns = Some((res, rej)));
-        let Some((res, rej)) = fns else { return promise };
-        // Register first: the machine may settle the waiters before `drive` returns.
-        if let Ok(mut inner) = self.shared.try_borrow_mut() {
-            inner.refresh_waiters.push((res, rej.clone()));
-        }
-        match drive(&self.shared, |m, now, out| m.want_refresh(now, out)) {
-            Some(Ok(())) => {}
-            failed => {
-                let code = match failed {
-                    Some(Err(c)) => c,
-                    _ => Code::Freed,
-                };
-                if let Ok(mut inner) = self.shared.try_borrow_mut() {
-                    inner.refresh_waiters.retain(|(_, r)| r != &rej);
-                }
-                let _ = rej.call1(&JsValue::UNDEFINED, &code_error(code));
+        refresh_promise(&self.shared)
+    }
+
+    /// `fetch` with `Authorization: Bearer <token>` (and any headers the token source returned, such
+    /// as a CSRF token). On a 401 it refreshes once and retries once; a request whose body is a
+    /// stream cannot be replayed, so its 401 is returned as it is.
+    #[wasm_bindgen(unchecked_return_type = "Promise<Response>")]
+    pub fn fetch(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "RequestInfo | URL")] input: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "RequestInit")] init: JsValue,
+    ) -> Promise {
+        let shared = self.shared.clone();
+        wasm_bindgen_futures::future_to_promise(async move {
+            let init: web_sys::RequestInit = if init.is_object() { init.unchecked_into() } else { web_sys::RequestInit::new() };
+            let replayable = get(&init, "body").dyn_ref::<web_sys::ReadableStream>().is_none();
+            let request = match input.dyn_ref::<web_sys::Request>() {
+                Some(r) => web_sys::Request::new_with_request_and_init(r, &init)?,
+                None => web_sys::Request::new_with_str_and_init(&String::from(js_sys::JsString::from(input.clone())), &init)?,
+            };
+            let spare = if replayable { request.clone().ok() } else { None };
+            authorize(&shared, &request, &JsFuture::from(token_promise(&shared)).await?)?;
+            let response: web_sys::Response = JsFuture::from(global_fetch(&request)).await?.unchecked_into();
+            let Some(spare) = spare.filter(|_| response.status() == 401) else { return Ok(response.into()) };
+            if JsFuture::from(refresh_promise(&shared)).await.is_err() {
+                return Ok(response.into());
             }
-        }
-        promise
+            authorize(&shared, &spare, &JsFuture::from(token_promise(&shared)).await?)?;
+            JsFuture::from(global_fetch(&spare)).await
+        })
     }
 
     /// Ends the session here (SIGNED_OUT at once) and, for a Supabase source, revokes it on the
@@ -525,8 +893,12 @@ impl AuthSession {
         };
         drive(&self.shared, |m, now, out| m.handle(now, Input::SignOut, out));
         wasm_bindgen_futures::future_to_promise(async move {
-            if let (Some(Source::Supabase { url, api_key }), Some(token)) = (source, token) {
-                let _ = post_json(&format!("{url}/auth/v1/logout"), &api_key, Some(&token), &JsValue::UNDEFINED, None).await;
+            let gotrue = match &source {
+                Some(Source::Supabase { url, api_key }) | Some(Source::Password { url, api_key, plain: false, .. }) => Some((url.clone(), api_key.clone())),
+                _ => None,
+            };
+            if let (Some((url, api_key)), Some(token)) = (gotrue, token) {
+                let _ = request("POST", &format!("{url}/auth/v1/logout"), Some(&api_key), Some(&token), &JsValue::UNDEFINED, None).await;
             }
             Ok(JsValue::UNDEFINED)
         })
@@ -571,6 +943,7 @@ impl AuthSession {
         set("userId", s.and_then(|s| s.user_id.as_deref()).map_or(JsValue::NULL, JsValue::from_str));
         set("refreshCount", JsValue::from_f64(m.refresh_count() as f64));
         set("lastError", m.last_error().map_or(JsValue::NULL, |c| c.as_str().into()));
+        set("sourceHealth", inner.health.map_or(JsValue::NULL, |h| (if h { "ok" } else { "unhealthy" }).into()));
         let snap: JsValue = Object::freeze(&o).into();
         inner.snapshot = Some(snap.clone());
         snap
@@ -592,6 +965,8 @@ impl Drop for AuthSession {
                 c.abort();
             }
             inner.dom.clear();
+            inner.link = None;
+            inner.storage_listener = None;
             for (subscription, _callback) in inner.follows.drain(..) {
                 // Unsubscribe before the callback is dropped, so supabase-js never calls a freed closure.
                 let _ = aw_unsubscriber(&subscription).call0(&JsValue::UNDEFINED);

@@ -36,6 +36,16 @@ pub struct Counters {
     pub refresh_faults: u64,
     /// Logouts.
     pub logouts: u64,
+    /// Broker token reads (`GET /api/tokens/{scope}`).
+    pub broker_gets: u64,
+    /// Broker forced refreshes (`POST /api/tokens/refresh/{scope}`).
+    pub broker_refreshes: u64,
+    /// Plain logins (`POST /plain/login`).
+    pub plain_logins: u64,
+    /// Requests to `/api/echo`, and how many of them were answered 401.
+    pub echo_requests: u64,
+    /// `/api/echo` requests answered 401.
+    pub echo_unauthorized: u64,
 }
 
 /// Per-user settings tests can change.
@@ -71,6 +81,8 @@ pub struct App {
     state: Mutex<State_>,
     /// The chat sockets' counters and fault switches.
     pub chat: crate::chat::ChatState,
+    /// The broker's tokens and the echo route's state.
+    pub sources: crate::sources::SourceState,
 }
 
 /// Seconds since the epoch.
@@ -105,7 +117,12 @@ impl App {
     pub fn new(default_ttl: u64, password: String) -> Self {
         let mut secret = [0u8; 32];
         getrandom::getrandom(&mut secret).expect("the OS random source is available");
-        App { secret, default_ttl, password, state: Mutex::new(State_::default()), chat: Default::default() }
+        App { secret, default_ttl, password, state: Mutex::new(State_::default()), chat: Default::default(), sources: Default::default() }
+    }
+
+    /// The password every account accepts.
+    pub fn password(&self) -> &str {
+        &self.password
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State_> {
@@ -114,14 +131,25 @@ impl App {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn count(&self, email: &str, f: impl Fn(&mut Counters)) {
+    /// Counts for a user (and in total).
+    pub fn count(&self, email: &str, f: impl Fn(&mut Counters)) {
         let mut st = self.lock();
         f(&mut st.total);
         f(st.counters.entry(email.to_owned()).or_default());
     }
 
+    /// An access token alone (no refresh token) for `email`: `(token, exp, ttl)`.
+    pub fn access_only(&self, email: &str) -> (String, u64, u64) {
+        let v = self.issue_inner(email, &random_token(9), false);
+        (v["access_token"].as_str().unwrap_or_default().to_owned(), v["expires_at"].as_u64().unwrap_or(0), v["expires_in"].as_u64().unwrap_or(0))
+    }
+
     /// Issues a session for `email` within `session_id` (a refresh-token family).
     fn issue(&self, email: &str, session_id: &str) -> Value {
+        self.issue_inner(email, session_id, true)
+    }
+
+    fn issue_inner(&self, email: &str, session_id: &str, with_refresh: bool) -> Value {
         let ttl = self.lock().users.get(email).and_then(|u| u.ttl).unwrap_or(self.default_ttl);
         let now = now_s();
         let uid = user_id(email);
@@ -133,6 +161,9 @@ impl App {
             "jti": random_token(9),
         });
         let access = jwt::sign(&self.secret, &claims);
+        if !with_refresh {
+            return json!({ "access_token": access, "expires_in": ttl, "expires_at": now + ttl });
+        }
         let refresh = random_token(16);
         self.lock().refresh_tokens.insert(
             refresh.clone(),
@@ -233,7 +264,7 @@ async fn refresh_grant(app: &App, body: &Value) -> Response {
         // Reuse of a rotated token: someone else holds the family; revoke it all (as GoTrue does).
         app.lock().revoked_sessions.insert(session_id.clone());
         app.count(&email, |c| c.refresh_reused += 1);
-        println!("[auth] REUSED refresh token for user={} session={}: session revoked", short(&user_id(&email)), session_id);
+        println!("[auth] REUSED refresh token for user={} session={}: session revoked, rt={}", short(&user_id(&email)), session_id, &crate::jwt::fingerprint(&presented));
         return gotrue_error(StatusCode::BAD_REQUEST, "invalid_grant", "refresh_token_already_used", "Invalid Refresh Token: Already Used");
     }
     if let Some(t) = app.lock().refresh_tokens.get_mut(&presented) {
@@ -242,11 +273,12 @@ async fn refresh_grant(app: &App, body: &Value) -> Response {
     let out = app.issue(&email, &session_id);
     app.count(&email, |c| c.refresh_ok += 1);
     let n = app.lock().counters.get(&email).map_or(0, |c| c.refresh_ok);
-    println!("[auth] refresh user={} session={} rotated (#{n}), ttl={}s", short(&user_id(&email)), session_id, out["expires_in"]);
+    println!("[auth] refresh user={} session={} rotated (#{n}), ttl={}s, rt={}", short(&user_id(&email)), session_id, out["expires_in"], &crate::jwt::fingerprint(&presented));
     (StatusCode::OK, Json(out)).into_response()
 }
 
-fn bearer(headers: &HeaderMap) -> Option<&str> {
+/// The bearer token of a request.
+pub fn bearer(headers: &HeaderMap) -> Option<&str> {
     headers.get("authorization")?.to_str().ok()?.strip_prefix("Bearer ")
 }
 

@@ -18,6 +18,12 @@ pub fn sign(secret: &[u8], claims: &serde_json::Value) -> String {
     format!("{input}.{sig}")
 }
 
+/// A short, one-way fingerprint of a secret, for logs that must tell tokens apart without showing them.
+pub fn fingerprint(secret: &str) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(secret.as_bytes()).iter().take(4).map(|b| format!("{b:02x}")).collect()
+}
+
 /// Why a token was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Invalid {

@@ -12,6 +12,7 @@
 mod auth;
 mod chat;
 mod jwt;
+mod sources;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -75,6 +76,11 @@ async fn main() {
         .route("/bedrock-chat/ws", get(chat::ws_bedrock))
         .route("/__test/chat", get(chat::stats))
         .route("/__test/chat-control", post(chat::control))
+        .route("/api/tokens/health", get(sources::broker_health))
+        .route("/api/tokens/refresh/{scope}", post(sources::broker_refresh))
+        .route("/api/tokens/{scope}", get(sources::broker_get))
+        .route("/plain/login", post(sources::plain_login))
+        .route("/api/echo", get(sources::echo).post(sources::echo))
         .with_state(app)
         .nest_service("/pkg", ServeDir::new(args.root.join("pkg")))
         .fallback_service(ServeDir::new(args.root.join("www")))
