@@ -19,6 +19,10 @@ export interface SessionInput {
 /** Where new tokens come from. */
 export type RefreshSource =
   | { kind: "supabase"; url: string; apiKey: string }
+  /** GoTrue's password grant then its refresh grant; or, with endpoint "plain", a login URL answering `{ token | access_token, expires_in | expires_at }`. */
+  | { kind: "password"; url: string; email: string; password: string; apiKey?: string; endpoint?: "gotrue" | "plain" }
+  /** `GET {url}/api/tokens/{scope}?user_id=` answering `{ token, expires_on, scope, refresh_count }`; `POST {url}/api/tokens/refresh/{scope}` to force one. */
+  | { kind: "broker"; url: string; scope: string; userId: string }
   | { kind: "callback"; fn: (refreshToken?: string) => Promise<SessionInput | string | null> | SessionInput | string | null };
 
 export interface AuthSessionOptions {
@@ -31,13 +35,19 @@ export interface AuthSessionOptions {
   allowInsecure?: boolean;
   /** Log the lifecycle (never a token) to console.debug. */
   debug?: boolean;
+  /** Where the session is kept: "memory" (default: tokens never leave memory), "local" or "session" storage. */
+  storage?: "memory" | "local" | "session";
+  /** The storage key (default "authwire.session"); "supabase" uses supabase-js's `sb-<project-ref>-auth-token`. */
+  storageKey?: string;
+  /** Share the session and its refreshes with the other tabs of this origin (BroadcastChannel + Web Locks). */
+  crossTab?: boolean;
 }
 
 export type AuthStatus = "signed_out" | "signed_in" | "refreshing" | "expired";
 
 export type AuthErrorCode =
   | "invalid_session" | "invalid_options" | "session_expired" | "signed_out" | "no_refresh_source"
-  | "network_error" | "server_error" | "rate_limited" | "invalid_grant" | "refresh_rejected"
+  | "network_error" | "server_error" | "rate_limited" | "invalid_grant" | "refresh_rejected" | "token_not_found"
   | "invalid_response" | "callback_failed" | "freed" | "insecure_url" | "invalid_url";
 
 /** What `getSnapshot()` returns: the same frozen object until something changes. */
@@ -49,9 +59,11 @@ export interface AuthSnapshot {
   /** Successful refreshes so far. */
   readonly refreshCount: number;
   readonly lastError: AuthErrorCode | null;
+  /** A broker source's `/api/tokens/health`; null for other sources. */
+  readonly sourceHealth: "ok" | "unhealthy" | null;
 }
 
-export type AuthEventType = "SIGNED_IN" | "TOKEN_REFRESHED" | "REFRESH_FAILED" | "SIGNED_OUT" | "SESSION_EXPIRED";
+export type AuthEventType = "SIGNED_IN" | "TOKEN_REFRESHED" | "REFRESH_FAILED" | "SIGNED_OUT" | "SESSION_EXPIRED" | "STORAGE_IGNORED";
 
 export interface AuthEvent {
   readonly type: AuthEventType;

@@ -8,6 +8,12 @@ await init();
 const session: SessionInput = { access_token: "a.b.c", refresh_token: "r", expires_in: 3600, expires_at: 1_800_000_000, token_type: "bearer", user: { id: "u" } };
 const auth = new AuthSession({ session, refresh: { kind: "supabase", url: "https://x.supabase.co", apiKey: "anon" }, marginSeconds: 30 });
 const bare = new AuthSession({ session: "a.b.c", refresh: { kind: "callback", fn: async () => ({ access_token: "x", expires_in: 60 }) } });
+const tabs = new AuthSession({ refresh: { kind: "broker", url: "https://b", scope: "chat", userId: "u" }, storage: "local", storageKey: "supabase", crossTab: true });
+const health: "ok" | "unhealthy" | null = tabs.getSnapshot().sourceHealth;
+const res: Response = await tabs.fetch("https://api.example.com/me", { method: "POST", body: "{}" });
+new AuthSession({ refresh: { kind: "password", url: "https://x.supabase.co", email: "a@b", password: "p" } });
+// @ts-expect-error: storage is a closed set
+new AuthSession({ storage: "cookie" });
 
 const token: string = await auth.accessToken();
 const snap: AuthSnapshot = auth.getSnapshot();
@@ -58,4 +64,4 @@ chat.close();
 chat.free();
 auth.free();
 bare.free();
-console.log(token, status, expiresAt, queued);
+console.log(token, status, expiresAt, queued, health, res.status);
