@@ -15,7 +15,7 @@ use crate::core::session::{Origin, Session};
 use crate::core::url;
 use crate::web::fetch::{global_fetch, request, Fetched, Source};
 use crate::web::tabs::{self, Store, TabLink, TabMessage};
-use crate::web::{self, aw_emit, aw_listen, code_error, debug, error, get, now_ms, raw, DomListener};
+use crate::web::{self, aw_emit, aw_listen, code_error, debug, error, frozen, get, now_ms, raw, DomListener};
 use crate::core::session::Raw;
 
 type Settler = (Function, Function);
@@ -252,7 +252,7 @@ fn adopt(shared: &Shared, published: Option<JsValue>) {
             let v = if let Some(text) = v.as_string().filter(|t| t.starts_with('{')) { JSON::parse(&text).unwrap_or(v) } else { v };
             let Ok(s) = Session::from_raw(&web::raw_session(&v), now_ms(), Origin::HandedOver) else { return };
             let Ok(mut inner) = shared.try_borrow_mut() else { return };
-            let newer = inner.machine.session().is_none_or(|cur| cur.access != s.access && s.expires_at_ms > cur.expires_at_ms);
+            let newer = inner.machine.session().is_none_or(|cur| cur.access != s.access && s.expires_at_ms >= cur.expires_at_ms);
             if !newer || inner.machine.check(&s, now_ms()).is_err() {
                 return;
             }
@@ -418,23 +418,18 @@ fn check_health(weak: &Weak<RefCell<Inner>>) {
 }
 
 fn event_object(ev: &Event) -> JsValue {
-    let o = Object::new();
-    let set = |k: &str, v: JsValue| {
-        let _ = Reflect::set(&o, &k.into(), &v);
-    };
-    set("type", ev.kind.as_str().into());
-    set("at", JsValue::from_f64(ev.at_ms as f64));
+    let mut pairs: Vec<(&str, JsValue)> = vec![("type", ev.kind.as_str().into()), ("at", JsValue::from_f64(ev.at_ms as f64))];
     if let Some(t) = ev.expires_at_ms {
-        set("expiresAt", JsValue::from_f64(t as f64));
+        pairs.push(("expiresAt", JsValue::from_f64(t as f64)));
     }
     if let Some(c) = ev.code {
-        set("code", c.as_str().into());
+        pairs.push(("code", c.as_str().into()));
     }
     if ev.kind == EventKind::RefreshFailed {
-        set("willRetry", ev.will_retry.into());
-        set("retryInMs", ev.retry_in_ms.map_or(JsValue::NULL, |d| JsValue::from_f64(d as f64)));
+        pairs.push(("willRetry", ev.will_retry.into()));
+        pairs.push(("retryInMs", ev.retry_in_ms.map_or(JsValue::NULL, |d| JsValue::from_f64(d as f64))));
     }
-    Object::freeze(&o).into()
+    frozen(&pairs)
 }
 
 fn options_error(message: &str) -> JsValue {
@@ -728,11 +723,8 @@ impl AuthSession {
                 spawn_local(async move {
                     let listeners = weak.upgrade().and_then(|s| s.try_borrow().ok().filter(|i| !i.freed).map(|i| i.listeners.clone()));
                     if let Some(l) = listeners {
-                        let ev = Object::new();
-                        let _ = Reflect::set(&ev, &"type".into(), &"STORAGE_IGNORED".into());
-                        let _ = Reflect::set(&ev, &"at".into(), &JsValue::from_f64(now_ms() as f64));
-                        let _ = Reflect::set(&ev, &"code".into(), &code);
-                        aw_emit(&l, &Object::freeze(&ev).into());
+                        let ev = frozen(&[("type", "STORAGE_IGNORED".into()), ("at", JsValue::from_f64(now_ms() as f64)), ("code", code)]);
+                        aw_emit(&l, &ev);
                     }
                 });
             }
@@ -933,18 +925,15 @@ impl AuthSession {
             return s.clone();
         }
         let m = &inner.machine;
-        let o = Object::new();
-        let set = |k: &str, v: JsValue| {
-            let _ = Reflect::set(&o, &k.into(), &v);
-        };
-        set("status", m.status().as_str().into());
         let s = m.session();
-        set("expiresAt", s.map_or(JsValue::NULL, |s| JsValue::from_f64(s.expires_at_ms as f64)));
-        set("userId", s.and_then(|s| s.user_id.as_deref()).map_or(JsValue::NULL, JsValue::from_str));
-        set("refreshCount", JsValue::from_f64(m.refresh_count() as f64));
-        set("lastError", m.last_error().map_or(JsValue::NULL, |c| c.as_str().into()));
-        set("sourceHealth", inner.health.map_or(JsValue::NULL, |h| (if h { "ok" } else { "unhealthy" }).into()));
-        let snap: JsValue = Object::freeze(&o).into();
+        let snap = frozen(&[
+            ("status", m.status().as_str().into()),
+            ("expiresAt", s.map_or(JsValue::NULL, |s| JsValue::from_f64(s.expires_at_ms as f64))),
+            ("userId", s.and_then(|s| s.user_id.as_deref()).map_or(JsValue::NULL, JsValue::from_str)),
+            ("refreshCount", JsValue::from_f64(m.refresh_count() as f64)),
+            ("lastError", m.last_error().map_or(JsValue::NULL, |c| c.as_str().into())),
+            ("sourceHealth", inner.health.map_or(JsValue::NULL, |h| (if h { "ok" } else { "unhealthy" }).into())),
+        ]);
         inner.snapshot = Some(snap.clone());
         snap
     }
@@ -975,7 +964,7 @@ impl Drop for AuthSession {
             inner.listeners.clear();
             let watchers: Vec<Watcher> = inner.watchers.drain(..).map(|(_, w)| w).collect();
             let mut p: Vec<Settler> = inner.token_waiters.drain(..).collect();
-            p.extend(inner.refresh_waiters.drain(..));
+            p.append(&mut inner.refresh_waiters);
             (p, watchers)
         };
         let (pending, watchers) = pending;

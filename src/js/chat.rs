@@ -17,7 +17,7 @@ use crate::core::protocol::{AuthType, Incoming, Protocol};
 use crate::core::session::Raw;
 use crate::core::socket_machine::{Action, Config, Frame, Input, SocketMachine};
 use crate::core::url;
-use crate::web::{aw_emit, aw_listen, code_error, error, get, now_ms, raw, DomListener};
+use crate::web::{aw_emit, aw_listen, code_error, error, frozen, get, now_ms, raw, DomListener};
 
 #[wasm_bindgen(inline_js = r#"
 export function aw_send(ws, msg, sessionId, field, token, messageId, chat) {
@@ -537,20 +537,17 @@ impl ChatSocket {
             return s.clone();
         }
         let m = &inner.machine;
-        let o = Object::new();
-        let set = |k: &str, v: JsValue| {
-            let _ = Reflect::set(&o, &k.into(), &v);
-        };
         let n = |v: u64| JsValue::from_f64(v as f64);
-        set("status", m.status().as_str().into());
-        set("queued", n(m.queued() as u64));
-        set("unacked", n(m.unacked() as u64));
-        set("sent", n(m.sent));
-        set("received", n(m.received));
-        set("acked", n(m.acked));
-        set("reconnects", n(m.reconnects));
-        set("lastError", m.last_error.map_or(JsValue::NULL, |c| c.as_str().into()));
-        let snap: JsValue = Object::freeze(&o).into();
+        let snap = frozen(&[
+            ("status", m.status().as_str().into()),
+            ("queued", n(m.queued() as u64)),
+            ("unacked", n(m.unacked() as u64)),
+            ("sent", n(m.sent)),
+            ("received", n(m.received)),
+            ("acked", n(m.acked)),
+            ("reconnects", n(m.reconnects)),
+            ("lastError", m.last_error.map_or(JsValue::NULL, |c| c.as_str().into())),
+        ]);
         inner.snapshot = Some(snap.clone());
         snap
     }

@@ -53,6 +53,15 @@ pub fn code_error(code: Code) -> JsValue {
     error(code, code.describe())
 }
 
+/// A frozen plain object with these properties, in this order (snapshots, events).
+pub fn frozen(pairs: &[(&str, JsValue)]) -> JsValue {
+    let o = js_sys::Object::new();
+    for (k, v) in pairs {
+        let _ = Reflect::set(&o, &JsValue::from_str(k), v);
+    }
+    js_sys::Object::freeze(&o).into()
+}
+
 /// Reads a property; `undefined` when the target is not an object or the read throws.
 pub fn get(obj: &JsValue, key: &str) -> JsValue {
     if obj.is_object() || obj.is_function() {
