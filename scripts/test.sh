@@ -11,6 +11,9 @@ bash scripts/setup.sh
 echo "== native tests (core state machines, dev server)"
 cargo test --workspace --quiet
 
+echo "== fuzzing every parser of outside input (a short run; scripts/fuzz.sh runs a million each)"
+cargo run --quiet --profile fuzz --example fuzz -- --iterations 50000
+
 echo "== browser tests (headless Chromium, dev server on loopback)"
 cargo build --quiet -p authwire-devserver
 workdir=$(mktemp -d)
@@ -45,6 +48,13 @@ echo "== end-to-end journeys (playwright-core, Debian's Chromium, the built pack
 AUTHWIRE_ARTIFACTS="target/e2e-artifacts" node --test --test-concurrency=1 tests/e2e/ || {
   echo "== dev server log"; tail -50 "$workdir/server.log"; exit 1; }
 echo "screenshots: target/e2e-artifacts/"
+
+echo "== soak, short version (scripts/soak.sh runs 60 s)"
+AUTHWIRE_SERVER_URL="$AUTHWIRE_SERVER_URL" node soak/run.mjs --seconds 15
+
+urls=$(node -e 'fetch(process.argv[1] + "/__test/stats").then((r) => r.json()).then((s) => console.log(s.tokens_in_urls))' "$AUTHWIRE_SERVER_URL")
+if [ "$urls" != "0" ]; then echo "$urls request(s) carried a token in the URL"; exit 1; fi
+echo "no request carried a token in its URL"
 
 if grep -E "eyJ[A-Za-z0-9_-]{10,}" "$workdir/server.log" >/dev/null; then
   echo "the dev server log contains a token"; exit 1

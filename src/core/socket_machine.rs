@@ -280,6 +280,19 @@ impl<P: Clone> SocketMachine<P> {
         Ok(())
     }
 
+    /// Whether a plain message (no `message_id`) may be written at once by the shell's fast path,
+    /// given a usable token: open, nothing queued, no acks, token-per-message. The shell then calls
+    /// [`SocketMachine::wrote_fast`]; anything else goes through [`SocketMachine::send`].
+    pub fn fast_path_open(&self) -> bool {
+        self.writable() && self.queue.is_empty() && !self.cfg.ack && self.needs_token_per_frame()
+    }
+
+    /// Counts a frame written by the fast path (what `send` + `Write` would have done).
+    pub fn wrote_fast(&mut self) {
+        self.seq += 1;
+        self.sent += 1;
+    }
+
     /// Whether `send()` would write at once (so the shell can skip copying the message).
     pub fn would_write_now(&self, token_ok: bool) -> bool {
         self.writable() && self.queue.is_empty() && (token_ok || !self.needs_token_per_frame())
@@ -905,6 +918,27 @@ mod tests {
         let mut out = vec![];
         m.handle(2, Input::TokenChanged, true, &mut out);
         assert!(!out.contains(&Action::WriteAuth), "no re-auth for credentials that do not change");
+    }
+
+    #[test]
+    fn the_fast_path_is_open_only_when_send_would_write_at_once_without_bookkeeping() {
+        let mut m = machine(Protocol::TokenPerMessage, false);
+        assert!(!m.fast_path_open(), "not connected");
+        open(&mut m, 0);
+        assert!(m.fast_path_open());
+        let mut out = vec![];
+        m.send(1, "a", None, false, &mut out).unwrap();
+        assert!(!m.fast_path_open(), "something is queued: order first");
+        m.handle(2, Input::TokenChanged, true, &mut out);
+        assert!(m.fast_path_open());
+        m.wrote_fast();
+        assert_eq!(m.sent, 2);
+        let mut acked = machine(Protocol::TokenPerMessage, true);
+        open(&mut acked, 0);
+        assert!(!acked.fast_path_open(), "ack mode keeps every frame for re-sending");
+        let mut hs = machine(Protocol::AuthHandshake, false);
+        open(&mut hs, 0);
+        assert!(!hs.fast_path_open());
     }
 
     #[test]

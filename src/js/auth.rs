@@ -52,6 +52,21 @@ pub(crate) fn token_js(shared: &Shared) -> Option<JsValue> {
     inner.token_js.clone()
 }
 
+/// Calls `f` with the current token and the time until which it may be written into a frame
+/// (expiry less the transit margin), without copying the token; `None` when there is no token.
+pub(crate) fn with_write_token<R>(shared: &Shared, f: impl FnOnce(&JsValue, f64) -> R) -> Option<R> {
+    let mut inner = shared.try_borrow_mut().ok()?;
+    if inner.freed {
+        return None;
+    }
+    let s = inner.machine.session()?;
+    let until = s.expires_at_ms.saturating_sub(inner.machine.policy().transit_ms(s.lifetime_ms)) as f64;
+    if inner.token_js.is_none() {
+        inner.token_js = inner.machine.access_token().map(|t| JsValue::from_str(t.expose()));
+    }
+    inner.token_js.as_ref().map(|t| f(t, until))
+}
+
 /// Registers a watcher; returns its id for [`unwatch`].
 pub(crate) fn watch(shared: &Shared, w: Watcher) -> Option<u64> {
     let mut inner = shared.try_borrow_mut().ok()?;

@@ -29,6 +29,24 @@ export function aw_send(ws, msg, sessionId, field, token, messageId, chat) {
   if (messageId !== undefined) f.message_id = messageId;
   ws.send(JSON.stringify(f));
 }
+// The hot path: one call that checks, copies, stamps, stringifies and sends. 0: sent; 1: not a
+// plain object or string; 2: the token is too close to expiry; 3: the message carries a message_id.
+export function aw_fast_send(ws, msg, sessionId, field, token, until) {
+  let f;
+  if (typeof msg === "string") f = { prompt: msg };
+  else {
+    if (msg === null || typeof msg !== "object") return 1;
+    const p = Object.getPrototypeOf(msg);
+    if (p !== Object.prototype && p !== null) return 1;
+    if (msg.message_id !== undefined) return 3;
+    f = { ...msg };
+  }
+  if (Date.now() >= until) return 2;
+  if (sessionId !== undefined) f.session_id = sessionId;
+  f[field] = token;
+  ws.send(JSON.stringify(f));
+  return 0;
+}
 export function aw_is_plain(v) {
   if (v === null || typeof v !== "object") return false;
   const p = Object.getPrototypeOf(v);
@@ -39,6 +57,7 @@ extern "C" {
     #[wasm_bindgen(catch)]
     fn aw_send(ws: &WebSocket, msg: &JsValue, session_id: &JsValue, field: &JsValue, token: &JsValue, message_id: &JsValue, chat: bool) -> Result<(), JsValue>;
     fn aw_is_plain(v: &JsValue) -> bool;
+    fn aw_fast_send(ws: &WebSocket, msg: &JsValue, session_id: &JsValue, field: &JsValue, token: &JsValue, until: f64) -> u32;
 }
 
 /// One WebSocket and its handlers; dropping it detaches them and closes the socket.
@@ -497,6 +516,9 @@ impl ChatSocket {
     /// to a copy. Stamped when written, never with an expired token. Throws `invalid_message`,
     /// `queue_full`, `socket_closed` or `freed`.
     pub fn send(&self, #[wasm_bindgen(unchecked_param_type = "string | Record<string, unknown>")] message: JsValue) -> Result<(), JsValue> {
+        if self.fast_send(&message) {
+            return Ok(());
+        }
         let is_text = message.is_string();
         if !is_text && !aw_is_plain(&message) {
             return Err(code_error(Code::InvalidMessage));
@@ -511,6 +533,35 @@ impl ChatSocket {
             Some(Err(code)) => Err(code_error(code)),
             None => Err(code_error(Code::Freed)),
         }
+    }
+
+    /// The open-socket fast path: when the machine says a frame would be written at once with no
+    /// bookkeeping, one JS call stamps and sends it (the same frame `Write` produces). Anything it
+    /// cannot decide (not a plain message, a `message_id`, a token near expiry) goes the slow path.
+    fn fast_send(&self, message: &JsValue) -> bool {
+        let sent = {
+            let Ok(inner) = self.shared.try_borrow() else { return false };
+            if inner.freed || !inner.machine.fast_path_open() {
+                return false;
+            }
+            let (Some(auth), Some(conn)) = (&inner.auth, &inner.conn) else { return false };
+            auth::with_write_token(auth, |token, until| aw_fast_send(&conn.ws, message, &inner.session_id, &inner.token_field, token, until) == 0)
+                .unwrap_or(false)
+        };
+        if sent {
+            let notify = match self.shared.try_borrow_mut() {
+                Ok(mut i) => {
+                    i.machine.wrote_fast();
+                    i.snapshot = None;
+                    !std::mem::replace(&mut i.notify_pending, true)
+                }
+                Err(_) => false,
+            };
+            if notify {
+                run_later(&self.shared, vec![Later::Notify]);
+            }
+        }
+        sent
     }
 
     /// Calls `listener` with every incoming frame: parsed JSON, or the text when it is not JSON.

@@ -46,12 +46,15 @@ pub struct Counters {
     pub echo_requests: u64,
     /// `/api/echo` requests answered 401.
     pub echo_unauthorized: u64,
+    /// Requests (of any route) whose URL carried a token: must stay 0.
+    pub tokens_in_urls: u64,
 }
 
 /// Per-user settings tests can change.
 #[derive(Debug, Default, Clone)]
 struct UserCfg {
     ttl: Option<u64>,
+    fail_probability: f64,
     fail_refreshes: u32,
     fail_status: u16,
     refresh_delay_ms: u64,
@@ -88,6 +91,13 @@ pub struct App {
 /// Seconds since the epoch.
 pub fn now_s() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+/// A uniform random number in [0, 1), for fault injection.
+pub fn chance() -> f64 {
+    let mut b = [0u8; 4];
+    getrandom::getrandom(&mut b).expect("the OS random source is available");
+    f64::from(u32::from_le_bytes(b)) / 4_294_967_296.0
 }
 
 fn random_token(bytes: usize) -> String {
@@ -246,12 +256,13 @@ async fn refresh_grant(app: &App, body: &Value) -> Response {
     if cfg.refresh_delay_ms > 0 {
         tokio::time::sleep(Duration::from_millis(cfg.refresh_delay_ms)).await;
     }
-    if cfg.fail_refreshes > 0 {
+    let by_chance = cfg.fail_probability > 0.0 && chance() < cfg.fail_probability;
+    if cfg.fail_refreshes > 0 || by_chance {
         if let Some(u) = app.lock().users.get_mut(&email) {
-            u.fail_refreshes -= 1;
+            u.fail_refreshes = u.fail_refreshes.saturating_sub(if by_chance { 0 } else { 1 });
         }
         app.count(&email, |c| c.refresh_faults += 1);
-        let status = StatusCode::from_u16(cfg.fail_status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+        let status = if by_chance { StatusCode::INTERNAL_SERVER_ERROR } else { StatusCode::from_u16(cfg.fail_status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE) };
         println!("[auth] refresh user={} failed on purpose with {}", short(&user_id(&email)), status.as_u16());
         return gotrue_error(status, "server_error", "unexpected_failure", "injected failure");
     }
@@ -275,6 +286,16 @@ async fn refresh_grant(app: &App, body: &Value) -> Response {
     let n = app.lock().counters.get(&email).map_or(0, |c| c.refresh_ok);
     println!("[auth] refresh user={} session={} rotated (#{n}), ttl={}s, rt={}", short(&user_id(&email)), session_id, out["expires_in"], &crate::jwt::fingerprint(&presented));
     (StatusCode::OK, Json(out)).into_response()
+}
+
+/// Middleware: counts requests whose URL query carries a token (a JWT or a refresh token by name).
+pub async fn watch_urls(State(app): State<Shared>, req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let q = req.uri().query().unwrap_or_default();
+    if q.contains("eyJ") || q.contains("refresh_token=") || q.contains("access_token=") || q.contains("token=ey") {
+        println!("[auth] a request carried a token in its URL (path {})", req.uri().path());
+        app.count("", |c| c.tokens_in_urls += 1);
+    }
+    next.run(req).await
 }
 
 /// The bearer token of a request.
@@ -307,12 +328,13 @@ pub async fn user(State(app): State<Shared>, headers: HeaderMap) -> Response {
 pub struct Control {
     email: String,
     ttl_seconds: Option<u64>,
+    fail_probability: Option<f64>,
     fail_refreshes: Option<u32>,
     fail_status: Option<u16>,
     refresh_delay_ms: Option<u64>,
 }
 
-/// `POST /__test/control {email, ttl_seconds?, fail_refreshes?, fail_status?, refresh_delay_ms?}`
+/// `POST /__test/control {email, ttl_seconds?, fail_refreshes?, fail_status?, fail_probability?, refresh_delay_ms?}`
 pub async fn control(State(app): State<Shared>, Json(c): Json<Control>) -> Response {
     let email = c.email.trim().to_lowercase();
     let mut st = app.lock();
@@ -322,6 +344,9 @@ pub async fn control(State(app): State<Shared>, Json(c): Json<Control>) -> Respo
     }
     if let Some(n) = c.fail_refreshes {
         u.fail_refreshes = n;
+    }
+    if let Some(p) = c.fail_probability {
+        u.fail_probability = p;
     }
     if let Some(s) = c.fail_status {
         u.fail_status = s;

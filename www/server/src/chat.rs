@@ -58,6 +58,9 @@ struct Faults {
     drop_after_frames: Option<u64>,
     reject_next_token: bool,
     reply_delay_ms: u64,
+    drop_probability: f64,
+    reject_probability: f64,
+    reply_delay_max_ms: u64,
 }
 
 /// Chat state shared by all connections.
@@ -103,6 +106,11 @@ pub struct ChatQuery {
 pub async fn ws_chat(State(app): State<Shared>, Query(q): Query<ChatQuery>, ws: WebSocketUpgrade) -> Response {
     let field = q.token_field.unwrap_or_else(|| "auth_token".into());
     ws.on_upgrade(move |socket| run(app, socket, Mode::PerMessage { field }))
+}
+
+/// `GET /ws/sink`: reads and drops every frame (the bench measures the sender, not the server).
+pub async fn ws_sink(ws: WebSocketUpgrade) -> Response {
+    ws.on_upgrade(|mut socket| async move { while let Some(Ok(_)) = socket.recv().await {} })
 }
 
 /// `GET /bedrock-chat/ws`: auth-handshake.
@@ -171,10 +179,15 @@ async fn run(app: Shared, socket: WebSocket, mode: Mode) {
         chat.stat(&sid, |s| s.frames += 1);
         conn_frames += 1;
         let faults = chat.faults(&sid);
-        if faults.drop_after_frames.is_some_and(|n| conn_frames > n) {
-            chat.update_faults(&sid, |f| f.drop_after_frames = None);
+        let random_drop = faults.drop_probability > 0.0 && crate::auth::chance() < faults.drop_probability;
+        if random_drop || faults.drop_after_frames.is_some_and(|n| conn_frames > n) {
+            if !random_drop {
+                chat.update_faults(&sid, |f| f.drop_after_frames = None);
+            }
             chat.stat(&sid, |s| s.forced_drops += 1);
-            println!("[chat] session={sid}: dropping the connection on purpose");
+            if !random_drop {
+                println!("[chat] session={sid}: dropping the connection on purpose");
+            }
             break; // no close frame: the client sees an abnormal closure (1006)
         }
         let kind = frame.get("type").and_then(Value::as_str).unwrap_or("");
@@ -238,7 +251,8 @@ async fn run(app: Shared, socket: WebSocket, mode: Mode) {
         if !token_ok {
             break;
         }
-        if faults.reject_next_token {
+        let random_reject = faults.reject_probability > 0.0 && crate::auth::chance() < faults.reject_probability;
+        if faults.reject_next_token || random_reject {
             chat.update_faults(&sid, |f| f.reject_next_token = false);
             chat.stat(&sid, |s| s.forced_rejections += 1);
             reject("token_expired");
@@ -276,10 +290,11 @@ async fn run(app: Shared, socket: WebSocket, mode: Mode) {
             continue;
         }
         let reply = json!({"type": "ai_response", "message": format!("echo: {body_text}"), "session_id": sid, "message_id": message_id});
-        if faults.reply_delay_ms > 0 {
+        let delay = faults.reply_delay_ms + (crate::auth::chance() * faults.reply_delay_max_ms as f64) as u64;
+        if delay > 0 {
             let tx = tx.clone();
             tokio::spawn(async move {
-                tokio::time::sleep(Duration::from_millis(faults.reply_delay_ms)).await;
+                tokio::time::sleep(Duration::from_millis(delay)).await;
                 let _ = tx.send(text(reply));
             });
         } else {
@@ -349,6 +364,9 @@ pub struct ChatControl {
     drop_after_frames: Option<u64>,
     reject_next_token: Option<bool>,
     reply_delay_ms: Option<u64>,
+    drop_probability: Option<f64>,
+    reject_probability: Option<f64>,
+    reply_delay_max_ms: Option<u64>,
 }
 
 /// `POST /__test/chat-control {session_id, drop_after_frames?, reject_next_token?, reply_delay_ms?}`
@@ -362,6 +380,15 @@ pub async fn control(State(app): State<Shared>, Json(c): Json<ChatControl>) -> R
         }
         if let Some(d) = c.reply_delay_ms {
             f.reply_delay_ms = d;
+        }
+        if let Some(p) = c.drop_probability {
+            f.drop_probability = p;
+        }
+        if let Some(p) = c.reject_probability {
+            f.reject_probability = p;
+        }
+        if let Some(d) = c.reply_delay_max_ms {
+            f.reply_delay_max_ms = d;
         }
     });
     StatusCode::NO_CONTENT.into_response()

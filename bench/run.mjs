@@ -1,0 +1,114 @@
+// The bench: sizes against the JS anchors and browser measurements, in one run, on this machine.
+// Prints a table and writes target/bench/latest.json. Timings are reported, never asserted.
+//   AUTHWIRE_SERVER_URL=http://127.0.0.1:PORT node bench/run.mjs   (scripts/bench.sh sets it up)
+import { build, transform } from "esbuild";
+import { chromium } from "playwright-core";
+import { gzipSync } from "node:zlib";
+import { mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import os from "node:os";
+
+const BASE = process.env.AUTHWIRE_SERVER_URL;
+if (!BASE) throw new Error("AUTHWIRE_SERVER_URL must name the running dev server");
+const quick = process.argv.includes("--quick");
+const gz = (buf) => gzipSync(buf, { level: 9 }).length;
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+mkdirSync("target/bench", { recursive: true });
+mkdirSync("www/bench-anchors", { recursive: true });
+
+// 1. Size: what a user downloads, against @supabase/auth-js + reconnecting-websocket, all minified.
+async function bundle(code, name) {
+  const r = await build({ stdin: { contents: code, resolveDir: process.cwd(), loader: "js" }, bundle: true, minify: true, format: "esm", write: false, platform: "browser", target: "es2020", logLevel: "silent" });
+  const out = r.outputFiles[0].contents;
+  writeFileSync(`www/bench-anchors/${name}.js`, out);
+  return out;
+}
+const authJs = await bundle(`export { AuthClient } from "@supabase/auth-js";`, "auth-js");
+const rws = await bundle(`export { default } from "reconnecting-websocket";`, "reconnecting-websocket");
+const minified = async (path) => Buffer.from((await transform(readFileSync(path, "utf8"), { minify: true, loader: "js", format: "esm" })).code);
+const snippetFiles = [];
+const walk = (d) => readdirSync(d).forEach((f) => (statSync(join(d, f)).isDirectory() ? walk(join(d, f)) : f.endsWith(".js") && snippetFiles.push(join(d, f))));
+walk("pkg/snippets");
+const ours = {
+  wasm: gz(readFileSync("pkg/authwire_bg.wasm")),
+  glue: gz(await minified("pkg/authwire.js")),
+  snippets: gz(Buffer.concat(await Promise.all(snippetFiles.map(minified)))),
+  react: gz(await minified("pkg/react.js")),
+};
+const oursTotal = ours.wasm + ours.glue + ours.snippets + ours.react;
+const anchors = { authJs: gz(authJs), reconnectingWebsocket: gz(rws) };
+const anchorsTotal = anchors.authJs + anchors.reconnectingWebsocket;
+
+// 2-5. In the browser.
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
+  args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking", "--disable-component-update",
+    "--disable-sync", "--no-first-run", "--enable-precise-memory-info", "--js-flags=--expose-gc"],
+});
+const context = await browser.newContext();
+async function page() {
+  const p = await context.newPage();
+  await p.goto(`${BASE}/bench.html`);
+  await p.waitForFunction(() => window.benchReady === true);
+  return p;
+}
+async function signIn(email) {
+  const r = await fetch(`${BASE}/auth/v1/token?grant_type=password`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ email, password: "authwire-demo" }) });
+  return r.json();
+}
+
+const loads = quick ? 3 : 7;
+const session = await signIn(`bench-start-${Date.now()}@bench.authwire.dev`);
+const startA = [];
+const startJ = [];
+for (let i = 0; i < loads; i++) {
+  let p = await page();
+  startA.push(await p.evaluate((s) => window.bench.startupAuthwire(s), session));
+  await p.close();
+  p = await page();
+  startJ.push(await p.evaluate(() => window.bench.startupAuthJs()));
+  await p.close();
+}
+
+let p = await page();
+const send = await p.evaluate(([r, n]) => window.bench.perMessage(r, n), [quick ? 3 : 9, 10_000]);
+await p.close();
+
+p = await page();
+const mem = await p.evaluate(([c, s, w]) => window.bench.memory(c, s, w), quick ? [500, 10_000, 100] : [10_000, 100_000, 500]);
+await p.close();
+
+const sfEmail = `bench-sf-${Date.now()}@bench.authwire.dev`;
+p = await page();
+const sf = await p.evaluate(([n, e]) => window.bench.singleFlight(n, e), [10_000, sfEmail]);
+await p.close();
+const sfStats = await (await fetch(`${BASE}/__test/stats?email=${encodeURIComponent(sfEmail)}`)).json();
+await browser.close();
+
+const kb = (b) => `${(b / 1024).toFixed(1)} KB`;
+const result = {
+  date: new Date().toISOString(),
+  machine: `${os.cpus().length} × ${os.cpus()[0]?.model ?? "cpu"}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, ${os.platform()} ${os.release()}, Chromium (headless)`,
+  quick,
+  size: { ours, oursTotal, anchors, anchorsTotal, ratio: oursTotal / anchorsTotal, targetBytes: 20 * 1024, targetRatio: 0.75 },
+  perMessage: { ...send, ratio: send.authwireMs / send.rawMs, usPerSend: (send.authwireMs * 1000) / send.n, target: 1.15 },
+  startup: { authwireMs: median(startA), authJsMs: median(startJ), ratio: median(startA) / median(startJ), loads },
+  memory: { ...mem, wasmGrowth: mem.wasmAfter - mem.wasmBefore, heapGrowth: mem.heapAfter == null ? null : mem.heapAfter - mem.heapBefore, targetWasmGrowth: 64 * 1024 },
+  singleFlight: { ...sf, refreshRequests: sfStats.refresh_requests },
+};
+writeFileSync("target/bench/latest.json", JSON.stringify(result, null, 2));
+
+const ok = (cond) => (cond ? "met" : "**missed**");
+const rows = [
+  ["size: authwire (wasm + glue + snippets + react.js, min+gzip -9)", kb(oursTotal), `≤ 20 KB: ${ok(oursTotal <= 20 * 1024)}`],
+  ["size: @supabase/auth-js + reconnecting-websocket (min+gzip -9)", kb(anchorsTotal), `ratio ${result.size.ratio.toFixed(2)}, ≤ 0.75: ${ok(result.size.ratio <= 0.75)}`],
+  ["per message: 10,000 ChatSocket.send vs raw ws.send(JSON.stringify)", `${send.authwireMs.toFixed(1)} ms vs ${send.rawMs.toFixed(1)} ms`, `ratio ${result.perMessage.ratio.toFixed(2)}, ≤ 1.15: ${ok(result.perMessage.ratio <= 1.15)}`],
+  ["start-up: import → ready AuthSession vs new AuthClient", `${result.startup.authwireMs.toFixed(1)} ms vs ${result.startup.authJsMs.toFixed(1)} ms`, `ratio ${result.startup.ratio.toFixed(2)} (median of ${loads} loads)`],
+  [`memory: wasm growth after ${mem.cycles} socket cycles + ${mem.sends} sends`, kb(result.memory.wasmGrowth), `≤ 64 KB: ${ok(result.memory.wasmGrowth <= 64 * 1024)}`],
+  ["memory: JS heap growth, same run", result.memory.heapGrowth == null ? "n/a" : kb(result.memory.heapGrowth), "reported"],
+  [`single flight: ${sf.n} concurrent accessToken()`, `${sf.ms.toFixed(1)} ms`, `${sfStats.refresh_requests} refresh request(s), ${sf.distinct} distinct token(s)`],
+];
+console.log(`\nauthwire bench, ${result.date}, ${result.machine}${quick ? " (quick)" : ""}\n`);
+console.log("| measure | value | target |\n|---|---|---|");
+for (const r of rows) console.log(`| ${r.join(" | ")} |`);
+console.log(`\nsizes in bytes: ${JSON.stringify({ ours, anchors })}\nwrote target/bench/latest.json`);
