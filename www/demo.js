@@ -1,5 +1,5 @@
-// The plain <script type="module"> demo: no bundler, the package straight from /pkg/.
-import init, { AuthSession, ChatSocket } from "/pkg/authwire.js";
+// The plain <script type="module"> demo: no bundler, the package as `npm pack` + install lays it out.
+import init, { AuthSession, ChatSocket } from "/npm/authwire/authwire.js";
 
 await init();
 

@@ -5,7 +5,7 @@
 //! - the chat WebSockets: `/ws/chat` (token-per-message) and `/bedrock-chat/ws` (auth-handshake);
 //! - test controls (`/__test/control`, `/__test/stats`): per-user token lifetime, injected
 //!   faults, and the counters tests assert on;
-//! - the demo pages (`www/`) and the built package (`/pkg/`).
+//! - the demo pages (`www/`), the built package (`/pkg/`) and the packed one (`/npm/authwire/`).
 //!
 //! It logs the token lifecycle (sign-in, refresh, reuse, logout) without ever printing a token.
 
@@ -85,6 +85,9 @@ async fn main() {
         .layer(axum::middleware::from_fn_with_state(app.clone(), auth::watch_urls))
         .with_state(app)
         .nest_service("/pkg", ServeDir::new(args.root.join("pkg")))
+        // The package as `npm pack` + install laid it out (scripts/build.sh unpacks it there):
+        // the plain demo page imports it from here, with no bundler.
+        .nest_service("/npm/authwire", ServeDir::new(args.root.join("www/react-app/node_modules/authwire")))
         .fallback_service(ServeDir::new(args.root.join("www")))
         .layer(cors);
     let listener = match tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], args.port))).await {
