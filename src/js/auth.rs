@@ -128,6 +128,8 @@ pub(crate) struct Inner {
     health: Option<bool>,
     /// Set while taking over what another tab published, so it is not echoed back.
     adopting: bool,
+    /// Refresh claims heard from other tabs (time claimed, tab id), for browsers without Web Locks.
+    claims: Vec<(f64, String)>,
 }
 
 pub(crate) type Shared = Rc<RefCell<Inner>>;
@@ -345,6 +347,7 @@ async fn refresh_across_tabs(
     signal: Option<web_sys::AbortSignal>,
 ) -> Result<Fetched, Failure> {
     let slot: Rc<RefCell<Option<Result<Fetched, Failure>>>> = Rc::new(RefCell::new(None));
+    let weak_for_claim = weak.clone();
     let task = {
         let slot = slot.clone();
         let key = key.clone();
@@ -398,13 +401,31 @@ async fn refresh_across_tabs(
         if let Some(p) = tabs::with_lock(&format!("authwire-refresh:{key}"), task) {
             let _ = wasm_bindgen_futures::JsFuture::from(p).await;
         }
-    } else {
-        // Without Web Locks: a random pause spreads the tabs out; the spent marker does the rest.
-        gloo_timers::future::TimeoutFuture::new((js_sys::Math::random() * 150.0) as u32).await;
+    } else if claim_refresh(&weak_for_claim).await {
+        // Without Web Locks: the earliest claim on the channel refreshes; the others wait for its
+        // session. The spent marker (localStorage here) is the second line of defence.
         let _ = wasm_bindgen_futures::JsFuture::from(task()).await;
     }
     let taken = slot.borrow_mut().take();
     taken.unwrap_or(Err(Failure::Network))
+}
+
+/// Claims the next refresh on the tab channel and waits 150 ms for competing claims: `true` when
+/// this tab's claim is the earliest (time, then tab id), so it may refresh.
+async fn claim_refresh(weak: &Weak<RefCell<Inner>>) -> bool {
+    let mine = {
+        let Some(shared) = weak.upgrade() else { return false };
+        let Ok(inner) = shared.try_borrow() else { return false };
+        let Some(link) = &inner.link else { return true };
+        let at = now_ms() as f64;
+        link.post(&TabMessage::Claim(at, String::new()));
+        (at, link.id().to_owned())
+    };
+    gloo_timers::future::TimeoutFuture::new(150).await;
+    let Some(shared) = weak.upgrade() else { return false };
+    let Ok(inner) = shared.try_borrow() else { return false };
+    // A competing claim made within the window before ours (or at the same ms by a smaller id) wins.
+    !inner.claims.iter().any(|(at, id)| (*at > mine.0 - 150.0) && (*at < mine.0 || (*at == mine.0 && *id < mine.1)))
 }
 
 /// Asks a broker source for its health and puts it in the snapshot.
@@ -723,6 +744,7 @@ impl AuthSession {
             headers: JsValue::UNDEFINED,
             health: None,
             adopting: false,
+            claims: Vec::new(),
         }));
         REGISTRY.with(|r| r.borrow_mut().push((id, Rc::downgrade(&shared))));
         let this = AuthSession { shared };
@@ -757,6 +779,13 @@ impl AuthSession {
                         let Ok(inner) = shared.try_borrow() else { return };
                         if let (Some(l), true) = (&inner.link, inner.machine.session().is_some() && !inner.freed) {
                             l.post(&TabMessage::Session(inner.raw.clone()));
+                        }
+                    }
+                    TabMessage::Claim(at, id) => {
+                        if let Ok(mut inner) = shared.try_borrow_mut() {
+                            let now = now_ms() as f64;
+                            inner.claims.retain(|(t, _)| now - t < 5_000.0);
+                            inner.claims.push((at, id));
                         }
                     }
                 }

@@ -95,6 +95,9 @@ pub enum TabMessage {
     SignOut,
     /// A tab just opened: whoever has a session, send it.
     Hello,
+    /// Without Web Locks: a tab claims the next refresh at this time (ms); the earliest claim wins
+    /// (ties broken by the tab id).
+    Claim(f64, String),
 }
 
 /// The BroadcastChannel of one session key. Closed (and its handler dropped) with it.
@@ -119,6 +122,7 @@ impl TabLink {
                 Some("session") => on_message(TabMessage::Session(get(&data, "session"))),
                 Some("signout") => on_message(TabMessage::SignOut),
                 Some("hello") => on_message(TabMessage::Hello),
+                Some("claim") => on_message(TabMessage::Claim(get(&data, "at").as_f64().unwrap_or(0.0), get(&data, "from").as_string().unwrap_or_default())),
                 _ => {}
             }
         });
@@ -140,8 +144,19 @@ impl TabLink {
             }
             TabMessage::SignOut => put("t", &"signout".into()),
             TabMessage::Hello => put("t", &"hello".into()),
+            TabMessage::Claim(at, _) => {
+                put("t", &"claim".into());
+                put("at", &JsValue::from_f64(*at));
+            }
         }
         let _ = self.channel.post_message(&o);
+    }
+}
+
+impl TabLink {
+    /// This tab's id on the channel.
+    pub fn id(&self) -> &str {
+        &self.id
     }
 }
 
