@@ -42,12 +42,9 @@ fn status(c: &ChatSocket) -> String {
 }
 
 fn received(c: &ChatSocket) -> Rc<RefCell<Vec<JsValue>>> {
-    let log = Rc::new(RefCell::new(Vec::new()));
-    let l = log.clone();
-    let f = Closure::<dyn FnMut(JsValue)>::new(move |m: JsValue| l.borrow_mut().push(m));
-    c.on_message(f.as_ref().unchecked_ref()).unwrap();
-    f.forget(); // test-only: lives as long as the test page
-    log
+    collect(|f| {
+        c.on_message(f).unwrap();
+    })
 }
 
 fn replies(log: &Rc<RefCell<Vec<JsValue>>>) -> usize {

@@ -95,14 +95,21 @@ pub async fn sleep(ms: u32) {
     TimeoutFuture::new(ms).await;
 }
 
-/// Collects the `type` of every event.
-pub fn record_events(a: &AuthSession) -> Rc<RefCell<Vec<JsValue>>> {
+/// Collects every value passed to a listener that `register` installs.
+pub fn collect(register: impl FnOnce(&js_sys::Function)) -> Rc<RefCell<Vec<JsValue>>> {
     let log = Rc::new(RefCell::new(Vec::new()));
     let l = log.clone();
-    let f = Closure::<dyn FnMut(JsValue)>::new(move |e: JsValue| l.borrow_mut().push(e));
-    a.on_event(f.as_ref().unchecked_ref()).unwrap();
+    let f = Closure::<dyn FnMut(JsValue)>::new(move |v: JsValue| l.borrow_mut().push(v));
+    register(f.as_ref().unchecked_ref());
     f.forget(); // test-only: lives as long as the test page
     log
+}
+
+/// Collects every event of a session.
+pub fn record_events(a: &AuthSession) -> Rc<RefCell<Vec<JsValue>>> {
+    collect(|f| {
+        a.on_event(f).unwrap();
+    })
 }
 
 pub fn types(log: &Rc<RefCell<Vec<JsValue>>>) -> Vec<String> {
