@@ -1,7 +1,7 @@
 // authwire/react: hooks over AuthSession and ChatSocket, built on useSyncExternalStore.
 // Instances are created in an effect and freed in its cleanup, so React StrictMode's double mount
 // creates, frees and creates again: never a double free, never a call on a freed object.
-import { useEffect, useRef, useState, useSyncExternalStore } from "react";
+import { useCallback, useEffect, useRef, useState, useSyncExternalStore } from "react";
 import init, { AuthSession, ChatSocket } from "./authwire.js";
 
 let ready = null;
@@ -25,7 +25,8 @@ const noSubscribe = () => () => {};
 
 function useStore(instance, fallback) {
   const last = useRef(fallback);
-  const subscribe = instance ? (onChange) => instance.subscribe(onChange) : noSubscribe;
+  // Stable per instance, so React does not resubscribe on every render.
+  const subscribe = useCallback((onChange) => (instance ? instance.subscribe(onChange) : noSubscribe()), [instance]);
   const getSnapshot = () => {
     if (!instance || freed.has(instance)) return last.current;
     return (last.current = instance.getSnapshot());
