@@ -43,13 +43,18 @@ pub(crate) fn usable(shared: &Shared) -> bool {
     shared.try_borrow().is_ok_and(|i| !i.freed && i.machine.usable(now_ms()))
 }
 
-/// The current access token as a JS string, cached until the session changes.
-pub(crate) fn token_js(shared: &Shared) -> Option<JsValue> {
-    let mut inner = shared.try_borrow_mut().ok()?;
+/// The current access token as a JS string, made once per session change (the one cache both
+/// the hot send path and the waiters read).
+fn cached_token(inner: &mut Inner) -> Option<&JsValue> {
     if inner.token_js.is_none() {
         inner.token_js = inner.machine.access_token().map(|t| JsValue::from_str(t.expose()));
     }
-    inner.token_js.clone()
+    inner.token_js.as_ref()
+}
+
+/// The current access token as a JS string.
+pub(crate) fn token_js(shared: &Shared) -> Option<JsValue> {
+    cached_token(&mut *shared.try_borrow_mut().ok()?).cloned()
 }
 
 /// Calls `f` with the current token and the time until which it may be written into a frame
@@ -61,10 +66,12 @@ pub(crate) fn with_write_token<R>(shared: &Shared, f: impl FnOnce(&JsValue, f64)
     }
     let s = inner.machine.session()?;
     let until = s.expires_at_ms.saturating_sub(inner.machine.policy().transit_ms(s.lifetime_ms)) as f64;
-    if inner.token_js.is_none() {
-        inner.token_js = inner.machine.access_token().map(|t| JsValue::from_str(t.expose()));
-    }
-    inner.token_js.as_ref().map(|t| f(t, until))
+    cached_token(&mut inner).map(|t| f(t, until))
+}
+
+/// Parses a stored or published session text (JSON: an object, or a string holding a bare JWT).
+fn parse_stored(text: &str) -> Option<JsValue> {
+    JSON::parse(text).ok()
 }
 
 /// Registers a watcher; returns its id for [`unwatch`].
@@ -178,7 +185,7 @@ fn perform(shared: &Shared, actions: Vec<Action>) {
                 }
                 Action::CancelWake => inner.timer = None,
                 Action::ResolveTokenWaiters => {
-                    let token = inner.machine.access_token().map(|t| JsValue::from_str(t.expose()));
+                    let token = cached_token(&mut inner).cloned();
                     let (value, ok) = match token {
                         Some(t) => (t, true),
                         None => (code_error(Code::SignedOut), false),
@@ -266,7 +273,6 @@ fn adopt(shared: &Shared, published: Option<JsValue>) {
     let input = match published {
         None => Input::SignOut,
         Some(v) => {
-            let v = if let Some(text) = v.as_string().filter(|t| t.starts_with('{')) { JSON::parse(&text).unwrap_or(v) } else { v };
             let Ok(s) = Session::from_raw(&web::raw_session(&v), now_ms(), Origin::HandedOver) else { return };
             let Ok(mut inner) = shared.try_borrow_mut() else { return };
             let newer = inner.machine.session().is_none_or(|cur| cur.access != s.access && s.expires_at_ms >= cur.expires_at_ms);
@@ -335,8 +341,9 @@ async fn refresh_task(weak: Weak<RefCell<Inner>>, attempt: u64) {
 }
 
 /// One refresh for all the tabs: under the Web Lock of this session key, and only if no other tab
-/// spent our refresh token already (then its new session is on its way over the channel: ask for
-/// it, and let it supersede this attempt). Without Web Locks, a random pause spreads the tabs out.
+/// spent our refresh token already (then its new session is in storage or on its way over the
+/// channel: take it, and let it supersede this attempt). Without Web Locks, the earliest claim on
+/// the channel refreshes.
 async fn refresh_across_tabs(
     weak: Weak<RefCell<Inner>>,
     attempt: u64,
@@ -355,13 +362,12 @@ async fn refresh_across_tabs(
             wasm_bindgen_futures::future_to_promise(async move {
                 // Inside the lock: was this attempt superseded while waiting (another tab's session
                 // adopted), or did another tab spend our refresh token already?
-                let shared = weak.upgrade();
-                let superseded = |shared: &Option<Shared>| shared.as_ref().is_none_or(|s| s.try_borrow().map_or(true, |i| i.freed || i.machine.inflight() != Some(attempt)));
                 let spent = match refresh_token.as_deref() {
                     Some(rt) => tabs::is_spent(&key, rt).await,
                     None => false,
                 };
-                let superseded = superseded(&shared);
+                let shared = weak.upgrade();
+                let superseded = shared.as_ref().is_none_or(|s| s.try_borrow().map_or(true, |i| i.freed || i.machine.inflight() != Some(attempt)));
                 if let Some(sh) = &shared {
                     if sh.try_borrow().is_ok_and(|i| i.debug) {
                         debug("[authwire] in the refresh lock; superseded, spent:", &js_sys::Array::of2(&superseded.into(), &spent.into()));
@@ -373,7 +379,7 @@ async fn refresh_across_tabs(
                     // Its session is in storage (when stored) or on its way over the channel: take it.
                     if let Some(shared) = &shared {
                         let stored = shared.try_borrow().ok().and_then(|i| i.store.as_ref().and_then(Store::load));
-                        match stored.and_then(|t| JSON::parse(&t).ok()) {
+                        match stored.as_deref().and_then(parse_stored) {
                             Some(v) => adopt(shared, Some(v)),
                             None => {
                                 if let Ok(inner) = shared.try_borrow() {
@@ -753,7 +759,7 @@ impl AuthSession {
             this.set_session(session)?;
         } else if let Some(text) = this.shared.try_borrow().ok().and_then(|i| i.store.as_ref().and_then(Store::load)) {
             // A stored value that is corrupt, foreign or expired beyond renewal is ignored, with an event.
-            let loaded = JSON::parse(&text).map_err(|_| code_error(Code::InvalidSession)).and_then(|v| apply_session(&this.shared, &v, false));
+            let loaded = parse_stored(&text).ok_or_else(|| code_error(Code::InvalidSession)).and_then(|v| apply_session(&this.shared, &v, false));
             if let Err(e) = loaded {
                 let weak = Rc::downgrade(&this.shared);
                 let code = get(&e, "code");
@@ -800,7 +806,14 @@ impl AuthSession {
                 let Some(e) = e.dyn_ref::<web_sys::StorageEvent>() else { return };
                 let about = shared.try_borrow().is_ok_and(|i| i.store.as_ref().is_some_and(|s| s.is_about(e)));
                 if about {
-                    adopt(&shared, e.new_value().map(|t| JsValue::from_str(&t)));
+                    match e.new_value() {
+                        None => adopt(&shared, None),
+                        Some(text) => {
+                            if let Some(v) = parse_stored(&text) {
+                                adopt(&shared, Some(v));
+                            }
+                        }
+                    }
                 }
             })
         });

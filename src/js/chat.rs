@@ -15,7 +15,7 @@ use crate::core::error::Code;
 use crate::core::policy::Backoff;
 use crate::core::protocol::{AuthType, Incoming, Protocol};
 use crate::core::session::Raw;
-use crate::core::socket_machine::{Action, Config, Frame, Input, SocketMachine};
+use crate::core::socket_machine::{Action, Config, Input, SocketMachine};
 use crate::core::url;
 use crate::web::{aw_emit, aw_listen, code_error, error, frozen, get, now_ms, raw, DomListener};
 
@@ -178,17 +178,13 @@ fn perform(shared: &Shared, actions: Vec<Action<JsValue>>) -> Vec<Later> {
                     let _ = c.ws.send_with_str(&String::from(text));
                 }
             }
-            Action::Write(frame) => write(&inner, &frame),
+            Action::Write(frame) => {
+                let chat = inner.machine.config().protocol == Protocol::AuthHandshake;
+                send_frame(&inner, &frame.payload, frame.message_id.as_deref(), chat);
+            }
             Action::Ping => {
-                let ping = Object::new();
-                let _ = Reflect::set(&ping, &"type".into(), &"ping".into());
-                let f = Frame { seq: 0, message_id: None, payload: JsValue::from(ping) };
                 // A ping is stamped like any frame in token-per-message; the server answers "pong".
-                if let Some(c) = &inner.conn {
-                    let per_message = inner.machine.config().protocol == Protocol::TokenPerMessage;
-                    let token = if per_message { inner.auth.as_ref().and_then(auth::token_js) } else { None };
-                    let _ = aw_send(&c.ws, &f.payload, &inner.session_id, &inner.token_field, &token.unwrap_or(JsValue::UNDEFINED), &JsValue::UNDEFINED, false);
-                }
+                send_frame(&inner, &frozen(&[("type", "ping".into())]), None, false);
             }
             Action::NeedToken => later.push(Later::NeedToken),
             Action::ForceRefresh => later.push(Later::ForceRefresh),
@@ -210,12 +206,14 @@ fn perform(shared: &Shared, actions: Vec<Action<JsValue>>) -> Vec<Later> {
     later
 }
 
-fn write(inner: &Inner, frame: &Frame<JsValue>) {
+/// Writes one frame: `payload` with the session id, the token (token-per-message only) and the
+/// message id; `as_chat` wraps it as the handshake protocol's `{ type: "chat", ... }`.
+fn send_frame(inner: &Inner, payload: &JsValue, message_id: Option<&str>, as_chat: bool) {
     let Some(c) = &inner.conn else { return };
-    let chat = inner.machine.config().protocol == Protocol::AuthHandshake;
-    let token = if chat { None } else { inner.auth.as_ref().and_then(auth::token_js) };
-    let id = frame.message_id.as_deref().map_or(JsValue::UNDEFINED, JsValue::from_str);
-    let _ = aw_send(&c.ws, &frame.payload, &inner.session_id, &inner.token_field, &token.unwrap_or(JsValue::UNDEFINED), &id, chat);
+    let per_message = inner.machine.config().protocol == Protocol::TokenPerMessage;
+    let token = if per_message { inner.auth.as_ref().and_then(auth::token_js) } else { None };
+    let id = message_id.map_or(JsValue::UNDEFINED, JsValue::from_str);
+    let _ = aw_send(&c.ws, payload, &inner.session_id, &inner.token_field, &token.unwrap_or(JsValue::UNDEFINED), &id, as_chat);
 }
 
 fn run_later(shared: &Shared, later: Vec<Later>) {
