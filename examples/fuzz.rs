@@ -16,9 +16,41 @@ use authwire::core::token::decode_claims;
 use authwire::core::url::{self, Kind};
 
 const DICTIONARY: &[&[u8]] = &[
-    b"{", b"}", b"[", b"]", b"\"", b":", b",", b"null", b"true", b"false", b"-0", b"1e999", b"\\u", b"\\ud83d",
-    b"eyJ", b".", b"==", b"access_token", b"expires_at", b"expires_in", b"refresh_token", b"user", b"id", b"type",
-    b"ack", b"error", b"message_id", b"token_expired", b"://", b"[::1]", b"127.0.0.1", b":65536", b"@", b"wss", b"http",
+    b"{",
+    b"}",
+    b"[",
+    b"]",
+    b"\"",
+    b":",
+    b",",
+    b"null",
+    b"true",
+    b"false",
+    b"-0",
+    b"1e999",
+    b"\\u",
+    b"\\ud83d",
+    b"eyJ",
+    b".",
+    b"==",
+    b"access_token",
+    b"expires_at",
+    b"expires_in",
+    b"refresh_token",
+    b"user",
+    b"id",
+    b"type",
+    b"ack",
+    b"error",
+    b"message_id",
+    b"token_expired",
+    b"://",
+    b"[::1]",
+    b"127.0.0.1",
+    b":65536",
+    b"@",
+    b"wss",
+    b"http",
 ];
 
 fn mutate(rng: &mut Rng, seeds: &[Vec<u8>]) -> Vec<u8> {
@@ -26,7 +58,11 @@ fn mutate(rng: &mut Rng, seeds: &[Vec<u8>]) -> Vec<u8> {
     let edits = 1 + rng.next_u32() % 8;
     for _ in 0..edits {
         let r = rng.next_u32();
-        let at = if v.is_empty() { 0 } else { rng.next_u32() as usize % (v.len() + 1) };
+        let at = if v.is_empty() {
+            0
+        } else {
+            rng.next_u32() as usize % (v.len() + 1)
+        };
         match r % 7 {
             0 if !v.is_empty() => {
                 let i = at.min(v.len() - 1);
@@ -61,7 +97,11 @@ fn mutate(rng: &mut Rng, seeds: &[Vec<u8>]) -> Vec<u8> {
 
 fn load(dir: &str) -> Vec<Vec<u8>> {
     let mut seeds: Vec<Vec<u8>> = std::fs::read_dir(Path::new("fuzz/corpus").join(dir))
-        .map(|rd| rd.filter_map(|e| e.ok()).filter_map(|e| std::fs::read(e.path()).ok()).collect())
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .filter_map(|e| std::fs::read(e.path()).ok())
+                .collect()
+        })
         .unwrap_or_default();
     if seeds.is_empty() {
         seeds.push(b"{}".to_vec());
@@ -92,7 +132,11 @@ fn run_target(name: &str, input: &str) {
         "frame" => {
             let v = json::parse(input).unwrap_or(Json::Null);
             let s = |k: &str| v.get(k).and_then(Json::as_str).map(str::to_owned);
-            let _ = classify(&Incoming { kind: s("type"), code: s("code").or_else(|| s("error")), message_id: s("message_id") });
+            let _ = classify(&Incoming {
+                kind: s("type"),
+                code: s("code").or_else(|| s("error")),
+                message_id: s("message_id"),
+            });
         }
         "url" => {
             for kind in [Kind::Http, Kind::Ws] {
@@ -107,7 +151,11 @@ fn run_target(name: &str, input: &str) {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let flag = |name: &str, default: u64| {
-        args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(default)
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
     };
     let iterations = flag("--iterations", 1_000_000);
     let seed = flag("--seed", 0x5eed);
@@ -127,7 +175,10 @@ fn main() {
                 let _ = std::fs::write(format!("target/fuzz-crashes/{name}-{i}"), &bytes);
             }
         }
-        println!("fuzz {name:8} {iterations} inputs, {panics} panics, {:.1} s", start.elapsed().as_secs_f64());
+        println!(
+            "fuzz {name:8} {iterations} inputs, {panics} panics, {:.1} s",
+            start.elapsed().as_secs_f64()
+        );
         if panics > 0 {
             failed += 1;
         }

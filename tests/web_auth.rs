@@ -29,7 +29,10 @@ async fn refreshes_over_http_before_expiry_and_rotates_the_refresh_token() {
     assert_eq!(get(&a.get_snapshot(), "status"), "signed_in");
     assert_eq!(token(&a).await.unwrap(), first, "a fresh token is served as is");
     // Lead for a 4 s token is 2 s (50%): the refresh happens about 2 s in.
-    wait_for("TOKEN_REFRESHED", 5_000, || types(&events).contains(&"TOKEN_REFRESHED".to_string())).await;
+    wait_for("TOKEN_REFRESHED", 5_000, || {
+        types(&events).contains(&"TOKEN_REFRESHED".to_string())
+    })
+    .await;
     let second = token(&a).await.unwrap();
     assert_ne!(second, first);
     assert_eq!(stat(&email, "refresh_ok").await, 1);
@@ -38,7 +41,10 @@ async fn refreshes_over_http_before_expiry_and_rotates_the_refresh_token() {
     assert_eq!(get(&snap, "refreshCount"), 1);
     assert!(get(&snap, "expiresAt").as_f64().unwrap() > js_sys::Date::now() + 2_000.0);
     // Keeps going: the rotated refresh token works for the next round.
-    wait_for("a second refresh", 5_000, || get(&a.get_snapshot(), "refreshCount") == 2).await;
+    wait_for("a second refresh", 5_000, || {
+        get(&a.get_snapshot(), "refreshCount") == 2
+    })
+    .await;
     assert_eq!(stat(&email, "refresh_reused").await, 0);
 }
 
@@ -53,7 +59,11 @@ async fn a_hundred_concurrent_callers_share_one_refresh_request() {
     }
     let tokens: Array = JsFuture::from(Promise::all(&calls)).await.unwrap().unchecked_into();
     let first = tokens.get(0).as_string().unwrap();
-    assert_ne!(first, get(&s, "access_token").as_string().unwrap(), "the expired token is never handed out");
+    assert_ne!(
+        first,
+        get(&s, "access_token").as_string().unwrap(),
+        "the expired token is never handed out"
+    );
     assert!(tokens.iter().all(|t| t.as_string().as_deref() == Some(first.as_str())));
     assert_eq!(stat(&email, "refresh_requests").await, 1, "one request for 100 callers");
     assert_eq!(get(&a.get_snapshot(), "refreshCount"), 1);
@@ -64,7 +74,12 @@ async fn a_reused_refresh_token_ends_in_signed_out_without_retrying() {
     let email = unique("reuse");
     let s = sign_in(&email, 60).await;
     // Another client rotates the refresh token first.
-    let (status, _) = http("POST", "/auth/v1/token?grant_type=refresh_token", Some(obj(&[("refresh_token", get(&s, "refresh_token"))]))).await;
+    let (status, _) = http(
+        "POST",
+        "/auth/v1/token?grant_type=refresh_token",
+        Some(obj(&[("refresh_token", get(&s, "refresh_token"))])),
+    )
+    .await;
     assert_eq!(status, 200);
     let a = auth(&expired_copy(&s));
     let events = record_events(&a);
@@ -74,7 +89,11 @@ async fn a_reused_refresh_token_ends_in_signed_out_without_retrying() {
     assert_eq!(get(&a.get_snapshot(), "status"), "signed_out");
     assert_eq!(stat(&email, "refresh_reused").await, 1);
     sleep(1_500).await;
-    assert_eq!(stat(&email, "refresh_requests").await, 2, "no retry loop after invalid_grant");
+    assert_eq!(
+        stat(&email, "refresh_requests").await,
+        2,
+        "no retry loop after invalid_grant"
+    );
     assert_eq!(token(&a).await, Err("signed_out".to_string()));
 }
 
@@ -85,16 +104,29 @@ async fn a_server_error_is_retried_with_backoff_then_succeeds() {
     control(&email, &[("fail_refreshes", 1.into()), ("fail_status", 503.into())]).await;
     let a = auth(&s);
     let events = record_events(&a);
-    wait_for("TOKEN_REFRESHED", 6_000, || types(&events).contains(&"TOKEN_REFRESHED".to_string())).await;
-    assert_eq!(types(&events)[..2], ["REFRESH_FAILED".to_string(), "TOKEN_REFRESHED".to_string()]);
+    wait_for("TOKEN_REFRESHED", 6_000, || {
+        types(&events).contains(&"TOKEN_REFRESHED".to_string())
+    })
+    .await;
+    assert_eq!(
+        types(&events)[..2],
+        ["REFRESH_FAILED".to_string(), "TOKEN_REFRESHED".to_string()]
+    );
     let failed = &events.borrow()[0];
     assert_eq!(get(failed, "code"), "server_error");
     assert_eq!(get(failed, "willRetry"), true);
     let delay = get(failed, "retryInMs").as_f64().unwrap();
-    assert!((100.0..=200.0).contains(&delay), "first backoff 100-200 ms, got {delay}");
+    assert!(
+        (100.0..=200.0).contains(&delay),
+        "first backoff 100-200 ms, got {delay}"
+    );
     assert_eq!(stat(&email, "refresh_faults").await, 1);
     assert_eq!(stat(&email, "refresh_ok").await, 1);
-    assert_eq!(get(&a.get_snapshot(), "lastError"), JsValue::NULL, "cleared by the success");
+    assert_eq!(
+        get(&a.get_snapshot(), "lastError"),
+        JsValue::NULL,
+        "cleared by the success"
+    );
 }
 
 #[wasm_bindgen_test]
@@ -113,20 +145,34 @@ async fn coming_back_online_retries_an_expired_session_at_once_unless_freed() {
     drop(sessions.pop()); // free() the second one: its window listeners must be gone
     let a = sessions.pop().unwrap();
     sleep(600).await;
-    assert_eq!(stat(&email, "refresh_requests").await, 1, "an expired token is not retried by timer");
+    assert_eq!(
+        stat(&email, "refresh_requests").await,
+        1,
+        "an expired token is not retried by timer"
+    );
     let online = web_sys::Event::new("online").unwrap();
     web_sys::window().unwrap().dispatch_event(&online).unwrap();
-    wait_for("the refresh after online", 3_000, || get(&a.get_snapshot(), "status") == "signed_in").await;
+    wait_for("the refresh after online", 3_000, || {
+        get(&a.get_snapshot(), "status") == "signed_in"
+    })
+    .await;
     assert_eq!(stat(&email, "refresh_requests").await, 2);
     assert!(token(&a).await.is_ok());
     sleep(300).await;
-    assert_eq!(stat(&freed_email, "refresh_requests").await, 1, "the freed session did not wake up");
+    assert_eq!(
+        stat(&freed_email, "refresh_requests").await,
+        1,
+        "the freed session did not wake up"
+    );
 }
 
 fn code_of(r: Result<AuthSession, JsValue>) -> (String, String) {
     match r {
         Ok(_) => panic!("expected an error"),
-        Err(e) => (get(&e, "code").as_string().unwrap(), get(&e, "message").as_string().unwrap()),
+        Err(e) => (
+            get(&e, "code").as_string().unwrap(),
+            get(&e, "message").as_string().unwrap(),
+        ),
     }
 }
 
@@ -142,25 +188,86 @@ async fn bad_input_throws_coded_errors_naming_the_field_never_the_token() {
     };
     let session_only = |sess: JsValue| AuthSession::new(obj(&[("session", sess)]));
     let cases: Vec<(Result<AuthSession, JsValue>, &str, &str)> = vec![
-        (session_only(with("access_token", JsValue::UNDEFINED)), "invalid_session", "session.access_token is missing"),
-        (session_only(with("access_token", 42.into())), "invalid_session", "session.access_token must be a string, got number"),
-        (session_only(with("expires_at", "tomorrow".into())), "invalid_session", "session.expires_at must be a number, got string"),
-        (session_only(with("refresh_token", Object::new().into())), "invalid_session", "session.refresh_token must be a string, got object"),
-        (session_only("not-a-jwt".into()), "invalid_session", "session.access_token is not a JWT"),
-        (session_only(7.into()), "invalid_session", "session.access_token must be a string, got number"),
-        (session_only(expired_copy(&s)), "session_expired", "no refresh source"),
-        (AuthSession::new("nope".into()), "invalid_options", "options must be an object"),
-        (AuthSession::new(obj(&[("marginSeconds", (-1).into())])), "invalid_options", "options.marginSeconds"),
-        (AuthSession::new(obj(&[("refresh", obj(&[("kind", "magic".into())]))])), "invalid_options", "options.refresh.kind"),
-        (AuthSession::new(obj(&[("storage", "cookie".into())])), "invalid_options", "options.storage"),
-        (AuthSession::new(obj(&[("refresh", obj(&[("kind", "supabase".into()), ("url", server().into())]))])), "invalid_options", "options.refresh.apiKey"),
         (
-            AuthSession::new(obj(&[("refresh", obj(&[("kind", "supabase".into()), ("url", "http://auth.example.com".into()), ("apiKey", "k".into())]))])),
+            session_only(with("access_token", JsValue::UNDEFINED)),
+            "invalid_session",
+            "session.access_token is missing",
+        ),
+        (
+            session_only(with("access_token", 42.into())),
+            "invalid_session",
+            "session.access_token must be a string, got number",
+        ),
+        (
+            session_only(with("expires_at", "tomorrow".into())),
+            "invalid_session",
+            "session.expires_at must be a number, got string",
+        ),
+        (
+            session_only(with("refresh_token", Object::new().into())),
+            "invalid_session",
+            "session.refresh_token must be a string, got object",
+        ),
+        (
+            session_only("not-a-jwt".into()),
+            "invalid_session",
+            "session.access_token is not a JWT",
+        ),
+        (
+            session_only(7.into()),
+            "invalid_session",
+            "session.access_token must be a string, got number",
+        ),
+        (session_only(expired_copy(&s)), "session_expired", "no refresh source"),
+        (
+            AuthSession::new("nope".into()),
+            "invalid_options",
+            "options must be an object",
+        ),
+        (
+            AuthSession::new(obj(&[("marginSeconds", (-1).into())])),
+            "invalid_options",
+            "options.marginSeconds",
+        ),
+        (
+            AuthSession::new(obj(&[("refresh", obj(&[("kind", "magic".into())]))])),
+            "invalid_options",
+            "options.refresh.kind",
+        ),
+        (
+            AuthSession::new(obj(&[("storage", "cookie".into())])),
+            "invalid_options",
+            "options.storage",
+        ),
+        (
+            AuthSession::new(obj(&[(
+                "refresh",
+                obj(&[("kind", "supabase".into()), ("url", server().into())]),
+            )])),
+            "invalid_options",
+            "options.refresh.apiKey",
+        ),
+        (
+            AuthSession::new(obj(&[(
+                "refresh",
+                obj(&[
+                    ("kind", "supabase".into()),
+                    ("url", "http://auth.example.com".into()),
+                    ("apiKey", "k".into()),
+                ]),
+            )])),
             "insecure_url",
             "options.refresh.url",
         ),
         (
-            AuthSession::new(obj(&[("refresh", obj(&[("kind", "supabase".into()), ("url", "not a url".into()), ("apiKey", "k".into())]))])),
+            AuthSession::new(obj(&[(
+                "refresh",
+                obj(&[
+                    ("kind", "supabase".into()),
+                    ("url", "not a url".into()),
+                    ("apiKey", "k".into()),
+                ]),
+            )])),
             "invalid_url",
             "options.refresh.url",
         ),
@@ -169,7 +276,10 @@ async fn bad_input_throws_coded_errors_naming_the_field_never_the_token() {
         let (c, msg) = code_of(result);
         assert_eq!(c, code, "{msg}");
         assert!(msg.contains(text), "{msg:?} should contain {text:?}");
-        assert!(!msg.contains(&secret) && !msg.contains("not-a-jwt"), "the token leaked into {msg:?}");
+        assert!(
+            !msg.contains(&secret) && !msg.contains("not-a-jwt"),
+            "the token leaked into {msg:?}"
+        );
     }
     // A refused setSession keeps the session that was there.
     let a = auth(&s);
@@ -187,8 +297,21 @@ async fn snapshots_keep_their_identity_until_something_changes() {
     let one = a.get_snapshot();
     assert!(Object::is(&one, &a.get_snapshot()));
     assert!(Object::is_frozen::<JsValue>(one.unchecked_ref()));
-    let keys: Vec<String> = Object::keys::<JsValue>(one.unchecked_ref()).iter().map(|k| k.as_string().unwrap()).collect();
-    assert_eq!(keys, ["status", "expiresAt", "userId", "refreshCount", "lastError", "sourceHealth"]);
+    let keys: Vec<String> = Object::keys::<JsValue>(one.unchecked_ref())
+        .iter()
+        .map(|k| k.as_string().unwrap())
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "status",
+            "expiresAt",
+            "userId",
+            "refreshCount",
+            "lastError",
+            "sourceHealth"
+        ]
+    );
     assert_eq!(get(&one, "userId"), get(&get(&s, "user"), "id"));
     let calls = Rc::new(RefCell::new(0));
     let c = calls.clone();
@@ -222,13 +345,24 @@ async fn sign_out_ends_the_session_here_and_on_the_server() {
     assert_eq!(stat(&email, "logouts").await, 1);
     assert_eq!(token(&a).await, Err("signed_out".to_string()));
     // The server revoked the refresh token too.
-    let (status, body) = http("POST", "/auth/v1/token?grant_type=refresh_token", Some(obj(&[("refresh_token", get(&s, "refresh_token"))]))).await;
-    assert_eq!((status, get(&body, "error").as_string().unwrap()), (400, "invalid_grant".to_string()));
+    let (status, body) = http(
+        "POST",
+        "/auth/v1/token?grant_type=refresh_token",
+        Some(obj(&[("refresh_token", get(&s, "refresh_token"))])),
+    )
+    .await;
+    assert_eq!(
+        (status, get(&body, "error").as_string().unwrap()),
+        (400, "invalid_grant".to_string())
+    );
     // Signing in again through setSession.
     let again = sign_in(&email, 60).await;
     a.set_session(again.clone()).unwrap();
     assert_eq!(types(&events), vec!["SIGNED_OUT", "SIGNED_IN"]);
-    assert_eq!(token(&a).await.unwrap(), get(&again, "access_token").as_string().unwrap());
+    assert_eq!(
+        token(&a).await.unwrap(),
+        get(&again, "access_token").as_string().unwrap()
+    );
 }
 
 #[wasm_bindgen_test]
@@ -252,7 +386,14 @@ async fn a_callback_source_supplies_new_sessions() {
     assert_eq!(stat(&email, "password_grants").await, 2);
     // A callback answering null ends the session.
     let ends = Closure::<dyn FnMut() -> JsValue>::new(|| JsValue::NULL);
-    let b = AuthSession::new(obj(&[("session", s), ("refresh", obj(&[("kind", "callback".into()), ("fn", ends.as_ref().clone())]))])).unwrap();
+    let b = AuthSession::new(obj(&[
+        ("session", s),
+        (
+            "refresh",
+            obj(&[("kind", "callback".into()), ("fn", ends.as_ref().clone())]),
+        ),
+    ]))
+    .unwrap();
     let r = JsFuture::from(b.refresh()).await.unwrap_err();
     assert_eq!(get(&r, "code"), "invalid_grant");
     assert_eq!(get(&b.get_snapshot(), "status"), "signed_out");
@@ -270,9 +411,16 @@ async fn after_free_no_timer_listener_or_request_fires() {
     a.subscribe(f.as_ref().unchecked_ref()).unwrap();
     a.on_event(f.as_ref().unchecked_ref()).unwrap();
     drop(a); // what free() does
-    // A pending promise is rejected by free(): a callback source that never answers.
+             // A pending promise is rejected by free(): a callback source that never answers.
     let never = Closure::<dyn FnMut() -> Promise>::new(|| Promise::new(&mut |_, _| {}));
-    let b = AuthSession::new(obj(&[("session", s.clone()), ("refresh", obj(&[("kind", "callback".into()), ("fn", never.as_ref().clone())]))])).unwrap();
+    let b = AuthSession::new(obj(&[
+        ("session", s.clone()),
+        (
+            "refresh",
+            obj(&[("kind", "callback".into()), ("fn", never.as_ref().clone())]),
+        ),
+    ]))
+    .unwrap();
     let pending = JsFuture::from(b.refresh());
     drop(b);
     let e = pending.await.unwrap_err();

@@ -19,8 +19,16 @@ fn chat(auth: Option<&AuthSession>, path: &str, session_id: &str, extra: &[(&str
     try_chat(auth, path, session_id, extra).unwrap()
 }
 
-fn try_chat(auth: Option<&AuthSession>, path: &str, session_id: &str, extra: &[(&str, JsValue)]) -> Result<ChatSocket, JsValue> {
-    let mut pairs = vec![("url", JsValue::from_str(&ws_url(path))), ("sessionId", JsValue::from_str(session_id))];
+fn try_chat(
+    auth: Option<&AuthSession>,
+    path: &str,
+    session_id: &str,
+    extra: &[(&str, JsValue)],
+) -> Result<ChatSocket, JsValue> {
+    let mut pairs = vec![
+        ("url", JsValue::from_str(&ws_url(path))),
+        ("sessionId", JsValue::from_str(session_id)),
+    ];
     if let Some(a) = auth {
         // The JS object of the AuthSession, as an app would pass it.
         pairs.push(("auth", auth_object(a)));
@@ -68,7 +76,10 @@ async fn a_stream_across_several_refreshes_never_carries_a_stale_token() {
         c.send(JsValue::from_str(m)).unwrap();
         sleep(50).await; // 8 s of chat: about five refreshes of 3-second tokens
     }
-    eventually("every message accepted", 10_000, || async { chat_stat(&sid, "accepted").await == 160 }).await;
+    eventually("every message accepted", 10_000, || async {
+        chat_stat(&sid, "accepted").await == 160
+    })
+    .await;
     assert_eq!(chat_messages(&sid).await, sent, "once each, in order");
     assert!(get(&a.get_snapshot(), "refreshCount").as_f64().unwrap() >= 4.0);
     let stats = chat_stats(&sid).await;
@@ -84,12 +95,20 @@ async fn a_dropped_connection_loses_nothing_in_ack_mode() {
     let (_, a) = signed_in("drop", 60).await;
     let sid = unique("s-drop");
     chat_control(&sid, &[("drop_after_frames", 15.into())]).await;
-    let c = chat(Some(&a), "/ws/chat", &sid, &[("ack", true.into()), ("reconnect", obj(&[("minDelayMs", 100.into())]))]);
+    let c = chat(
+        Some(&a),
+        "/ws/chat",
+        &sid,
+        &[("ack", true.into()), ("reconnect", obj(&[("minDelayMs", 100.into())]))],
+    );
     let sent: Vec<String> = (0..50).map(|i| format!("d{i}")).collect();
     for m in &sent {
         c.send(JsValue::from_str(m)).unwrap(); // queued while connecting, then a burst
     }
-    eventually("every message accepted", 10_000, || async { chat_stat(&sid, "accepted").await == 50 }).await;
+    eventually("every message accepted", 10_000, || async {
+        chat_stat(&sid, "accepted").await == 50
+    })
+    .await;
     wait_for("every ack", 5_000, || get(&c.get_snapshot(), "acked") == 50).await;
     assert_eq!(chat_messages(&sid).await, sent, "every message once, in order");
     let snap = c.get_snapshot();
@@ -103,10 +122,18 @@ async fn a_dropped_connection_loses_nothing_in_ack_mode() {
 async fn messages_sent_while_disconnected_wait_and_go_out_in_order() {
     let (_, a) = signed_in("offline", 60).await;
     let sid = unique("s-offline");
-    let c = chat(Some(&a), "/ws/chat", &sid, &[("reconnect", obj(&[("minDelayMs", 400.into())]))]);
+    let c = chat(
+        Some(&a),
+        "/ws/chat",
+        &sid,
+        &[("reconnect", obj(&[("minDelayMs", 400.into())]))],
+    );
     wait_for("open", 3_000, || status(&c) == "open").await;
     c.send("before".into()).unwrap();
-    eventually("the first message", 3_000, || async { chat_stat(&sid, "accepted").await == 1 }).await;
+    eventually("the first message", 3_000, || async {
+        chat_stat(&sid, "accepted").await == 1
+    })
+    .await;
     chat_control(&sid, &[("drop_after_frames", 0.into())]).await;
     c.send("trigger".into()).unwrap(); // the server drops the connection on this one (no ack mode: lost)
     wait_for("reconnecting", 3_000, || status(&c) == "reconnecting").await;
@@ -115,9 +142,15 @@ async fn messages_sent_while_disconnected_wait_and_go_out_in_order() {
     }
     assert_eq!(get(&c.get_snapshot(), "queued"), 3);
     let snap = c.get_snapshot();
-    assert!(Object::is(&snap, &c.get_snapshot()), "the same snapshot until something changes");
+    assert!(
+        Object::is(&snap, &c.get_snapshot()),
+        "the same snapshot until something changes"
+    );
     assert!(Object::is_frozen::<JsValue>(snap.unchecked_ref()));
-    eventually("the queued messages", 5_000, || async { chat_stat(&sid, "accepted").await == 4 }).await;
+    eventually("the queued messages", 5_000, || async {
+        chat_stat(&sid, "accepted").await == 4
+    })
+    .await;
     assert_eq!(chat_messages(&sid).await, ["before", "q1", "q2", "q3"]);
 }
 
@@ -127,11 +160,17 @@ async fn a_rejected_token_is_refreshed_and_the_message_resent() {
     let sid = unique("s-reject");
     let c = chat(Some(&a), "/ws/chat", &sid, &[("ack", true.into())]);
     c.send("one".into()).unwrap();
-    eventually("the first message", 3_000, || async { chat_stat(&sid, "accepted").await == 1 }).await;
+    eventually("the first message", 3_000, || async {
+        chat_stat(&sid, "accepted").await == 1
+    })
+    .await;
     chat_control(&sid, &[("reject_next_token", true.into())]).await;
     c.send("two".into()).unwrap();
     c.send("three".into()).unwrap();
-    eventually("the re-sent messages", 5_000, || async { chat_stat(&sid, "accepted").await == 3 }).await;
+    eventually("the re-sent messages", 5_000, || async {
+        chat_stat(&sid, "accepted").await == 3
+    })
+    .await;
     assert_eq!(chat_messages(&sid).await, ["one", "two", "three"]);
     assert_eq!(chat_stat(&sid, "forced_rejections").await, 1);
     assert_eq!(stat(&email, "refresh_ok").await, 1, "one forced refresh");
@@ -146,10 +185,16 @@ async fn without_acks_the_frame_the_rejection_names_is_resent() {
     let c = chat(Some(&a), "/ws/chat", &sid, &[]);
     let msg = |p: &str, id: &str| obj(&[("prompt", p.into()), ("message_id", id.into())]);
     c.send(msg("first", "u-1")).unwrap();
-    eventually("the first message", 3_000, || async { chat_stat(&sid, "accepted").await == 1 }).await;
+    eventually("the first message", 3_000, || async {
+        chat_stat(&sid, "accepted").await == 1
+    })
+    .await;
     chat_control(&sid, &[("reject_next_token", true.into())]).await;
     c.send(msg("second", "u-2")).unwrap();
-    eventually("the named frame re-sent", 5_000, || async { chat_stat(&sid, "accepted").await == 2 }).await;
+    eventually("the named frame re-sent", 5_000, || async {
+        chat_stat(&sid, "accepted").await == 2
+    })
+    .await;
     assert_eq!(chat_messages(&sid).await, ["first", "second"]);
 }
 
@@ -164,8 +209,15 @@ async fn the_callers_object_is_copied_never_mutated() {
     let log = received(&c);
     wait_for("the reply", 3_000, || replies(&log) == 1).await;
     assert_eq!(chat_messages(&sid).await, ["hello"]);
-    let keys: Vec<String> = Object::keys::<JsValue>(message.unchecked_ref()).iter().map(|k| k.as_string().unwrap()).collect();
-    assert_eq!(keys, ["prompt", "model"], "no session_id or auth_token added to the caller's object");
+    let keys: Vec<String> = Object::keys::<JsValue>(message.unchecked_ref())
+        .iter()
+        .map(|k| k.as_string().unwrap())
+        .collect();
+    assert_eq!(
+        keys,
+        ["prompt", "model"],
+        "no session_id or auth_token added to the caller's object"
+    );
     let reply = log.borrow()[0].clone();
     assert_eq!(get(&reply, "message"), "echo: hello");
     assert_eq!(get(&reply, "session_id"), JsValue::from_str(&sid));
@@ -189,8 +241,22 @@ async fn the_handshake_works_with_each_auth_type() {
     let (_, a) = signed_in("handshake", 60).await;
     let cases: Vec<(&str, JsValue)> = vec![
         ("bearer_token", obj(&[("auth_type", "bearer_token".into())])),
-        ("basic_auth", obj(&[("auth_type", "basic_auth".into()), ("username", "agent".into()), ("password", "authwire-basic".into())])),
-        ("api_key", obj(&[("auth_type", "api_key".into()), ("api_key", "ak-authwire-demo".into()), ("api_key_header", "X-API-Key".into())])),
+        (
+            "basic_auth",
+            obj(&[
+                ("auth_type", "basic_auth".into()),
+                ("username", "agent".into()),
+                ("password", "authwire-basic".into()),
+            ]),
+        ),
+        (
+            "api_key",
+            obj(&[
+                ("auth_type", "api_key".into()),
+                ("api_key", "ak-authwire-demo".into()),
+                ("api_key_header", "X-API-Key".into()),
+            ]),
+        ),
         (
             "oauth2",
             obj(&[
@@ -201,16 +267,31 @@ async fn the_handshake_works_with_each_auth_type() {
                 ("scope", "chat".into()),
             ]),
         ),
-        ("custom", obj(&[("auth_type", "custom".into()), ("custom_headers", obj(&[("X-Custom-Auth", "authwire-custom".into())]))])),
+        (
+            "custom",
+            obj(&[
+                ("auth_type", "custom".into()),
+                ("custom_headers", obj(&[("X-Custom-Auth", "authwire-custom".into())])),
+            ]),
+        ),
     ];
     for (name, handshake) in cases {
         let sid = unique(&format!("s-hs-{name}"));
         let auth = (name == "bearer_token").then_some(&a);
-        let c = chat(auth, "/bedrock-chat/ws", &sid, &[("protocol", "auth-handshake".into()), ("handshake", handshake)]);
+        let c = chat(
+            auth,
+            "/bedrock-chat/ws",
+            &sid,
+            &[("protocol", "auth-handshake".into()), ("handshake", handshake)],
+        );
         let log = received(&c);
         c.send(format!("hello {name}").into()).unwrap();
         wait_for(&format!("the {name} reply"), 3_000, || replies(&log) == 1).await;
-        assert_eq!(get(&log.borrow()[0], "type"), "auth_configured", "{name}: auth_configured comes first");
+        assert_eq!(
+            get(&log.borrow()[0], "type"),
+            "auth_configured",
+            "{name}: auth_configured comes first"
+        );
         assert_eq!(chat_messages(&sid).await, [format!("hello {name}")]);
         assert_eq!(chat_stat(&sid, "auths_ok").await, 1, "{name}");
     }
@@ -220,18 +301,30 @@ async fn the_handshake_works_with_each_auth_type() {
 async fn the_handshake_is_resent_after_every_refresh() {
     let (_, a) = signed_in("reauth", 3).await;
     let sid = unique("s-reauth");
-    let c = chat(Some(&a), "/bedrock-chat/ws", &sid, &[("protocol", "auth-handshake".into())]);
+    let c = chat(
+        Some(&a),
+        "/bedrock-chat/ws",
+        &sid,
+        &[("protocol", "auth-handshake".into())],
+    );
     let sent: Vec<String> = (0..70).map(|i| format!("h{i}")).collect();
     for m in &sent {
         c.send(JsValue::from_str(m)).unwrap();
         sleep(100).await; // 7 s: several 3-second tokens
     }
-    eventually("every message", 5_000, || async { chat_stat(&sid, "accepted").await == 70 }).await;
+    eventually("every message", 5_000, || async {
+        chat_stat(&sid, "accepted").await == 70
+    })
+    .await;
     assert_eq!(chat_messages(&sid).await, sent);
     assert_eq!(chat_stat(&sid, "stale_tokens").await, 0);
     let refreshes = get(&a.get_snapshot(), "refreshCount").as_f64().unwrap() as u32;
     assert!(refreshes >= 3);
-    assert_eq!(chat_stat(&sid, "auths_ok").await, refreshes + 1, "one auth frame per token");
+    assert_eq!(
+        chat_stat(&sid, "auths_ok").await,
+        refreshes + 1,
+        "one auth frame per token"
+    );
     assert_eq!(chat_stat(&sid, "connections").await, 1, "re-authenticated in place");
 }
 
@@ -244,8 +337,14 @@ async fn wrong_handshake_credentials_end_in_auth_rejected_not_a_loop() {
         &sid,
         &[
             ("protocol", "auth-handshake".into()),
-            ("handshake", obj(&[("auth_type", "api_key".into()), ("api_key", "wrong".into())])),
-            ("reconnect", obj(&[("minDelayMs", 50.into()), ("maxDelayMs", 100.into())])),
+            (
+                "handshake",
+                obj(&[("auth_type", "api_key".into()), ("api_key", "wrong".into())]),
+            ),
+            (
+                "reconnect",
+                obj(&[("minDelayMs", 50.into()), ("maxDelayMs", 100.into())]),
+            ),
         ],
     );
     wait_for("closed", 5_000, || status(&c) == "closed").await;
@@ -297,16 +396,34 @@ async fn bad_input_gets_coded_errors() {
     };
     assert_eq!(code(with(&[("url", "not a url".into())])), "invalid_url");
     assert_eq!(code(with(&[("url", "https://example.com/ws".into())])), "invalid_url");
-    assert_eq!(code(with(&[("url", "ws://chat.example.com/ws".into())])), "insecure_url");
-    assert_eq!(code(ChatSocket::new(obj(&[("url", ws_url("/ws/chat").into())]))), "invalid_options");
-    assert_eq!(code(with(&[("url", ws_url("/ws/chat").into()), ("protocol", "sse".into())])), "invalid_options");
     assert_eq!(
-        code(with(&[("url", ws_url("/bedrock-chat/ws").into()), ("protocol", "auth-handshake".into()), ("handshake", obj(&[("auth_type", "basic_auth".into())]))])),
+        code(with(&[("url", "ws://chat.example.com/ws".into())])),
+        "insecure_url"
+    );
+    assert_eq!(
+        code(ChatSocket::new(obj(&[("url", ws_url("/ws/chat").into())]))),
+        "invalid_options"
+    );
+    assert_eq!(
+        code(with(&[("url", ws_url("/ws/chat").into()), ("protocol", "sse".into())])),
+        "invalid_options"
+    );
+    assert_eq!(
+        code(with(&[
+            ("url", ws_url("/bedrock-chat/ws").into()),
+            ("protocol", "auth-handshake".into()),
+            ("handshake", obj(&[("auth_type", "basic_auth".into())]))
+        ])),
         "invalid_options"
     );
     let sid = unique("s-bad");
     let c = chat(Some(&a), "/ws/chat", &sid, &[("maxQueued", 2.into())]);
-    for bad in [JsValue::from(5), js_sys::Array::new().into(), js_sys::Date::new_0().into(), JsValue::NULL] {
+    for bad in [
+        JsValue::from(5),
+        js_sys::Array::new().into(),
+        js_sys::Date::new_0().into(),
+        JsValue::NULL,
+    ] {
         assert_eq!(code(c.send(bad)), "invalid_message");
     }
     c.send("a".into()).unwrap();

@@ -51,7 +51,11 @@ fn text(v: &JsValue) -> String {
         return s;
     }
     if let Some(e) = v.dyn_ref::<js_sys::Error>() {
-        return format!("{} {}", String::from(e.message()), get(v, "code").as_string().unwrap_or_default());
+        return format!(
+            "{} {}",
+            String::from(e.message()),
+            get(v, "code").as_string().unwrap_or_default()
+        );
     }
     JSON::stringify(v).map(String::from).unwrap_or_default()
 }
@@ -64,7 +68,11 @@ async fn no_token_appears_in_console_errors_events_or_snapshots() {
     let s = sign_in(&email, 3).await;
     issued.push(&get(&s, "access_token"));
     issued.push(&get(&s, "refresh_token"));
-    let opts = obj(&[("session", s.clone()), ("refresh", supabase_source()), ("debug", true.into())]);
+    let opts = obj(&[
+        ("session", s.clone()),
+        ("refresh", supabase_source()),
+        ("debug", true.into()),
+    ]);
     let a = AuthSession::new(opts).unwrap();
     let record = |seen: &Rc<RefCell<Vec<String>>>| {
         let seen = seen.clone();
@@ -82,7 +90,13 @@ async fn no_token_appears_in_console_errors_events_or_snapshots() {
     // A chat that gets a token rejected, in ack mode.
     let sid = unique("s-hygiene");
     let auth_ref = obj(&[("__authwireId", a.authwire_id().into())]);
-    let chat = ChatSocket::new(obj(&[("url", ws_url("/ws/chat").into()), ("auth", auth_ref), ("sessionId", sid.as_str().into()), ("ack", true.into())])).unwrap();
+    let chat = ChatSocket::new(obj(&[
+        ("url", ws_url("/ws/chat").into()),
+        ("auth", auth_ref),
+        ("sessionId", sid.as_str().into()),
+        ("ack", true.into()),
+    ]))
+    .unwrap();
     let on_message = record(&seen);
     chat.on_message(on_message.as_ref().unchecked_ref()).unwrap();
     chat.send("one".into()).unwrap();
@@ -103,27 +117,61 @@ async fn no_token_appears_in_console_errors_events_or_snapshots() {
     let other = sign_in(&unique("hygiene-reuse"), 60).await;
     issued.push(&get(&other, "access_token"));
     issued.push(&get(&other, "refresh_token"));
-    http("POST", "/auth/v1/token?grant_type=refresh_token", Some(obj(&[("refresh_token", get(&other, "refresh_token"))]))).await;
+    http(
+        "POST",
+        "/auth/v1/token?grant_type=refresh_token",
+        Some(obj(&[("refresh_token", get(&other, "refresh_token"))])),
+    )
+    .await;
     let copy = Object::assign(&Object::new(), other.unchecked_ref());
-    Reflect::set(&copy, &"expires_at".into(), &((js_sys::Date::now() / 1000.0).floor() - 1.0).into()).unwrap();
-    let b = AuthSession::new(obj(&[("session", copy.into()), ("refresh", supabase_source()), ("debug", true.into())])).unwrap();
+    Reflect::set(
+        &copy,
+        &"expires_at".into(),
+        &((js_sys::Date::now() / 1000.0).floor() - 1.0).into(),
+    )
+    .unwrap();
+    let b = AuthSession::new(obj(&[
+        ("session", copy.into()),
+        ("refresh", supabase_source()),
+        ("debug", true.into()),
+    ]))
+    .unwrap();
     let on_event_b = record(&seen);
     b.on_event(on_event_b.as_ref().unchecked_ref()).unwrap();
     let rejected = JsFuture::from(b.access_token()).await.unwrap_err();
     seen.borrow_mut().push(text(&rejected));
     seen.borrow_mut().push(text(&b.get_snapshot()));
 
-    let tokens: Vec<String> = issued.iter().filter_map(|t| t.as_string()).filter(|t| t.len() >= 8).collect();
-    assert!(tokens.len() >= 6, "the recorder saw the tokens handed out: {}", tokens.len());
+    let tokens: Vec<String> = issued
+        .iter()
+        .filter_map(|t| t.as_string())
+        .filter(|t| t.len() >= 8)
+        .collect();
+    assert!(
+        tokens.len() >= 6,
+        "the recorder saw the tokens handed out: {}",
+        tokens.len()
+    );
     let mut texts: Vec<String> = seen.borrow().clone();
     texts.extend(printed.iter().filter_map(|p| p.as_string()));
     assert!(printed.length() > 10, "debug output was produced");
-    assert!(seen.borrow().iter().any(|t| t.contains("REFRESH_FAILED")), "failures were exercised");
+    assert!(
+        seen.borrow().iter().any(|t| t.contains("REFRESH_FAILED")),
+        "failures were exercised"
+    );
     for t in &texts {
         for token in &tokens {
-            assert!(!t.contains(token.as_str()), "a token leaked into: {}", t.chars().take(120).collect::<String>());
+            assert!(
+                !t.contains(token.as_str()),
+                "a token leaked into: {}",
+                t.chars().take(120).collect::<String>()
+            );
         }
-        assert!(!t.contains("eyJhbGciOi"), "a JWT leaked into: {}", t.chars().take(120).collect::<String>());
+        assert!(
+            !t.contains("eyJhbGciOi"),
+            "a JWT leaked into: {}",
+            t.chars().take(120).collect::<String>()
+        );
     }
     drop((on_event, on_change, on_message, on_event_b, chat, b));
 }

@@ -87,7 +87,14 @@ pub struct Event {
 
 impl Event {
     fn new(kind: EventKind, at_ms: u64) -> Self {
-        Event { kind, at_ms, expires_at_ms: None, code: None, will_retry: false, retry_in_ms: None }
+        Event {
+            kind,
+            at_ms,
+            expires_at_ms: None,
+            code: None,
+            will_retry: false,
+            retry_in_ms: None,
+        }
     }
 }
 
@@ -137,8 +144,13 @@ pub enum Class {
 }
 
 /// GoTrue's error strings that mean the refresh token is dead.
-const GONE_ERRORS: [&str; 5] =
-    ["invalid_grant", "refresh_token_not_found", "refresh_token_already_used", "session_not_found", "session_expired"];
+const GONE_ERRORS: [&str; 5] = [
+    "invalid_grant",
+    "refresh_token_not_found",
+    "refresh_token_already_used",
+    "session_not_found",
+    "session_expired",
+];
 
 impl Failure {
     /// How to treat it, and its code.
@@ -330,7 +342,14 @@ impl AuthMachine {
     }
 
     /// Changes the refresh source (e.g. when following a supabase-js client, which then refreshes).
-    pub fn set_source(&mut self, has_source: bool, needs_refresh_token: bool, bootstrap: bool, now: u64, out: &mut Vec<Action>) {
+    pub fn set_source(
+        &mut self,
+        has_source: bool,
+        needs_refresh_token: bool,
+        bootstrap: bool,
+        now: u64,
+        out: &mut Vec<Action>,
+    ) {
         self.has_source = has_source;
         self.needs_refresh_token = needs_refresh_token;
         self.bootstrap = bootstrap;
@@ -500,7 +519,14 @@ impl AuthMachine {
             s.refresh = self.session.take().and_then(|old| old.refresh);
         }
         // From nothing (a password or broker source signing in), it is a sign-in, not a refresh.
-        let mut ev = Event::new(if had_session { EventKind::TokenRefreshed } else { EventKind::SignedIn }, now);
+        let mut ev = Event::new(
+            if had_session {
+                EventKind::TokenRefreshed
+            } else {
+                EventKind::SignedIn
+            },
+            now,
+        );
         ev.expires_at_ms = Some(s.expires_at_ms);
         self.session = Some(s);
         if had_session {
@@ -509,7 +535,11 @@ impl AuthMachine {
         self.reset_after_new_session(out);
         out.push(Action::Emit(ev));
         out.push(Action::Changed);
-        let token = if self.session.as_ref().is_some_and(|s| now < s.expires_at_ms) { None } else { Some(Code::InvalidResponse) };
+        let token = if self.session.as_ref().is_some_and(|s| now < s.expires_at_ms) {
+            None
+        } else {
+            Some(Code::InvalidResponse)
+        };
         self.settle_token_waiters(token, out);
         self.settle_refresh_waiters(None, out);
         self.step(now, false, out);
@@ -584,7 +614,14 @@ impl AuthMachine {
                     wake = Some(self.not_before_ms);
                 }
             }
-            self.set_status(if self.inflight.is_some() { Status::Refreshing } else { Status::SignedOut }, out);
+            self.set_status(
+                if self.inflight.is_some() {
+                    Status::Refreshing
+                } else {
+                    Status::SignedOut
+                },
+                out,
+            );
             self.set_wake(wake, out);
             return;
         };
@@ -744,7 +781,11 @@ mod tests {
             s.serve_ok(HOUR);
         });
         assert_eq!(sim.fetches, 26, "24 h / 54 min");
-        assert_eq!(refreshed_at[0], T0 + HOUR - 360_000, "lead: 10% of an hour beats the 60 s margin");
+        assert_eq!(
+            refreshed_at[0],
+            T0 + HOUR - 360_000,
+            "lead: 10% of an hour beats the 60 s margin"
+        );
         for w in refreshed_at.windows(2) {
             assert_eq!(w[1] - w[0], HOUR - 360_000);
         }
@@ -801,15 +842,25 @@ mod tests {
             attempt_times.push(s.now);
             if fails < 3 {
                 fails += 1;
-                s.serve_err(Failure::Http { status: 503, errors: vec![] });
+                s.serve_err(Failure::Http {
+                    status: 503,
+                    errors: vec![],
+                });
             } else {
                 s.serve_ok(20_000);
             }
         });
         assert_eq!(sim.fetches, 4);
         let gaps: Vec<u64> = attempt_times.windows(2).map(|w| w[1] - w[0]).collect();
-        assert!((100..=200).contains(&gaps[0]) && (200..=400).contains(&gaps[1]) && (400..=800).contains(&gaps[2]), "{gaps:?}");
-        let failed: Vec<&Event> = sim.events.iter().filter(|e| e.kind == EventKind::RefreshFailed).collect();
+        assert!(
+            (100..=200).contains(&gaps[0]) && (200..=400).contains(&gaps[1]) && (400..=800).contains(&gaps[2]),
+            "{gaps:?}"
+        );
+        let failed: Vec<&Event> = sim
+            .events
+            .iter()
+            .filter(|e| e.kind == EventKind::RefreshFailed)
+            .collect();
         assert_eq!(failed.len(), 3);
         assert!(failed.iter().all(|e| e.will_retry && e.code == Some(Code::ServerError)));
         assert_eq!(sim.m.last_error(), None, "cleared by the success");
@@ -841,7 +892,10 @@ mod tests {
         let mut out = vec![];
         assert_eq!(sim.m.want_token(sim.now, &mut out), Answer::Wait);
         sim.take(out);
-        sim.serve_err(Failure::Http { status: 400, errors: vec!["refresh_token_already_used".into()] });
+        sim.serve_err(Failure::Http {
+            status: 400,
+            errors: vec!["refresh_token_already_used".into()],
+        });
         assert_eq!(sim.m.status(), Status::SignedOut);
         assert_eq!(sim.rejected, vec![Code::InvalidGrant]);
         let last = sim.events.last().unwrap();
@@ -855,7 +909,12 @@ mod tests {
     #[test]
     fn other_client_errors_stop_automatic_refreshes_until_asked() {
         let mut sim = Sim::new(20_000);
-        sim.run_until(T0 + 60_000, |s| s.serve_err(Failure::Http { status: 401, errors: vec!["no_api_key".into()] }));
+        sim.run_until(T0 + 60_000, |s| {
+            s.serve_err(Failure::Http {
+                status: 401,
+                errors: vec!["no_api_key".into()],
+            })
+        });
         assert_eq!(sim.fetches, 1);
         assert_eq!(sim.m.status(), Status::Expired);
         assert_eq!(sim.m.last_error(), Some(Code::RefreshRejected));
@@ -887,7 +946,11 @@ mod tests {
         // The timer was due at T0+240 s but a background tab throttled it; the app asks at T0+299.9 s.
         sim.now = T0 + 299_900;
         let mut out = vec![];
-        assert_eq!(sim.m.want_token(sim.now, &mut out), Answer::Wait, "never hands out a token about to expire");
+        assert_eq!(
+            sim.m.want_token(sim.now, &mut out),
+            Answer::Wait,
+            "never hands out a token about to expire"
+        );
         sim.take(out);
         sim.serve_ok(300_000);
         assert_eq!(sim.resolved, 1);
@@ -915,7 +978,11 @@ mod tests {
                 sim.serve_err(Failure::Network);
             }
         }
-        assert!(sim.fetches - n <= 3, "{} attempts in one second of focus events", sim.fetches - n);
+        assert!(
+            sim.fetches - n <= 3,
+            "{} attempts in one second of focus events",
+            sim.fetches - n
+        );
     }
 
     #[test]
@@ -927,9 +994,18 @@ mod tests {
         // The app hands over a new session while the request runs.
         sim.feed(Input::SetSession(session(sim.now, 20_000, 7)));
         assert!(sim.log.contains(&Action::Abort));
-        sim.feed(Input::RefreshOk { attempt: stale, session: session(sim.now, 20_000, 8) });
+        sim.feed(Input::RefreshOk {
+            attempt: stale,
+            session: session(sim.now, 20_000, 8),
+        });
         assert_eq!(sim.m.access_token().unwrap().expose(), "access-7");
-        sim.feed(Input::RefreshErr { attempt: stale, failure: Failure::Http { status: 400, errors: vec!["invalid_grant".into()] } });
+        sim.feed(Input::RefreshErr {
+            attempt: stale,
+            failure: Failure::Http {
+                status: 400,
+                errors: vec!["invalid_grant".into()],
+            },
+        });
         assert_eq!(sim.m.status(), Status::SignedIn);
     }
 
@@ -942,8 +1018,14 @@ mod tests {
         // supabase-js announces TOKEN_REFRESHED before its refreshSession() promise resolves.
         sim.feed(Input::Refreshed(session(sim.now, 20_000, 5)));
         assert_eq!(sim.m.refresh_count(), 1);
-        assert!(!sim.log.contains(&Action::Abort), "the running refresh is the one that finished");
-        sim.feed(Input::RefreshOk { attempt, session: session(sim.now, 20_000, 5) });
+        assert!(
+            !sim.log.contains(&Action::Abort),
+            "the running refresh is the one that finished"
+        );
+        sim.feed(Input::RefreshOk {
+            attempt,
+            session: session(sim.now, 20_000, 5),
+        });
         assert_eq!(sim.m.refresh_count(), 1, "counted once");
         assert_eq!(sim.m.wake_at(), Some(sim.now + 10_000));
     }
@@ -954,23 +1036,53 @@ mod tests {
         let mut out = vec![];
         assert_eq!(m.want_token(T0, &mut out), Answer::Wait);
         assert_eq!(m.want_token(T0, &mut out), Answer::Wait);
-        assert_eq!(out.iter().filter(|a| matches!(a, Action::Fetch { .. })).count(), 1, "one sign-in for both");
+        assert_eq!(
+            out.iter().filter(|a| matches!(a, Action::Fetch { .. })).count(),
+            1,
+            "one sign-in for both"
+        );
         assert_eq!(m.status(), Status::Refreshing);
         let mut out = vec![];
-        m.handle(T0 + 5, Input::RefreshOk { attempt: 1, session: session(T0, HOUR, 1) }, &mut out);
+        m.handle(
+            T0 + 5,
+            Input::RefreshOk {
+                attempt: 1,
+                session: session(T0, HOUR, 1),
+            },
+            &mut out,
+        );
         assert!(out.contains(&Action::ResolveTokenWaiters));
-        assert!(out.iter().any(|a| matches!(a, Action::Emit(e) if e.kind == EventKind::SignedIn)));
+        assert!(out
+            .iter()
+            .any(|a| matches!(a, Action::Emit(e) if e.kind == EventKind::SignedIn)));
         assert_eq!(m.refresh_count(), 0, "a sign-in is not a refresh");
         m.handle(T0 + 10, Input::SignOut, &mut out);
         let mut out = vec![];
-        assert_eq!(m.want_token(T0 + 20, &mut out), Answer::Fail(Code::SignedOut), "no silent sign-in after sign-out");
+        assert_eq!(
+            m.want_token(T0 + 20, &mut out),
+            Answer::Fail(Code::SignedOut),
+            "no silent sign-in after sign-out"
+        );
         assert!(out.is_empty());
         m.want_refresh(T0 + 30, &mut out).unwrap();
-        assert!(out.iter().any(|a| matches!(a, Action::Fetch { .. })), "refresh() signs in again");
+        assert!(
+            out.iter().any(|a| matches!(a, Action::Fetch { .. })),
+            "refresh() signs in again"
+        );
         // A source without a session that says 404 / invalid stops until asked again.
         let attempt = m.inflight.unwrap();
         let mut out = vec![];
-        m.handle(T0 + 40, Input::RefreshErr { attempt, failure: Failure::Http { status: 404, errors: vec!["token_not_found".into()] } }, &mut out);
+        m.handle(
+            T0 + 40,
+            Input::RefreshErr {
+                attempt,
+                failure: Failure::Http {
+                    status: 404,
+                    errors: vec!["token_not_found".into()],
+                },
+            },
+            &mut out,
+        );
         assert_eq!(m.status(), Status::SignedOut);
         assert_eq!(m.last_error(), Some(Code::TokenNotFound));
         assert_eq!(m.want_token(T0 + 50, &mut out), Answer::Fail(Code::SignedOut));
@@ -1000,11 +1112,17 @@ mod tests {
         let mut out = vec![];
         m.handle(T0, Input::SetSession(s), &mut out);
         assert_eq!(m.want_token(T0 + 17_000, &mut out), Answer::Ready);
-        assert_eq!(m.want_token(T0 + 18_500, &mut out), Answer::Fail(Code::SessionExpired), "inside the 2 s transit margin");
+        assert_eq!(
+            m.want_token(T0 + 18_500, &mut out),
+            Answer::Fail(Code::SessionExpired),
+            "inside the 2 s transit margin"
+        );
         assert_eq!(m.want_refresh(T0, &mut out), Err(Code::NoRefreshSource));
         out.clear();
         m.handle(T0 + 20_000, Input::Wake(Wake::Timer), &mut out);
-        assert!(out.iter().any(|a| matches!(a, Action::Emit(e) if e.kind == EventKind::SessionExpired)));
+        assert!(out
+            .iter()
+            .any(|a| matches!(a, Action::Emit(e) if e.kind == EventKind::SessionExpired)));
         assert_eq!(m.status(), Status::Expired);
         assert_eq!(m.wake_at(), None);
     }
@@ -1012,7 +1130,10 @@ mod tests {
     #[test]
     fn a_session_without_refresh_token_cannot_refresh_by_grant() {
         let m = AuthMachine::new(Policy::default(), true, true, 1);
-        let raw = RawSession { expires_in: Raw::Num(0.0), ..RawSession::bare("opaque") };
+        let raw = RawSession {
+            expires_in: Raw::Num(0.0),
+            ..RawSession::bare("opaque")
+        };
         let s = Session::from_raw(&raw, T0, Origin::Issued).unwrap();
         assert_eq!(m.check(&s, T0), Err(Code::SessionExpired));
     }
@@ -1055,7 +1176,10 @@ mod tests {
         let mut sim = Sim::new(20_000);
         sim.run_until(T0 + 100_000, |s| {
             if s.fetches % 3 == 0 {
-                s.serve_err(Failure::Http { status: 500, errors: vec!["boom".into()] })
+                s.serve_err(Failure::Http {
+                    status: 500,
+                    errors: vec!["boom".into()],
+                })
             } else {
                 s.serve_ok(20_000)
             }

@@ -98,7 +98,9 @@ impl Code {
             Code::InvalidResponse => "the token endpoint answered with something that is not a session",
             Code::CallbackFailed => "the refresh callback failed",
             Code::Freed => "this object was freed",
-            Code::InsecureUrl => "refusing a plain-text URL to a host that is not loopback (set allowInsecure to opt in)",
+            Code::InsecureUrl => {
+                "refusing a plain-text URL to a host that is not loopback (set allowInsecure to opt in)"
+            }
             Code::InvalidUrl => "the URL cannot be parsed",
             Code::QueueFull => "the send queue is full; the message was not accepted",
             Code::InvalidMessage => "send() takes a string or a plain object",
@@ -118,16 +120,35 @@ mod tests {
     #[test]
     fn codes_are_snake_case_and_distinct() {
         let all = [
-            Code::InvalidSession, Code::InvalidOptions, Code::SessionExpired, Code::SignedOut,
-            Code::NoRefreshSource, Code::NetworkError, Code::ServerError, Code::RateLimited,
-            Code::InvalidGrant, Code::RefreshRejected, Code::TokenNotFound, Code::InvalidResponse, Code::CallbackFailed,
-            Code::Freed, Code::InsecureUrl, Code::InvalidUrl, Code::QueueFull, Code::InvalidMessage,
-            Code::SocketClosed, Code::AuthRejected, Code::ConnectionLost, Code::HeartbeatTimeout,
+            Code::InvalidSession,
+            Code::InvalidOptions,
+            Code::SessionExpired,
+            Code::SignedOut,
+            Code::NoRefreshSource,
+            Code::NetworkError,
+            Code::ServerError,
+            Code::RateLimited,
+            Code::InvalidGrant,
+            Code::RefreshRejected,
+            Code::TokenNotFound,
+            Code::InvalidResponse,
+            Code::CallbackFailed,
+            Code::Freed,
+            Code::InsecureUrl,
+            Code::InvalidUrl,
+            Code::QueueFull,
+            Code::InvalidMessage,
+            Code::SocketClosed,
+            Code::AuthRejected,
+            Code::ConnectionLost,
+            Code::HeartbeatTimeout,
             Code::RetriesExhausted,
         ];
         let set: std::collections::HashSet<_> = all.iter().map(|c| c.as_str()).collect();
         assert_eq!(set.len(), all.len());
-        assert!(all.iter().all(|c| c.as_str().chars().all(|ch| ch.is_ascii_lowercase() || ch == '_')));
+        assert!(all
+            .iter()
+            .all(|c| c.as_str().chars().all(|ch| ch.is_ascii_lowercase() || ch == '_')));
         assert!(all.iter().all(|c| !c.describe().is_empty()));
     }
 }

@@ -79,7 +79,10 @@ impl fmt::Display for JsonError {
 
 /// Parses one JSON document (surrounding white space allowed, nothing else after it).
 pub fn parse(text: &str) -> Result<Json, JsonError> {
-    let mut p = Parser { b: text.as_bytes(), i: 0 };
+    let mut p = Parser {
+        b: text.as_bytes(),
+        i: 0,
+    };
     let v = p.value(0)?;
     p.ws();
     if p.i != p.b.len() {
@@ -241,7 +244,11 @@ impl Parser<'_> {
             for &d in &self.b[e_start..self.i] {
                 e = e.saturating_mul(10).saturating_add(i32::from(d - b'0'));
             }
-            exp10 = if eneg { exp10.saturating_sub(e) } else { exp10.saturating_add(e) };
+            exp10 = if eneg {
+                exp10.saturating_sub(e)
+            } else {
+                exp10.saturating_add(e)
+            };
         }
         let mut v = mantissa;
         let mut e = exp10.clamp(-400, 400);
@@ -331,7 +338,10 @@ mod tests {
 
     #[test]
     fn parses_the_shapes_a_jwt_payload_has() {
-        let v = parse(r#" {"sub":"u-1","exp":1700000000,"iat":1699996400,"amr":[{"method":"password"}],"x":null,"ok":true} "#).unwrap();
+        let v = parse(
+            r#" {"sub":"u-1","exp":1700000000,"iat":1699996400,"amr":[{"method":"password"}],"x":null,"ok":true} "#,
+        )
+        .unwrap();
         assert_eq!(v.get("sub").and_then(Json::as_str), Some("u-1"));
         assert_eq!(v.get("exp").and_then(Json::as_f64), Some(1_700_000_000.0));
         assert_eq!(v.get("x"), Some(&Json::Null));
@@ -354,7 +364,10 @@ mod tests {
 
     #[test]
     fn strings_unescape_including_surrogate_pairs() {
-        assert_eq!(parse(r#""a\"b\\c\/\n\u00e9\ud83d\ude00""#).unwrap(), Json::Str("a\"b\\c/\né😀".into()));
+        assert_eq!(
+            parse(r#""a\"b\\c\/\n\u00e9\ud83d\ude00""#).unwrap(),
+            Json::Str("a\"b\\c/\né😀".into())
+        );
         assert!(parse(r#""\ud83d""#).is_err());
         assert!(parse(r#""\udc00""#).is_err());
         assert!(parse("\"a\nb\"").is_err());
@@ -363,7 +376,17 @@ mod tests {
 
     #[test]
     fn rejects_malformed_documents_with_a_position() {
-        for bad in ["", "{", "[1,]", "{\"a\"1}", "{\"a\":1,}", "nul", "[1] x", "{'a':1}", "\"abc"] {
+        for bad in [
+            "",
+            "{",
+            "[1,]",
+            "{\"a\"1}",
+            "{\"a\":1,}",
+            "nul",
+            "[1] x",
+            "{'a':1}",
+            "\"abc",
+        ] {
             let e = parse(bad).unwrap_err();
             assert!(e.at <= bad.len(), "{bad}: {e}");
         }

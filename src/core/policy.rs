@@ -14,7 +14,11 @@ pub struct Policy {
 impl Default for Policy {
     fn default() -> Self {
         // auth-js retries from 200 ms doubling; oidc-client-ts and auth0 act 60 s before expiry.
-        Policy { margin_ms: 60_000, backoff_base_ms: 200, backoff_max_ms: 30_000 }
+        Policy {
+            margin_ms: 60_000,
+            backoff_base_ms: 200,
+            backoff_max_ms: 30_000,
+        }
     }
 }
 
@@ -33,7 +37,12 @@ impl Policy {
 
     /// The delay before refresh retry number `attempt` (1 for the first retry).
     pub fn backoff_ms(&self, attempt: u32, rand: u32) -> u64 {
-        Backoff { base_ms: self.backoff_base_ms, factor_pct: 200, max_ms: self.backoff_max_ms }.delay_ms(attempt, rand)
+        Backoff {
+            base_ms: self.backoff_base_ms,
+            factor_pct: 200,
+            max_ms: self.backoff_max_ms,
+        }
+        .delay_ms(attempt, rand)
     }
 }
 
@@ -110,7 +119,10 @@ mod tests {
         assert_eq!(p.transit_ms(3_600_000), 5_000);
         assert_eq!(p.transit_ms(20_000), 2_000);
         assert_eq!(p.transit_ms(5_000), 500);
-        assert!(p.transit_ms(5_000) < p.lead_ms(5_000), "a short token is not refreshed on every use");
+        assert!(
+            p.transit_ms(5_000) < p.lead_ms(5_000),
+            "a short token is not refreshed on every use"
+        );
     }
 
     #[test]
@@ -131,7 +143,11 @@ mod tests {
 
     #[test]
     fn reconnect_backoff_grows_by_its_factor_to_its_cap() {
-        let b = Backoff { base_ms: 1_000, factor_pct: 130, max_ms: 10_000 };
+        let b = Backoff {
+            base_ms: 1_000,
+            factor_pct: 130,
+            max_ms: 10_000,
+        };
         let ceilings: Vec<u64> = (1..=12).map(|a| b.delay_ms(a, u32::MAX)).collect();
         assert_eq!(&ceilings[..4], &[1_000, 1_300, 1_690, 2_197]);
         assert_eq!(ceilings[11], 10_000);

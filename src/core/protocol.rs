@@ -62,8 +62,18 @@ pub const AUTH_CLOSE_CODES: [u16; 3] = [4001, 4401, 1008];
 
 /// Error codes (in `code`, `error` or `error_code` of an error frame) that mean the token is bad.
 const AUTH_ERROR_CODES: [&str; 12] = [
-    "invalid_token", "token_expired", "expired_token", "jwt_expired", "invalid_jwt", "bad_jwt",
-    "auth_failed", "authentication_failed", "unauthorized", "unauthenticated", "auth_required", "401",
+    "invalid_token",
+    "token_expired",
+    "expired_token",
+    "jwt_expired",
+    "invalid_jwt",
+    "bad_jwt",
+    "auth_failed",
+    "authentication_failed",
+    "unauthorized",
+    "unauthenticated",
+    "auth_required",
+    "401",
 ];
 
 /// The fields of an incoming JSON frame the core looks at.
@@ -116,7 +126,11 @@ mod tests {
     use super::*;
 
     fn frame(kind: &str, code: Option<&str>, id: Option<&str>) -> Incoming {
-        Incoming { kind: Some(kind.into()), code: code.map(Into::into), message_id: id.map(Into::into) }
+        Incoming {
+            kind: Some(kind.into()),
+            code: code.map(Into::into),
+            message_id: id.map(Into::into),
+        }
     }
 
     #[test]
@@ -125,8 +139,14 @@ mod tests {
         assert_eq!(classify(&frame("ack", None, None)), Meaning::Other);
         assert_eq!(classify(&frame("auth_configured", None, None)), Meaning::AuthConfigured);
         assert_eq!(classify(&frame("ai_response", None, Some("m-2"))), Meaning::Other);
-        assert_eq!(classify(&frame("error", Some("token_expired"), Some("m-3"))), Meaning::AuthRejected(Some("m-3".into())));
-        assert_eq!(classify(&frame("error", Some("INVALID_TOKEN"), None)), Meaning::AuthRejected(None));
+        assert_eq!(
+            classify(&frame("error", Some("token_expired"), Some("m-3"))),
+            Meaning::AuthRejected(Some("m-3".into()))
+        );
+        assert_eq!(
+            classify(&frame("error", Some("INVALID_TOKEN"), None)),
+            Meaning::AuthRejected(None)
+        );
         assert_eq!(classify(&frame("error", Some("rate_limited"), None)), Meaning::Other);
         assert_eq!(classify(&frame("auth_failed", None, None)), Meaning::AuthRejected(None));
         assert_eq!(classify(&Incoming::default()), Meaning::Other);
@@ -134,7 +154,13 @@ mod tests {
 
     #[test]
     fn auth_types_know_their_fields() {
-        for (s, t) in [("bearer_token", AuthType::BearerToken), ("basic_auth", AuthType::BasicAuth), ("api_key", AuthType::ApiKey), ("oauth2", AuthType::OAuth2), ("custom", AuthType::Custom)] {
+        for (s, t) in [
+            ("bearer_token", AuthType::BearerToken),
+            ("basic_auth", AuthType::BasicAuth),
+            ("api_key", AuthType::ApiKey),
+            ("oauth2", AuthType::OAuth2),
+            ("custom", AuthType::Custom),
+        ] {
             assert_eq!(AuthType::parse(s), Some(t));
         }
         assert_eq!(AuthType::parse("kerberos"), None);

@@ -82,7 +82,10 @@ pub struct RawSession {
 impl RawSession {
     /// A bare JWT handed over instead of a session object.
     pub fn bare(token: &str) -> Self {
-        RawSession { access_token: Raw::Str(token.to_owned()), ..Default::default() }
+        RawSession {
+            access_token: Raw::Str(token.to_owned()),
+            ..Default::default()
+        }
     }
     /// Reads a session from parsed JSON (e.g. a stored value).
     pub fn from_json(v: &Json) -> Self {
@@ -142,8 +145,14 @@ impl fmt::Display for SessionError {
             Problem::WrongType(want, got) => write!(f, "session.{field} must be a {want}, got {got}"),
             Problem::BadText => write!(f, "session.{field} must be a non-empty string without spaces"),
             Problem::BadNumber => write!(f, "session.{field} must be a positive finite number"),
-            Problem::Jwt(e) => write!(f, "session.{field} {e}, and no expires_at or expires_in says when it expires"),
-            Problem::NoExpiry => write!(f, "session.{field} has no exp claim, and no expires_at or expires_in says when it expires"),
+            Problem::Jwt(e) => write!(
+                f,
+                "session.{field} {e}, and no expires_at or expires_in says when it expires"
+            ),
+            Problem::NoExpiry => write!(
+                f,
+                "session.{field} has no exp claim, and no expires_at or expires_in says when it expires"
+            ),
         }
     }
 }
@@ -169,19 +178,28 @@ fn text(field: &'static str, raw: &Raw, required: bool) -> Result<Option<String>
     match raw {
         r if r.is_absent() => {
             if required {
-                Err(SessionError { field, problem: Problem::Missing })
+                Err(SessionError {
+                    field,
+                    problem: Problem::Missing,
+                })
             } else {
                 Ok(None)
             }
         }
         Raw::Str(s) => {
             if s.is_empty() || s.chars().any(|c| c.is_whitespace() || c.is_control()) {
-                Err(SessionError { field, problem: Problem::BadText })
+                Err(SessionError {
+                    field,
+                    problem: Problem::BadText,
+                })
             } else {
                 Ok(Some(s.clone()))
             }
         }
-        other => Err(SessionError { field, problem: Problem::WrongType("string", other.type_name()) }),
+        other => Err(SessionError {
+            field,
+            problem: Problem::WrongType("string", other.type_name()),
+        }),
     }
 }
 
@@ -189,8 +207,14 @@ fn seconds(field: &'static str, raw: &Raw) -> Result<Option<f64>, SessionError> 
     match raw {
         r if r.is_absent() => Ok(None),
         Raw::Num(n) if n.is_finite() && *n >= 0.0 => Ok(Some(*n)),
-        Raw::Num(_) => Err(SessionError { field, problem: Problem::BadNumber }),
-        other => Err(SessionError { field, problem: Problem::WrongType("number", other.type_name()) }),
+        Raw::Num(_) => Err(SessionError {
+            field,
+            problem: Problem::BadNumber,
+        }),
+        other => Err(SessionError {
+            field,
+            problem: Problem::WrongType("number", other.type_name()),
+        }),
     }
 }
 
@@ -223,7 +247,12 @@ impl Session {
         let user_id = match &raw.user_id {
             Raw::Str(s) if !s.is_empty() => Some(s.clone()),
             r if r.is_absent() => None,
-            other => return Err(SessionError { field: "user.id", problem: Problem::WrongType("string", other.type_name()) }),
+            other => {
+                return Err(SessionError {
+                    field: "user.id",
+                    problem: Problem::WrongType("string", other.type_name()),
+                })
+            }
         };
         let at = seconds("expires_at", &raw.expires_at)?.map(ms);
         let inn = seconds("expires_in", &raw.expires_in)?.map(counted_from_receipt);
@@ -231,7 +260,12 @@ impl Session {
         let needs_jwt = at.is_none() && inn.is_none();
         let claims = match decode_claims(&access) {
             Ok(c) => c,
-            Err(e) if needs_jwt => return Err(SessionError { field: "access_token", problem: Problem::Jwt(e) }),
+            Err(e) if needs_jwt => {
+                return Err(SessionError {
+                    field: "access_token",
+                    problem: Problem::Jwt(e),
+                })
+            }
             Err(_) => Claims::default(),
         };
         let from_in = inn.map(|d| now_ms.saturating_add(d));
@@ -241,7 +275,10 @@ impl Session {
             (_, Some(a), None) => a,
             (_, None, Some(t)) => t,
             (_, None, None) => {
-                let exp = claims.exp.map(ms).ok_or(SessionError { field: "access_token", problem: Problem::NoExpiry })?;
+                let exp = claims.exp.map(ms).ok_or(SessionError {
+                    field: "access_token",
+                    problem: Problem::NoExpiry,
+                })?;
                 match claims.iat.map(ms) {
                     // Issued "in the future": the local clock runs behind; count the lifetime from now.
                     Some(iat) if iat > now_ms && exp > iat => exp.min(now_ms.saturating_add(exp - iat)),
@@ -289,7 +326,11 @@ mod tests {
         let s = Session::from_raw(&supabase(Some(1_763_901_000.0), None), NOW, Origin::HandedOver).unwrap();
         assert_eq!(s.expires_at_ms, 1_763_901_000_000);
         let s = Session::from_raw(&supabase(None, Some(600.0)), NOW, Origin::HandedOver).unwrap();
-        assert_eq!(s.expires_at_ms, NOW + 599_000, "whole seconds from receipt, less the issuer's rounding");
+        assert_eq!(
+            s.expires_at_ms,
+            NOW + 599_000,
+            "whole seconds from receipt, less the issuer's rounding"
+        );
         assert_eq!(s.lifetime_ms, 599_000);
         let s = Session::from_raw(&supabase(None, None), NOW, Origin::HandedOver).unwrap();
         assert_eq!(s.expires_at_ms, 1_763_903_600_000);
@@ -313,7 +354,12 @@ mod tests {
     fn clock_behind_the_server_is_capped_by_expires_in() {
         // Local clock 10 minutes behind: expires_at looks 70 minutes away for a 60-minute token.
         let behind = NOW - 600_000;
-        let s = Session::from_raw(&supabase(Some(1_763_903_600.0), Some(3600.0)), behind, Origin::HandedOver).unwrap();
+        let s = Session::from_raw(
+            &supabase(Some(1_763_903_600.0), Some(3600.0)),
+            behind,
+            Origin::HandedOver,
+        )
+        .unwrap();
         assert_eq!(s.expires_at_ms, behind + 3_599_000);
         // Bare JWT issued "in the future" by the local clock: lifetime counted from now.
         let jwt = fake_jwt(r#"{"exp":1763903600,"iat":1763900000}"#);
@@ -327,7 +373,11 @@ mod tests {
         let ahead = NOW + 7_200_000;
         let raw = supabase(Some(1_763_903_600.0), Some(3600.0));
         let s = Session::from_raw(&raw, ahead, Origin::Issued).unwrap();
-        assert_eq!(s.expires_at_ms, ahead + 3_599_000, "a just-issued session counts expires_in from receipt");
+        assert_eq!(
+            s.expires_at_ms,
+            ahead + 3_599_000,
+            "a just-issued session counts expires_in from receipt"
+        );
         // Handed over, the same session is taken at its word (it may really be old).
         let s = Session::from_raw(&raw, ahead, Origin::HandedOver).unwrap();
         assert!(s.expires_at_ms < ahead);
@@ -337,16 +387,67 @@ mod tests {
     fn bad_fields_name_the_field_and_never_the_token() {
         let cases: Vec<(RawSession, &str)> = vec![
             (RawSession::default(), "session.access_token is missing"),
-            (RawSession { access_token: Raw::Num(1.0), ..Default::default() }, "session.access_token must be a string, got number"),
-            (RawSession { access_token: Raw::Other("object"), ..Default::default() }, "session.access_token must be a string, got object"),
-            (RawSession { access_token: Raw::Str(String::new()), ..Default::default() }, "non-empty"),
-            (RawSession::bare("not-a-jwt-secret"), "session.access_token is not a JWT"),
+            (
+                RawSession {
+                    access_token: Raw::Num(1.0),
+                    ..Default::default()
+                },
+                "session.access_token must be a string, got number",
+            ),
+            (
+                RawSession {
+                    access_token: Raw::Other("object"),
+                    ..Default::default()
+                },
+                "session.access_token must be a string, got object",
+            ),
+            (
+                RawSession {
+                    access_token: Raw::Str(String::new()),
+                    ..Default::default()
+                },
+                "non-empty",
+            ),
+            (
+                RawSession::bare("not-a-jwt-secret"),
+                "session.access_token is not a JWT",
+            ),
             (RawSession::bare(&fake_jwt(r#"{"sub":"x"}"#)), "no exp claim"),
-            (RawSession { expires_at: Raw::Str("soon".into()), ..supabase(None, None) }, "session.expires_at must be a number, got string"),
-            (RawSession { expires_in: Raw::Num(-5.0), ..supabase(None, None) }, "session.expires_in must be a positive"),
-            (RawSession { expires_in: Raw::Num(f64::NAN), ..supabase(None, None) }, "session.expires_in must be a positive"),
-            (RawSession { refresh_token: Raw::Bool(true), ..supabase(None, None) }, "session.refresh_token must be a string, got boolean"),
-            (RawSession { user_id: Raw::Num(3.0), ..supabase(None, None) }, "session.user.id must be a string"),
+            (
+                RawSession {
+                    expires_at: Raw::Str("soon".into()),
+                    ..supabase(None, None)
+                },
+                "session.expires_at must be a number, got string",
+            ),
+            (
+                RawSession {
+                    expires_in: Raw::Num(-5.0),
+                    ..supabase(None, None)
+                },
+                "session.expires_in must be a positive",
+            ),
+            (
+                RawSession {
+                    expires_in: Raw::Num(f64::NAN),
+                    ..supabase(None, None)
+                },
+                "session.expires_in must be a positive",
+            ),
+            (
+                RawSession {
+                    refresh_token: Raw::Bool(true),
+                    ..supabase(None, None)
+                },
+                "session.refresh_token must be a string, got boolean",
+            ),
+            (
+                RawSession {
+                    user_id: Raw::Num(3.0),
+                    ..supabase(None, None)
+                },
+                "session.user.id must be a string",
+            ),
         ];
         for (raw, want) in cases {
             let e = Session::from_raw(&raw, NOW, Origin::HandedOver).unwrap_err();
@@ -359,18 +460,35 @@ mod tests {
     #[test]
     fn whole_second_lifetimes_allow_for_the_issuers_rounding() {
         // Issued at server time 100.9 s with expires_in 5: the JWT says exp = 105, 4.1 s later.
-        let raw = RawSession { expires_in: Raw::Num(5.0), ..RawSession::bare("opaque") };
+        let raw = RawSession {
+            expires_in: Raw::Num(5.0),
+            ..RawSession::bare("opaque")
+        };
         let s = Session::from_raw(&raw, NOW, Origin::Issued).unwrap();
         assert_eq!(s.expires_at_ms, NOW + 4_000);
-        let raw = RawSession { expires_in: Raw::Num(1.0), ..RawSession::bare("opaque") };
-        assert_eq!(Session::from_raw(&raw, NOW, Origin::Issued).unwrap().expires_at_ms, NOW + 500, "never below half");
+        let raw = RawSession {
+            expires_in: Raw::Num(1.0),
+            ..RawSession::bare("opaque")
+        };
+        assert_eq!(
+            Session::from_raw(&raw, NOW, Origin::Issued).unwrap().expires_at_ms,
+            NOW + 500,
+            "never below half"
+        );
     }
 
     #[test]
     fn an_undecodable_jwt_is_fine_when_expiry_is_given() {
-        let raw = RawSession { expires_in: Raw::Num(60.5), ..RawSession::bare("opaque-token") };
+        let raw = RawSession {
+            expires_in: Raw::Num(60.5),
+            ..RawSession::bare("opaque-token")
+        };
         let s = Session::from_raw(&raw, NOW, Origin::Issued).unwrap();
-        assert_eq!(s.expires_at_ms, NOW + 60_500, "fractional seconds were not rounded: taken as they are");
+        assert_eq!(
+            s.expires_at_ms,
+            NOW + 60_500,
+            "fractional seconds were not rounded: taken as they are"
+        );
         assert_eq!(s.user_id, None);
     }
 

@@ -85,7 +85,11 @@ impl Config {
             auth_type: AuthType::BearerToken,
             ack: false,
             max_queued: 1_000,
-            reconnect: Some(Backoff { base_ms: 1_000, factor_pct: 130, max_ms: 10_000 }),
+            reconnect: Some(Backoff {
+                base_ms: 1_000,
+                factor_pct: 130,
+                max_ms: 10_000,
+            }),
             max_retries: None,
             heartbeat_ms: 0,
             connect_timeout_ms: 10_000,
@@ -259,7 +263,14 @@ impl<P: Clone> SocketMachine<P> {
     }
 
     /// `send()`: queues (or writes at once) a message; `user_id` is a `message_id` the app set.
-    pub fn send(&mut self, now: u64, payload: P, user_id: Option<String>, token_ok: bool, out: &mut Vec<Action<P>>) -> Result<(), Code> {
+    pub fn send(
+        &mut self,
+        now: u64,
+        payload: P,
+        user_id: Option<String>,
+        token_ok: bool,
+        out: &mut Vec<Action<P>>,
+    ) -> Result<(), Code> {
         if self.status == Status::Closed {
             return Err(Code::SocketClosed);
         }
@@ -267,8 +278,16 @@ impl<P: Clone> SocketMachine<P> {
             return Err(Code::QueueFull);
         }
         self.seq += 1;
-        let message_id = if self.cfg.ack { Some(format!("{}-{}", self.cfg.client_id, self.seq)) } else { user_id };
-        let frame = Frame { seq: self.seq, message_id, payload };
+        let message_id = if self.cfg.ack {
+            Some(format!("{}-{}", self.cfg.client_id, self.seq))
+        } else {
+            user_id
+        };
+        let frame = Frame {
+            seq: self.seq,
+            message_id,
+            payload,
+        };
         if self.writable() && self.queue.is_empty() && (token_ok || !self.needs_token_per_frame()) {
             self.write(frame, out);
         } else {
@@ -374,7 +393,11 @@ impl<P: Clone> SocketMachine<P> {
 
     fn schedule_reconnect(&mut self, now: u64, code: Code, out: &mut Vec<Action<P>>) {
         self.last_error = Some(code);
-        if self.opened_at.take().is_some_and(|t| now.saturating_sub(t) >= self.cfg.healthy_after_ms) {
+        if self
+            .opened_at
+            .take()
+            .is_some_and(|t| now.saturating_sub(t) >= self.cfg.healthy_after_ms)
+        {
             self.attempts = 0;
         }
         let Some(backoff) = self.cfg.reconnect else {
@@ -404,7 +427,11 @@ impl<P: Clone> SocketMachine<P> {
         if !self.cfg.ack {
             // Without acks, re-send the frame the server named and everything written after it
             // (the server closes on a rejection, so those were not processed either).
-            if let Some(pos) = named.and_then(|id| self.recent.iter().position(|f| f.message_id.as_deref() == Some(id.as_str()))) {
+            if let Some(pos) = named.and_then(|id| {
+                self.recent
+                    .iter()
+                    .position(|f| f.message_id.as_deref() == Some(id.as_str()))
+            }) {
                 let again: Vec<Frame<P>> = self.recent.drain(pos..).collect();
                 for f in again.into_iter().rev() {
                     self.queue.push_front(f);
@@ -462,7 +489,11 @@ impl<P: Clone> SocketMachine<P> {
                 out.push(Action::Changed);
                 match classify(&frame) {
                     Meaning::Ack(id) => {
-                        if let Some(pos) = self.unacked.iter().position(|f| f.message_id.as_deref() == Some(id.as_str())) {
+                        if let Some(pos) = self
+                            .unacked
+                            .iter()
+                            .position(|f| f.message_id.as_deref() == Some(id.as_str()))
+                        {
                             self.unacked.remove(pos);
                             self.acked += 1;
                         }
@@ -525,7 +556,9 @@ impl<P: Clone> SocketMachine<P> {
                 } else {
                     match self.status {
                         Status::Authenticating if !self.auth_written => self.send_auth(token_ok, out),
-                        Status::Open if self.cfg.protocol == Protocol::AuthHandshake && self.cfg.auth_type.uses_token() => {
+                        Status::Open
+                            if self.cfg.protocol == Protocol::AuthHandshake && self.cfg.auth_type.uses_token() =>
+                        {
                             out.push(Action::WriteAuth)
                         }
                         _ => self.flush(token_ok, out),
@@ -549,9 +582,10 @@ impl<P: Clone> SocketMachine<P> {
         let next = match self.status {
             Status::Reconnecting if !self.awaiting_refresh => Some(self.reconnect_at),
             Status::Connecting | Status::Authenticating => Some(self.deadline),
-            Status::Open if self.cfg.heartbeat_ms > 0 => {
-                Some(self.next_ping.min(self.last_rx.saturating_add(2 * self.cfg.heartbeat_ms)))
-            }
+            Status::Open if self.cfg.heartbeat_ms > 0 => Some(
+                self.next_ping
+                    .min(self.last_rx.saturating_add(2 * self.cfg.heartbeat_ms)),
+            ),
             _ => None,
         };
         if next != self.wake_at {
@@ -622,7 +656,11 @@ mod tests {
         assert_eq!(out.iter().filter(|a| **a == Action::NeedToken).count(), 1);
         let mut out = vec![];
         m.send(2, "c", None, true, &mut out).unwrap();
-        assert_eq!(writes(&out), vec![("a", None), ("b", None), ("c", None)], "order kept once the token is back");
+        assert_eq!(
+            writes(&out),
+            vec![("a", None), ("b", None), ("c", None)],
+            "order kept once the token is back"
+        );
     }
 
     #[test]
@@ -644,8 +682,21 @@ mod tests {
         for p in ["a", "b", "c"] {
             m.send(1, p, None, true, &mut out).unwrap();
         }
-        assert_eq!(writes(&out), vec![("a", Some("c1-1".into())), ("b", Some("c1-2".into())), ("c", Some("c1-3".into()))]);
-        let ack = |id: &str| Input::Received(Incoming { kind: Some("ack".into()), code: None, message_id: Some(id.into()) });
+        assert_eq!(
+            writes(&out),
+            vec![
+                ("a", Some("c1-1".into())),
+                ("b", Some("c1-2".into())),
+                ("c", Some("c1-3".into()))
+            ]
+        );
+        let ack = |id: &str| {
+            Input::Received(Incoming {
+                kind: Some("ack".into()),
+                code: None,
+                message_id: Some(id.into()),
+            })
+        };
         m.handle(2, ack("c1-1"), true, &mut out);
         assert_eq!((m.unacked(), m.acked), (2, 1));
         m.handle(3, Input::Closed(1006), true, &mut out);
@@ -659,7 +710,14 @@ mod tests {
         m.handle(at, Input::Timer, true, &mut out);
         assert!(out.contains(&Action::Connect));
         m.handle(at + 10, Input::Opened, true, &mut out);
-        assert_eq!(writes(&out), vec![("b", Some("c1-2".into())), ("c", Some("c1-3".into())), ("d", Some("c1-4".into()))]);
+        assert_eq!(
+            writes(&out),
+            vec![
+                ("b", Some("c1-2".into())),
+                ("c", Some("c1-3".into())),
+                ("d", Some("c1-4".into()))
+            ]
+        );
         assert_eq!(m.reconnects, 1);
     }
 
@@ -678,7 +736,10 @@ mod tests {
             m.handle(now, Input::Timer, true, &mut out);
             m.handle(now, Input::Opened, true, &mut out);
         }
-        assert!(delays[0] <= 1_000 && delays[11] >= 5_000 && delays.iter().all(|d| *d <= 10_000), "{delays:?}");
+        assert!(
+            delays[0] <= 1_000 && delays[11] >= 5_000 && delays.iter().all(|d| *d <= 10_000),
+            "{delays:?}"
+        );
         // Up for 5 s: the next drop starts over at about 1 s.
         now += 5_000;
         let mut out = vec![];
@@ -705,7 +766,11 @@ mod tests {
         let mut out = vec![];
         m.send(1, "a", None, true, &mut out).unwrap();
         let mut out = vec![];
-        let reject = Input::Received(Incoming { kind: Some("error".into()), code: Some("token_expired".into()), message_id: Some("c1-1".into()) });
+        let reject = Input::Received(Incoming {
+            kind: Some("error".into()),
+            code: Some("token_expired".into()),
+            message_id: Some("c1-1".into()),
+        });
         m.handle(2, reject, true, &mut out);
         assert!(out.contains(&Action::ForceRefresh));
         assert!(out.contains(&Action::Disconnect(4000)));
@@ -730,7 +795,10 @@ mod tests {
             let mut out = vec![];
             m.handle(1, Input::Closed(code), true, &mut out);
             assert!(out.contains(&Action::ForceRefresh), "{code}");
-            assert!(!out.iter().any(|a| matches!(a, Action::Disconnect(_))), "already closed by the server");
+            assert!(
+                !out.iter().any(|a| matches!(a, Action::Disconnect(_))),
+                "already closed by the server"
+            );
         }
     }
 
@@ -742,7 +810,11 @@ mod tests {
         m.send(1, "a", Some("u-1".into()), true, &mut out).unwrap();
         m.send(1, "b", Some("u-2".into()), true, &mut out).unwrap();
         m.send(1, "c", Some("u-3".into()), true, &mut out).unwrap();
-        let reject = Input::Received(Incoming { kind: Some("error".into()), code: Some("invalid_token".into()), message_id: Some("u-2".into()) });
+        let reject = Input::Received(Incoming {
+            kind: Some("error".into()),
+            code: Some("invalid_token".into()),
+            message_id: Some("u-2".into()),
+        });
         m.handle(2, reject, true, &mut out);
         assert_eq!(m.queued(), 2);
         let mut out = vec![];
@@ -779,7 +851,15 @@ mod tests {
             m.handle(t * 10, Input::Closed(4001), true, &mut out);
             m.handle(t * 10 + 1, Input::TokenChanged, true, &mut out);
             m.handle(t * 10 + 2, Input::Opened, true, &mut out);
-            m.handle(t * 10 + 3, Input::Received(Incoming { kind: Some("ai_response".into()), ..Default::default() }), true, &mut out);
+            m.handle(
+                t * 10 + 3,
+                Input::Received(Incoming {
+                    kind: Some("ai_response".into()),
+                    ..Default::default()
+                }),
+                true,
+                &mut out,
+            );
         }
         assert_eq!(m.status(), Status::Open);
     }
@@ -869,12 +949,23 @@ mod tests {
         let mut out = vec![];
         m.handle(1_000, Input::Timer, true, &mut out);
         assert!(out.contains(&Action::Ping));
-        m.handle(1_500, Input::Received(Incoming { kind: Some("pong".into()), ..Default::default() }), true, &mut out);
+        m.handle(
+            1_500,
+            Input::Received(Incoming {
+                kind: Some("pong".into()),
+                ..Default::default()
+            }),
+            true,
+            &mut out,
+        );
         m.handle(2_000, Input::Timer, true, &mut out);
         assert_eq!(m.status(), Status::Open, "alive: it answered");
         let mut out = vec![];
         m.handle(3_500, Input::Timer, true, &mut out);
-        assert!(out.contains(&Action::Disconnect(4000)), "silent for two periods: {out:?}");
+        assert!(
+            out.contains(&Action::Disconnect(4000)),
+            "silent for two periods: {out:?}"
+        );
         assert_eq!(m.last_error, Some(Code::HeartbeatTimeout));
         assert_eq!(m.status(), Status::Reconnecting);
     }
@@ -891,8 +982,20 @@ mod tests {
         assert!(out.contains(&Action::WriteAuth));
         assert!(writes(&out).is_empty(), "nothing before auth_configured");
         let mut out = vec![];
-        m.handle(2, Input::Received(Incoming { kind: Some("auth_configured".into()), ..Default::default() }), false, &mut out);
-        assert_eq!(writes(&out), vec![("early", None)], "chat frames do not need a per-frame token");
+        m.handle(
+            2,
+            Input::Received(Incoming {
+                kind: Some("auth_configured".into()),
+                ..Default::default()
+            }),
+            false,
+            &mut out,
+        );
+        assert_eq!(
+            writes(&out),
+            vec![("early", None)],
+            "chat frames do not need a per-frame token"
+        );
         let mut out = vec![];
         m.handle(3, Input::TokenChanged, true, &mut out);
         assert_eq!(out, vec![Action::WriteAuth]);
@@ -917,7 +1020,10 @@ mod tests {
         assert!(out.contains(&Action::WriteAuth), "api_key needs no session token");
         let mut out = vec![];
         m.handle(2, Input::TokenChanged, true, &mut out);
-        assert!(!out.contains(&Action::WriteAuth), "no re-auth for credentials that do not change");
+        assert!(
+            !out.contains(&Action::WriteAuth),
+            "no re-auth for credentials that do not change"
+        );
     }
 
     #[test]
@@ -955,8 +1061,21 @@ mod tests {
         m.handle(0, Input::Start, true, &mut out);
         m.handle(1, Input::Opened, true, &mut out);
         assert_eq!(m.unacked(), 3);
-        assert_eq!(m.send(2, "d", None, true, &mut out), Err(Code::QueueFull), "unacknowledged frames count");
-        m.handle(3, Input::Received(Incoming { kind: Some("ack".into()), code: None, message_id: Some("c-1".into()) }), true, &mut out);
+        assert_eq!(
+            m.send(2, "d", None, true, &mut out),
+            Err(Code::QueueFull),
+            "unacknowledged frames count"
+        );
+        m.handle(
+            3,
+            Input::Received(Incoming {
+                kind: Some("ack".into()),
+                code: None,
+                message_id: Some("c-1".into()),
+            }),
+            true,
+            &mut out,
+        );
         assert!(m.send(4, "d", None, true, &mut out).is_ok());
     }
 
@@ -969,6 +1088,9 @@ mod tests {
         let mut out = vec![];
         m.handle(2, Input::Closed(1006), true, &mut out);
         m.handle(2, Input::Opened, true, &mut out);
-        assert!(out.iter().all(|a| !matches!(a, Action::Connect | Action::Write(_))), "{out:?}");
+        assert!(
+            out.iter().all(|a| !matches!(a, Action::Connect | Action::Write(_))),
+            "{out:?}"
+        );
     }
 }

@@ -74,7 +74,8 @@ impl fmt::Display for JwtError {
 /// Reads `exp`, `iat` and `sub` from a JWT's payload.
 pub fn decode_claims(jwt: &str) -> Result<Claims, JwtError> {
     let mut parts = jwt.split('.');
-    let (Some(_header), Some(payload), Some(_sig), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+    let (Some(_header), Some(payload), Some(_sig), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
         return Err(JwtError::NotThreeParts);
     };
     let bytes = base64url_decode(payload).ok_or(JwtError::BadBase64)?;
@@ -93,7 +94,11 @@ pub fn decode_claims(jwt: &str) -> Result<Claims, JwtError> {
         Some(Json::Str(s)) => Some(s.clone()),
         Some(_) => return Err(JwtError::BadClaim("sub")),
     };
-    Ok(Claims { exp: num("exp")?, iat: num("iat")?, sub })
+    Ok(Claims {
+        exp: num("exp")?,
+        iat: num("iat")?,
+        sub,
+    })
 }
 
 /// Decodes base64url (also the standard alphabet), with or without `=` padding.
@@ -130,7 +135,10 @@ pub fn base64url_encode(bytes: &[u8]) -> String {
     const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for chunk in bytes.chunks(3) {
-        let n = chunk.iter().enumerate().fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
         for i in 0..=chunk.len() {
             out.push(char::from(A[(n >> (18 - 6 * i) & 63) as usize]));
         }
@@ -171,9 +179,18 @@ mod tests {
 
     #[test]
     fn decodes_the_claims_of_a_supabase_token() {
-        let jwt = fake_jwt(r#"{"aud":"authenticated","exp":1763900000,"iat":1763896400,"sub":"8f1c-user","role":"authenticated"}"#);
+        let jwt = fake_jwt(
+            r#"{"aud":"authenticated","exp":1763900000,"iat":1763896400,"sub":"8f1c-user","role":"authenticated"}"#,
+        );
         let c = decode_claims(&jwt).unwrap();
-        assert_eq!(c, Claims { exp: Some(1_763_900_000.0), iat: Some(1_763_896_400.0), sub: Some("8f1c-user".into()) });
+        assert_eq!(
+            c,
+            Claims {
+                exp: Some(1_763_900_000.0),
+                iat: Some(1_763_896_400.0),
+                sub: Some("8f1c-user".into())
+            }
+        );
     }
 
     #[test]
@@ -181,12 +198,24 @@ mod tests {
         assert_eq!(decode_claims("opaque-token"), Err(JwtError::NotThreeParts));
         assert_eq!(decode_claims("a.b.c.d"), Err(JwtError::NotThreeParts));
         assert_eq!(decode_claims("a.%%%.c"), Err(JwtError::BadBase64));
-        assert_eq!(decode_claims(&format!("a.{}.c", base64url_encode(b"[1]"))), Err(JwtError::BadPayload));
-        assert_eq!(decode_claims(&format!("a.{}.c", base64url_encode(b"{\"exp\":"))), Err(JwtError::BadPayload));
-        assert_eq!(decode_claims(&fake_jwt(r#"{"exp":"soon"}"#)), Err(JwtError::BadClaim("exp")));
+        assert_eq!(
+            decode_claims(&format!("a.{}.c", base64url_encode(b"[1]"))),
+            Err(JwtError::BadPayload)
+        );
+        assert_eq!(
+            decode_claims(&format!("a.{}.c", base64url_encode(b"{\"exp\":"))),
+            Err(JwtError::BadPayload)
+        );
+        assert_eq!(
+            decode_claims(&fake_jwt(r#"{"exp":"soon"}"#)),
+            Err(JwtError::BadClaim("exp"))
+        );
         assert_eq!(decode_claims(&fake_jwt(r#"{"sub":7}"#)), Err(JwtError::BadClaim("sub")));
         // A payload that is valid base64 but not UTF-8.
-        assert_eq!(decode_claims(&format!("a.{}.c", base64url_encode(&[0xff, 0xfe]))), Err(JwtError::BadPayload));
+        assert_eq!(
+            decode_claims(&format!("a.{}.c", base64url_encode(&[0xff, 0xfe]))),
+            Err(JwtError::BadPayload)
+        );
     }
 
     #[test]

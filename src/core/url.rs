@@ -20,7 +20,12 @@ pub fn is_loopback(host: &str) -> bool {
     let octets: Vec<&str> = h.split('.').collect();
     octets.len() == 4
         && octets[0] == "127"
-        && octets.iter().all(|o| !o.is_empty() && o.len() <= 3 && o.bytes().all(|b| b.is_ascii_digit()) && o.parse::<u16>().is_ok_and(|v| v <= 255))
+        && octets.iter().all(|o| {
+            !o.is_empty()
+                && o.len() <= 3
+                && o.bytes().all(|b| b.is_ascii_digit())
+                && o.parse::<u16>().is_ok_and(|v| v <= 255)
+        })
 }
 
 /// Checks `url` for `kind` and returns it without a trailing `/` (so paths can be appended).
@@ -60,7 +65,8 @@ pub fn check(url: &str, kind: Kind, allow_insecure: bool) -> Result<String, Code
 }
 
 fn valid_port(p: &str) -> bool {
-    p.is_empty() || (p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()) && p.parse::<u32>().is_ok_and(|v| v <= 65535))
+    p.is_empty()
+        || (p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()) && p.parse::<u32>().is_ok_and(|v| v <= 65535))
 }
 
 #[cfg(test)]
@@ -69,17 +75,39 @@ mod tests {
 
     #[test]
     fn secure_urls_pass_and_lose_the_trailing_slash() {
-        assert_eq!(check("https://abc.supabase.co/", Kind::Http, false).unwrap(), "https://abc.supabase.co");
-        assert_eq!(check("wss://chat.example.com/ws?x=1", Kind::Ws, false).unwrap(), "wss://chat.example.com/ws?x=1");
-        assert_eq!(check("https://user:pw@h.example:8443/a", Kind::Http, false).unwrap(), "https://user:pw@h.example:8443/a");
+        assert_eq!(
+            check("https://abc.supabase.co/", Kind::Http, false).unwrap(),
+            "https://abc.supabase.co"
+        );
+        assert_eq!(
+            check("wss://chat.example.com/ws?x=1", Kind::Ws, false).unwrap(),
+            "wss://chat.example.com/ws?x=1"
+        );
+        assert_eq!(
+            check("https://user:pw@h.example:8443/a", Kind::Http, false).unwrap(),
+            "https://user:pw@h.example:8443/a"
+        );
     }
 
     #[test]
     fn plain_text_only_to_loopback_unless_opted_in() {
-        for ok in ["http://127.0.0.1:8787", "http://localhost/x", "http://127.8.9.10", "http://[::1]:80/", "http://app.localhost"] {
+        for ok in [
+            "http://127.0.0.1:8787",
+            "http://localhost/x",
+            "http://127.8.9.10",
+            "http://[::1]:80/",
+            "http://app.localhost",
+        ] {
             assert!(check(ok, Kind::Http, false).is_ok(), "{ok}");
         }
-        for bad in ["http://example.com", "http://10.0.0.1", "http://127.0.0.1.evil.com", "http://localhost.evil.com", "http://[::2]", "http://1270.0.0.1"] {
+        for bad in [
+            "http://example.com",
+            "http://10.0.0.1",
+            "http://127.0.0.1.evil.com",
+            "http://localhost.evil.com",
+            "http://[::2]",
+            "http://1270.0.0.1",
+        ] {
             assert_eq!(check(bad, Kind::Http, false), Err(Code::InsecureUrl), "{bad}");
             assert!(check(bad, Kind::Http, true).is_ok(), "{bad} with allowInsecure");
         }
@@ -89,7 +117,19 @@ mod tests {
 
     #[test]
     fn unparsable_or_wrong_scheme_is_invalid() {
-        for bad in ["", "example.com", "ftp://x", "https://", "https:///path", "wss://x", "https://a b", "https://h:99999", "https://h:x", "https://[::1", "javascript://x"] {
+        for bad in [
+            "",
+            "example.com",
+            "ftp://x",
+            "https://",
+            "https:///path",
+            "wss://x",
+            "https://a b",
+            "https://h:99999",
+            "https://h:x",
+            "https://[::1",
+            "javascript://x",
+        ] {
             assert_eq!(check(bad, Kind::Http, true), Err(Code::InvalidUrl), "{bad:?}");
         }
         assert_eq!(check("https://x", Kind::Ws, true), Err(Code::InvalidUrl));

@@ -11,12 +11,12 @@ use wasm_bindgen_futures::{spawn_local, JsFuture};
 use crate::core::auth_machine::{Action, Answer, AuthMachine, Event, EventKind, Failure, Input, Wake};
 use crate::core::error::Code;
 use crate::core::policy::Policy;
+use crate::core::session::Raw;
 use crate::core::session::{Origin, Session};
 use crate::core::url;
 use crate::web::fetch::{global_fetch, request, Fetched, Source};
 use crate::web::tabs::{self, Store, TabLink, TabMessage};
 use crate::web::{self, aw_emit, aw_listen, code_error, debug, error, frozen, get, now_ms, raw, DomListener};
-use crate::core::session::Raw;
 
 type Settler = (Function, Function);
 
@@ -31,7 +31,10 @@ thread_local! {
 
 /// Finds the session behind a JS `AuthSession` object (via its hidden id getter).
 pub(crate) fn lookup(js: &JsValue) -> Result<Shared, Code> {
-    let id = Reflect::get(js, &"__authwireId".into()).map_err(|_| Code::Freed)?.as_f64().ok_or(Code::InvalidOptions)? as u32;
+    let id = Reflect::get(js, &"__authwireId".into())
+        .map_err(|_| Code::Freed)?
+        .as_f64()
+        .ok_or(Code::InvalidOptions)? as u32;
     REGISTRY
         .with(|r| r.borrow().iter().find(|(i, _)| *i == id).and_then(|(_, w)| w.upgrade()))
         .filter(|s| s.try_borrow().is_ok_and(|i| !i.freed))
@@ -40,7 +43,9 @@ pub(crate) fn lookup(js: &JsValue) -> Result<Shared, Code> {
 
 /// Whether the session's token may be written into a frame now.
 pub(crate) fn usable(shared: &Shared) -> bool {
-    shared.try_borrow().is_ok_and(|i| !i.freed && i.machine.usable(now_ms()))
+    shared
+        .try_borrow()
+        .is_ok_and(|i| !i.freed && i.machine.usable(now_ms()))
 }
 
 /// The current access token as a JS string, made once per session change (the one cache both
@@ -65,7 +70,9 @@ pub(crate) fn with_write_token<R>(shared: &Shared, f: impl FnOnce(&JsValue, f64)
         return None;
     }
     let s = inner.machine.session()?;
-    let until = s.expires_at_ms.saturating_sub(inner.machine.policy().transit_ms(s.lifetime_ms)) as f64;
+    let until = s
+        .expires_at_ms
+        .saturating_sub(inner.machine.policy().transit_ms(s.lifetime_ms)) as f64;
     cached_token(&mut inner).map(|t| f(t, until))
 }
 
@@ -208,7 +215,10 @@ fn perform(shared: &Shared, actions: Vec<Action>) {
                     }
                 }
                 Action::Emit(ev) => {
-                    if matches!(ev.kind, EventKind::TokenRefreshed | EventKind::SignedIn | EventKind::SignedOut) {
+                    if matches!(
+                        ev.kind,
+                        EventKind::TokenRefreshed | EventKind::SignedIn | EventKind::SignedOut
+                    ) {
                         inner.token_js = None;
                     }
                     if !inner.adopting {
@@ -230,7 +240,11 @@ fn perform(shared: &Shared, actions: Vec<Action>) {
         let _ = f.call1(&JsValue::UNDEFINED, &v);
     }
     let (subscribers, listeners, watchers) = match shared.try_borrow() {
-        Ok(i) if !i.freed => (i.subscribers.clone(), i.listeners.clone(), i.watchers.iter().map(|(_, w)| w.clone()).collect::<Vec<_>>()),
+        Ok(i) if !i.freed => (
+            i.subscribers.clone(),
+            i.listeners.clone(),
+            i.watchers.iter().map(|(_, w)| w.clone()).collect::<Vec<_>>(),
+        ),
         _ => return,
     };
     for ev in &events {
@@ -273,14 +287,22 @@ fn adopt(shared: &Shared, published: Option<JsValue>) {
     let input = match published {
         None => Input::SignOut,
         Some(v) => {
-            let Ok(s) = Session::from_raw(&web::raw_session(&v), now_ms(), Origin::HandedOver) else { return };
+            let Ok(s) = Session::from_raw(&web::raw_session(&v), now_ms(), Origin::HandedOver) else {
+                return;
+            };
             let Ok(mut inner) = shared.try_borrow_mut() else { return };
-            let newer = inner.machine.session().is_none_or(|cur| cur.access != s.access && s.expires_at_ms >= cur.expires_at_ms);
+            let newer = inner
+                .machine
+                .session()
+                .is_none_or(|cur| cur.access != s.access && s.expires_at_ms >= cur.expires_at_ms);
             if !newer || inner.machine.check(&s, now_ms()).is_err() {
                 return;
             }
             if inner.debug {
-                debug("[authwire] adopting a session published by another tab, expiring at", &JsValue::from_f64(s.expires_at_ms as f64));
+                debug(
+                    "[authwire] adopting a session published by another tab, expiring at",
+                    &JsValue::from_f64(s.expires_at_ms as f64),
+                );
             }
             inner.raw = v;
             Input::SetSession(s)
@@ -367,10 +389,16 @@ async fn refresh_across_tabs(
                     None => false,
                 };
                 let shared = weak.upgrade();
-                let superseded = shared.as_ref().is_none_or(|s| s.try_borrow().map_or(true, |i| i.freed || i.machine.inflight() != Some(attempt)));
+                let superseded = shared.as_ref().is_none_or(|s| {
+                    s.try_borrow()
+                        .map_or(true, |i| i.freed || i.machine.inflight() != Some(attempt))
+                });
                 if let Some(sh) = &shared {
                     if sh.try_borrow().is_ok_and(|i| i.debug) {
-                        debug("[authwire] in the refresh lock; superseded, spent:", &js_sys::Array::of2(&superseded.into(), &spent.into()));
+                        debug(
+                            "[authwire] in the refresh lock; superseded, spent:",
+                            &js_sys::Array::of2(&superseded.into(), &spent.into()),
+                        );
                     }
                 }
                 let result = if superseded {
@@ -378,7 +406,10 @@ async fn refresh_across_tabs(
                 } else if spent {
                     // Its session is in storage (when stored) or on its way over the channel: take it.
                     if let Some(shared) = &shared {
-                        let stored = shared.try_borrow().ok().and_then(|i| i.store.as_ref().and_then(Store::load));
+                        let stored = shared
+                            .try_borrow()
+                            .ok()
+                            .and_then(|i| i.store.as_ref().and_then(Store::load));
                         match stored.as_deref().and_then(parse_stored) {
                             Some(v) => adopt(shared, Some(v)),
                             None => {
@@ -431,14 +462,19 @@ async fn claim_refresh(weak: &Weak<RefCell<Inner>>) -> bool {
     let Some(shared) = weak.upgrade() else { return false };
     let Ok(inner) = shared.try_borrow() else { return false };
     // A competing claim made within the window before ours (or at the same ms by a smaller id) wins.
-    !inner.claims.iter().any(|(at, id)| (*at > mine.0 - 150.0) && (*at < mine.0 || (*at == mine.0 && *id < mine.1)))
+    !inner
+        .claims
+        .iter()
+        .any(|(at, id)| (*at > mine.0 - 150.0) && (*at < mine.0 || (*at == mine.0 && *id < mine.1)))
 }
 
 /// Asks a broker source for its health and puts it in the snapshot.
 fn check_health(weak: &Weak<RefCell<Inner>>) {
     let weak = weak.clone();
     spawn_local(async move {
-        let source = weak.upgrade().and_then(|s| s.try_borrow().ok().and_then(|i| i.source.clone()));
+        let source = weak
+            .upgrade()
+            .and_then(|s| s.try_borrow().ok().and_then(|i| i.source.clone()));
         let Some(source) = source else { return };
         let Some(healthy) = source.health().await else { return };
         let Some(shared) = weak.upgrade() else { return };
@@ -460,7 +496,10 @@ fn check_health(weak: &Weak<RefCell<Inner>>) {
 }
 
 fn event_object(ev: &Event) -> JsValue {
-    let mut pairs: Vec<(&str, JsValue)> = vec![("type", ev.kind.as_str().into()), ("at", JsValue::from_f64(ev.at_ms as f64))];
+    let mut pairs: Vec<(&str, JsValue)> = vec![
+        ("type", ev.kind.as_str().into()),
+        ("at", JsValue::from_f64(ev.at_ms as f64)),
+    ];
     if let Some(t) = ev.expires_at_ms {
         pairs.push(("expiresAt", JsValue::from_f64(t as f64)));
     }
@@ -469,7 +508,10 @@ fn event_object(ev: &Event) -> JsValue {
     }
     if ev.kind == EventKind::RefreshFailed {
         pairs.push(("willRetry", ev.will_retry.into()));
-        pairs.push(("retryInMs", ev.retry_in_ms.map_or(JsValue::NULL, |d| JsValue::from_f64(d as f64))));
+        pairs.push((
+            "retryInMs",
+            ev.retry_in_ms.map_or(JsValue::NULL, |d| JsValue::from_f64(d as f64)),
+        ));
     }
     frozen(&pairs)
 }
@@ -482,14 +524,20 @@ fn opt_bool(opts: &JsValue, key: &str) -> Result<bool, JsValue> {
     match raw(&get(opts, key)) {
         Raw::Missing | Raw::Null => Ok(false),
         Raw::Bool(b) => Ok(b),
-        other => Err(options_error(&format!("options.{key} must be a boolean, got {}", other.type_name()))),
+        other => Err(options_error(&format!(
+            "options.{key} must be a boolean, got {}",
+            other.type_name()
+        ))),
     }
 }
 
 fn opt_string(obj: &JsValue, path: &str, key: &str) -> Result<String, JsValue> {
     match raw(&get(obj, key)) {
         Raw::Str(s) if !s.is_empty() => Ok(s),
-        other => Err(options_error(&format!("options.{path}.{key} must be a non-empty string, got {}", other.type_name()))),
+        other => Err(options_error(&format!(
+            "options.{path}.{key} must be a non-empty string, got {}",
+            other.type_name()
+        ))),
     }
 }
 
@@ -498,19 +546,29 @@ fn parse_source(v: &JsValue, allow_insecure: bool) -> Result<Option<Source>, JsV
         return Ok(None);
     }
     if !v.is_object() {
-        return Err(options_error("options.refresh must be an object like { kind: \"supabase\", url, apiKey }"));
+        return Err(options_error(
+            "options.refresh must be an object like { kind: \"supabase\", url, apiKey }",
+        ));
     }
     let checked_url = || -> Result<String, JsValue> {
         let u = opt_string(v, "refresh", "url")?;
-        url::check(&u, url::Kind::Http, allow_insecure).map_err(|c| error(c, &format!("options.refresh.url: {}", c.describe())))
+        url::check(&u, url::Kind::Http, allow_insecure)
+            .map_err(|c| error(c, &format!("options.refresh.url: {}", c.describe())))
     };
     match get(v, "kind").as_string().as_deref() {
-        Some("supabase") => Ok(Some(Source::Supabase { url: checked_url()?, api_key: opt_string(v, "refresh", "apiKey")? })),
+        Some("supabase") => Ok(Some(Source::Supabase {
+            url: checked_url()?,
+            api_key: opt_string(v, "refresh", "apiKey")?,
+        })),
         Some("password") => {
             let plain = match get(v, "endpoint").as_string().as_deref() {
                 None | Some("gotrue") => false,
                 Some("plain") => true,
-                Some(_) => return Err(options_error("options.refresh.endpoint must be \"gotrue\" or \"plain\"")),
+                Some(_) => {
+                    return Err(options_error(
+                        "options.refresh.endpoint must be \"gotrue\" or \"plain\"",
+                    ))
+                }
             };
             Ok(Some(Source::Password {
                 url: checked_url()?,
@@ -527,9 +585,13 @@ fn parse_source(v: &JsValue, allow_insecure: bool) -> Result<Option<Source>, JsV
         })),
         Some("callback") => match get(v, "fn").dyn_into::<Function>() {
             Ok(f) => Ok(Some(Source::Callback(f))),
-            Err(_) => Err(options_error("options.refresh.fn must be a function returning a session")),
+            Err(_) => Err(options_error(
+                "options.refresh.fn must be a function returning a session",
+            )),
         },
-        _ => Err(options_error("options.refresh.kind must be \"supabase\", \"password\", \"broker\" or \"callback\"")),
+        _ => Err(options_error(
+            "options.refresh.kind must be \"supabase\", \"password\", \"broker\" or \"callback\"",
+        )),
     }
 }
 
@@ -539,9 +601,17 @@ fn storage_key(opts: &JsValue, source: Option<&Source>) -> Result<String, JsValu
     match get(opts, "storageKey").as_string().as_deref() {
         None => Ok("authwire.session".to_owned()),
         Some("supabase") => {
-            let url = source.and_then(Source::gotrue_url).ok_or_else(|| options_error("options.storageKey \"supabase\" needs a supabase or password refresh source"))?;
+            let url = source.and_then(Source::gotrue_url).ok_or_else(|| {
+                options_error("options.storageKey \"supabase\" needs a supabase or password refresh source")
+            })?;
             // supabase-js: `sb-${new URL(url).hostname.split(".")[0]}-auth-token`
-            let host = url.split("://").nth(1).unwrap_or("").split(['/', ':', '?']).next().unwrap_or("");
+            let host = url
+                .split("://")
+                .nth(1)
+                .unwrap_or("")
+                .split(['/', ':', '?'])
+                .next()
+                .unwrap_or("");
             Ok(format!("sb-{}-auth-token", host.split('.').next().unwrap_or("")))
         }
         Some("") => Err(options_error("options.storageKey must not be empty")),
@@ -571,12 +641,19 @@ fn apply_session(shared: &Shared, session: &JsValue, refreshed: bool) -> Result<
         if inner.machine.session().is_some_and(|cur| cur.access == s.access) {
             return Ok(());
         }
-        inner.machine.check(&s, now).map_err(|c| error(c, "the session has expired and no refresh source can renew it"))?;
+        inner
+            .machine
+            .check(&s, now)
+            .map_err(|c| error(c, "the session has expired and no refresh source can renew it"))?;
     }
     if let Ok(mut inner) = shared.try_borrow_mut() {
         inner.raw = session.clone();
     }
-    let input = if refreshed { Input::Refreshed(s) } else { Input::SetSession(s) };
+    let input = if refreshed {
+        Input::Refreshed(s)
+    } else {
+        Input::SetSession(s)
+    };
     drive(shared, |m, now, out| m.handle(now, input, out)).ok_or_else(|| code_error(Code::Freed))
 }
 
@@ -617,7 +694,11 @@ fn token_promise(shared: &Shared) -> Promise {
     match answer {
         None => settle(&rej, &code_error(Code::Freed)),
         Some(Answer::Fail(code)) => settle(&rej, &code_error(code)),
-        Some(Answer::Ready) => match shared.try_borrow().ok().and_then(|i| i.machine.access_token().map(|t| JsValue::from_str(t.expose()))) {
+        Some(Answer::Ready) => match shared
+            .try_borrow()
+            .ok()
+            .and_then(|i| i.machine.access_token().map(|t| JsValue::from_str(t.expose())))
+        {
             Some(t) => settle(&res, &t),
             None => settle(&rej, &code_error(Code::SignedOut)),
         },
@@ -657,8 +738,14 @@ fn refresh_promise(shared: &Shared) -> Promise {
 /// Puts the bearer token and the source's extra headers on a request.
 fn authorize(shared: &Shared, request: &web_sys::Request, token: &JsValue) -> Result<(), JsValue> {
     let headers = request.headers();
-    headers.set("Authorization", &format!("Bearer {}", token.as_string().unwrap_or_default()))?;
-    let extra = shared.try_borrow().map(|i| i.headers.clone()).unwrap_or(JsValue::UNDEFINED);
+    headers.set(
+        "Authorization",
+        &format!("Bearer {}", token.as_string().unwrap_or_default()),
+    )?;
+    let extra = shared
+        .try_borrow()
+        .map(|i| i.headers.clone())
+        .unwrap_or(JsValue::UNDEFINED);
     if extra.is_object() {
         for entry in Object::entries(extra.unchecked_ref()).iter() {
             let pair: js_sys::Array = entry.unchecked_into();
@@ -686,8 +773,14 @@ impl AuthSession {
     /// Creates the session. Throws an `AuthwireError` with `code` `invalid_options`,
     /// `invalid_session`, `session_expired`, `invalid_url` or `insecure_url`.
     #[wasm_bindgen(constructor)]
-    pub fn new(#[wasm_bindgen(unchecked_param_type = "AuthSessionOptions")] options: JsValue) -> Result<AuthSession, JsValue> {
-        let opts = if options.is_undefined() || options.is_null() { Object::new().into() } else { options };
+    pub fn new(
+        #[wasm_bindgen(unchecked_param_type = "AuthSessionOptions")] options: JsValue,
+    ) -> Result<AuthSession, JsValue> {
+        let opts = if options.is_undefined() || options.is_null() {
+            Object::new().into()
+        } else {
+            options
+        };
         if !opts.is_object() {
             return Err(options_error("options must be an object"));
         }
@@ -704,7 +797,11 @@ impl AuthSession {
             None | Some("memory") => None,
             Some("local") => Some("local"),
             Some("session") => Some("session"),
-            Some(_) => return Err(options_error("options.storage must be \"memory\", \"local\" or \"session\"")),
+            Some(_) => {
+                return Err(options_error(
+                    "options.storage must be \"memory\", \"local\" or \"session\"",
+                ))
+            }
         };
         let cross_tab = opt_bool(&opts, "crossTab")?;
         let key = storage_key(&opts, source.as_ref())?;
@@ -757,16 +854,29 @@ impl AuthSession {
         let session = get(&opts, "session");
         if !session.is_undefined() && !session.is_null() {
             this.set_session(session)?;
-        } else if let Some(text) = this.shared.try_borrow().ok().and_then(|i| i.store.as_ref().and_then(Store::load)) {
+        } else if let Some(text) = this
+            .shared
+            .try_borrow()
+            .ok()
+            .and_then(|i| i.store.as_ref().and_then(Store::load))
+        {
             // A stored value that is corrupt, foreign or expired beyond renewal is ignored, with an event.
-            let loaded = parse_stored(&text).ok_or_else(|| code_error(Code::InvalidSession)).and_then(|v| apply_session(&this.shared, &v, false));
+            let loaded = parse_stored(&text)
+                .ok_or_else(|| code_error(Code::InvalidSession))
+                .and_then(|v| apply_session(&this.shared, &v, false));
             if let Err(e) = loaded {
                 let weak = Rc::downgrade(&this.shared);
                 let code = get(&e, "code");
                 spawn_local(async move {
-                    let listeners = weak.upgrade().and_then(|s| s.try_borrow().ok().filter(|i| !i.freed).map(|i| i.listeners.clone()));
+                    let listeners = weak
+                        .upgrade()
+                        .and_then(|s| s.try_borrow().ok().filter(|i| !i.freed).map(|i| i.listeners.clone()));
                     if let Some(l) = listeners {
-                        let ev = frozen(&[("type", "STORAGE_IGNORED".into()), ("at", JsValue::from_f64(now_ms() as f64)), ("code", code)]);
+                        let ev = frozen(&[
+                            ("type", "STORAGE_IGNORED".into()),
+                            ("at", JsValue::from_f64(now_ms() as f64)),
+                            ("code", code),
+                        ]);
                         aw_emit(&l, &ev);
                     }
                 });
@@ -803,8 +913,12 @@ impl AuthSession {
         let storage_listener = web_sys::window().filter(|_| storage_kind.is_some()).and_then(|w| {
             DomListener::new(&w, "storage", move |e| {
                 let Some(shared) = weak.upgrade() else { return };
-                let Some(e) = e.dyn_ref::<web_sys::StorageEvent>() else { return };
-                let about = shared.try_borrow().is_ok_and(|i| i.store.as_ref().is_some_and(|s| s.is_about(e)));
+                let Some(e) = e.dyn_ref::<web_sys::StorageEvent>() else {
+                    return;
+                };
+                let about = shared
+                    .try_borrow()
+                    .is_ok_and(|i| i.store.as_ref().is_some_and(|s| s.is_about(e)));
                 if about {
                     match e.new_value() {
                         None => adopt(&shared, None),
@@ -837,7 +951,9 @@ impl AuthSession {
             spawn_local(async move {
                 gloo_timers::future::TimeoutFuture::new(delay).await;
                 let Some(shared) = weak.upgrade() else { return };
-                let missing = shared.try_borrow().is_ok_and(|i| i.machine.session().is_none() && i.machine.inflight().is_none());
+                let missing = shared
+                    .try_borrow()
+                    .is_ok_and(|i| i.machine.session().is_none() && i.machine.inflight().is_none());
                 if missing {
                     drive(&shared, |m, now, out| m.handle(now, Input::Refresh, out));
                 }
@@ -849,7 +965,10 @@ impl AuthSession {
     /// Replaces the session (a Supabase `Session` object or a bare JWT); `null` signs out locally.
     /// Throws `invalid_session` or `session_expired` and keeps the old session when the new one is refused.
     #[wasm_bindgen(js_name = setSession)]
-    pub fn set_session(&self, #[wasm_bindgen(unchecked_param_type = "SessionInput | null")] session: JsValue) -> Result<(), JsValue> {
+    pub fn set_session(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "SessionInput | null")] session: JsValue,
+    ) -> Result<(), JsValue> {
         apply_session(&self.shared, &session, false)
     }
 
@@ -858,7 +977,10 @@ impl AuthSession {
     /// supabase-js stays the only one spending the rotating refresh token. Returns the function
     /// that stops following; `free()` stops it too.
     #[wasm_bindgen(js_name = followSupabase, unchecked_return_type = "() => void")]
-    pub fn follow_supabase(&self, #[wasm_bindgen(unchecked_param_type = "SupabaseClientLike")] client: JsValue) -> Result<Function, JsValue> {
+    pub fn follow_supabase(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "SupabaseClientLike")] client: JsValue,
+    ) -> Result<Function, JsValue> {
         let api = get(&client, "auth");
         let on_change: Function = get(&api, "onAuthStateChange")
             .dyn_into()
@@ -914,16 +1036,25 @@ impl AuthSession {
     ) -> Promise {
         let shared = self.shared.clone();
         wasm_bindgen_futures::future_to_promise(async move {
-            let init: web_sys::RequestInit = if init.is_object() { init.unchecked_into() } else { web_sys::RequestInit::new() };
+            let init: web_sys::RequestInit = if init.is_object() {
+                init.unchecked_into()
+            } else {
+                web_sys::RequestInit::new()
+            };
             let replayable = get(&init, "body").dyn_ref::<web_sys::ReadableStream>().is_none();
             let request = match input.dyn_ref::<web_sys::Request>() {
                 Some(r) => web_sys::Request::new_with_request_and_init(r, &init)?,
-                None => web_sys::Request::new_with_str_and_init(&String::from(js_sys::JsString::from(input.clone())), &init)?,
+                None => web_sys::Request::new_with_str_and_init(
+                    &String::from(js_sys::JsString::from(input.clone())),
+                    &init,
+                )?,
             };
             let spare = if replayable { request.clone().ok() } else { None };
             authorize(&shared, &request, &JsFuture::from(token_promise(&shared)).await?)?;
             let response: web_sys::Response = JsFuture::from(global_fetch(&request)).await?.unchecked_into();
-            let Some(spare) = spare.filter(|_| response.status() == 401) else { return Ok(response.into()) };
+            let Some(spare) = spare.filter(|_| response.status() == 401) else {
+                return Ok(response.into());
+            };
             if JsFuture::from(refresh_promise(&shared)).await.is_err() {
                 return Ok(response.into());
             }
@@ -937,17 +1068,34 @@ impl AuthSession {
     #[wasm_bindgen(js_name = signOut, unchecked_return_type = "Promise<void>")]
     pub fn sign_out(&self) -> Promise {
         let (source, token) = match self.shared.try_borrow() {
-            Ok(i) if !i.freed => (i.source.clone(), i.machine.access_token().map(|t| t.expose().to_owned())),
+            Ok(i) if !i.freed => (
+                i.source.clone(),
+                i.machine.access_token().map(|t| t.expose().to_owned()),
+            ),
             _ => (None, None),
         };
         drive(&self.shared, |m, now, out| m.handle(now, Input::SignOut, out));
         wasm_bindgen_futures::future_to_promise(async move {
             let gotrue = match &source {
-                Some(Source::Supabase { url, api_key }) | Some(Source::Password { url, api_key, plain: false, .. }) => Some((url.clone(), api_key.clone())),
+                Some(Source::Supabase { url, api_key })
+                | Some(Source::Password {
+                    url,
+                    api_key,
+                    plain: false,
+                    ..
+                }) => Some((url.clone(), api_key.clone())),
                 _ => None,
             };
             if let (Some((url, api_key)), Some(token)) = (gotrue, token) {
-                let _ = request("POST", &format!("{url}/auth/v1/logout"), Some(&api_key), Some(&token), &JsValue::UNDEFINED, None).await;
+                let _ = request(
+                    "POST",
+                    &format!("{url}/auth/v1/logout"),
+                    Some(&api_key),
+                    Some(&token),
+                    &JsValue::UNDEFINED,
+                    None,
+                )
+                .await;
             }
             Ok(JsValue::UNDEFINED)
         })
@@ -963,7 +1111,10 @@ impl AuthSession {
     /// Calls `listener` with every event (`SIGNED_IN`, `TOKEN_REFRESHED`, `REFRESH_FAILED`,
     /// `SIGNED_OUT`, `SESSION_EXPIRED`). Returns the function that unsubscribes.
     #[wasm_bindgen(js_name = onEvent, unchecked_return_type = "() => void")]
-    pub fn on_event(&self, #[wasm_bindgen(unchecked_param_type = "(event: AuthEvent) => void")] listener: &Function) -> Result<Function, JsValue> {
+    pub fn on_event(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "(event: AuthEvent) => void")] listener: &Function,
+    ) -> Result<Function, JsValue> {
         let inner = self.shared.try_borrow().map_err(|_| code_error(Code::Freed))?;
         Ok(aw_listen(&inner.listeners, listener))
     }
@@ -977,7 +1128,9 @@ impl AuthSession {
     /// The state for rendering: the same frozen object until something changes. Never holds a token.
     #[wasm_bindgen(js_name = getSnapshot, unchecked_return_type = "AuthSnapshot")]
     pub fn get_snapshot(&self) -> JsValue {
-        let Ok(mut inner) = self.shared.try_borrow_mut() else { return JsValue::UNDEFINED };
+        let Ok(mut inner) = self.shared.try_borrow_mut() else {
+            return JsValue::UNDEFINED;
+        };
         if let Some(s) = &inner.snapshot {
             return s.clone();
         }
@@ -985,11 +1138,23 @@ impl AuthSession {
         let s = m.session();
         let snap = frozen(&[
             ("status", m.status().as_str().into()),
-            ("expiresAt", s.map_or(JsValue::NULL, |s| JsValue::from_f64(s.expires_at_ms as f64))),
-            ("userId", s.and_then(|s| s.user_id.as_deref()).map_or(JsValue::NULL, JsValue::from_str)),
+            (
+                "expiresAt",
+                s.map_or(JsValue::NULL, |s| JsValue::from_f64(s.expires_at_ms as f64)),
+            ),
+            (
+                "userId",
+                s.and_then(|s| s.user_id.as_deref())
+                    .map_or(JsValue::NULL, JsValue::from_str),
+            ),
             ("refreshCount", JsValue::from_f64(m.refresh_count() as f64)),
             ("lastError", m.last_error().map_or(JsValue::NULL, |c| c.as_str().into())),
-            ("sourceHealth", inner.health.map_or(JsValue::NULL, |h| (if h { "ok" } else { "unhealthy" }).into())),
+            (
+                "sourceHealth",
+                inner
+                    .health
+                    .map_or(JsValue::NULL, |h| (if h { "ok" } else { "unhealthy" }).into()),
+            ),
         ]);
         inner.snapshot = Some(snap.clone());
         snap
@@ -1001,7 +1166,9 @@ impl Drop for AuthSession {
     /// promises with `freed`, and drops every listener. Nothing fires afterwards.
     fn drop(&mut self) {
         let pending = {
-            let Ok(mut inner) = self.shared.try_borrow_mut() else { return };
+            let Ok(mut inner) = self.shared.try_borrow_mut() else {
+                return;
+            };
             inner.freed = true;
             let id = inner.id;
             REGISTRY.with(|r| r.borrow_mut().retain(|(i, w)| *i != id && w.strong_count() > 0));

@@ -55,9 +55,24 @@ export function aw_is_plain(v) {
 "#)]
 extern "C" {
     #[wasm_bindgen(catch)]
-    fn aw_send(ws: &WebSocket, msg: &JsValue, session_id: &JsValue, field: &JsValue, token: &JsValue, message_id: &JsValue, chat: bool) -> Result<(), JsValue>;
+    fn aw_send(
+        ws: &WebSocket,
+        msg: &JsValue,
+        session_id: &JsValue,
+        field: &JsValue,
+        token: &JsValue,
+        message_id: &JsValue,
+        chat: bool,
+    ) -> Result<(), JsValue>;
     fn aw_is_plain(v: &JsValue) -> bool;
-    fn aw_fast_send(ws: &WebSocket, msg: &JsValue, session_id: &JsValue, field: &JsValue, token: &JsValue, until: f64) -> u32;
+    fn aw_fast_send(
+        ws: &WebSocket,
+        msg: &JsValue,
+        session_id: &JsValue,
+        field: &JsValue,
+        token: &JsValue,
+        until: f64,
+    ) -> u32;
 }
 
 /// One WebSocket and its handlers; dropping it detaches them and closes the socket.
@@ -127,7 +142,10 @@ fn token_ok(shared: &Shared) -> bool {
     auth.as_ref().map_or(true, auth::usable)
 }
 
-fn drive<R>(shared: &Shared, f: impl FnOnce(&mut SocketMachine<JsValue>, u64, bool, &mut Vec<Action<JsValue>>) -> R) -> Option<R> {
+fn drive<R>(
+    shared: &Shared,
+    f: impl FnOnce(&mut SocketMachine<JsValue>, u64, bool, &mut Vec<Action<JsValue>>) -> R,
+) -> Option<R> {
     let ok = token_ok(shared);
     let mut out = Vec::new();
     let r = {
@@ -144,7 +162,9 @@ fn drive<R>(shared: &Shared, f: impl FnOnce(&mut SocketMachine<JsValue>, u64, bo
 
 fn perform(shared: &Shared, actions: Vec<Action<JsValue>>) -> Vec<Later> {
     let mut later = Vec::new();
-    let Ok(mut inner) = shared.try_borrow_mut() else { return later };
+    let Ok(mut inner) = shared.try_borrow_mut() else {
+        return later;
+    };
     for a in actions {
         match a {
             Action::Connect => {
@@ -211,9 +231,21 @@ fn perform(shared: &Shared, actions: Vec<Action<JsValue>>) -> Vec<Later> {
 fn send_frame(inner: &Inner, payload: &JsValue, message_id: Option<&str>, as_chat: bool) {
     let Some(c) = &inner.conn else { return };
     let per_message = inner.machine.config().protocol == Protocol::TokenPerMessage;
-    let token = if per_message { inner.auth.as_ref().and_then(auth::token_js) } else { None };
+    let token = if per_message {
+        inner.auth.as_ref().and_then(auth::token_js)
+    } else {
+        None
+    };
     let id = message_id.map_or(JsValue::UNDEFINED, JsValue::from_str);
-    let _ = aw_send(&c.ws, payload, &inner.session_id, &inner.token_field, &token.unwrap_or(JsValue::UNDEFINED), &id, as_chat);
+    let _ = aw_send(
+        &c.ws,
+        payload,
+        &inner.session_id,
+        &inner.token_field,
+        &token.unwrap_or(JsValue::UNDEFINED),
+        &id,
+        as_chat,
+    );
 }
 
 fn run_later(shared: &Shared, later: Vec<Later>) {
@@ -303,7 +335,11 @@ fn open(shared: &Shared, url: &str, generation: u64) -> Option<Conn> {
                 Ok(v) if v.is_object() => {
                     let pick = |k: &str| get(&v, k).as_string();
                     let code = pick("code").or_else(|| pick("error_code")).or_else(|| pick("error"));
-                    let inc = Incoming { kind: pick("type"), code, message_id: pick("message_id") };
+                    let inc = Incoming {
+                        kind: pick("type"),
+                        code,
+                        message_id: pick("message_id"),
+                    };
                     (v, inc)
                 }
                 // Not JSON (or not an object): handed on as it came.
@@ -326,7 +362,12 @@ fn open(shared: &Shared, url: &str, generation: u64) -> Option<Conn> {
     ws.set_onopen(Some(on_open.as_ref().unchecked_ref()));
     ws.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
     ws.set_onclose(Some(on_close.as_ref().unchecked_ref()));
-    Some(Conn { ws, _on_open: on_open, _on_message: on_message, _on_close: on_close })
+    Some(Conn {
+        ws,
+        _on_open: on_open,
+        _on_message: on_message,
+        _on_close: on_close,
+    })
 }
 
 fn opt_error(msg: &str) -> JsValue {
@@ -338,7 +379,10 @@ fn opt_u64(opts: &JsValue, key: &str, path: &str, default: u64) -> Result<u64, J
         Raw::Missing | Raw::Null => Ok(default),
         Raw::Num(n) if n.is_finite() && n >= 0.0 => Ok(n as u64),
         Raw::Num(n) if n == f64::INFINITY => Ok(u64::MAX),
-        other => Err(opt_error(&format!("options.{path}{key} must be a non-negative number, got {}", other.type_name()))),
+        other => Err(opt_error(&format!(
+            "options.{path}{key} must be a non-negative number, got {}",
+            other.type_name()
+        ))),
     }
 }
 
@@ -346,34 +390,57 @@ fn opt_bool(opts: &JsValue, key: &str) -> Result<bool, JsValue> {
     match raw(&get(opts, key)) {
         Raw::Missing | Raw::Null => Ok(false),
         Raw::Bool(b) => Ok(b),
-        other => Err(opt_error(&format!("options.{key} must be a boolean, got {}", other.type_name()))),
+        other => Err(opt_error(&format!(
+            "options.{key} must be a boolean, got {}",
+            other.type_name()
+        ))),
     }
 }
 
 fn random_id() -> String {
     const A: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
-    (0..8).map(|_| A[(js_sys::Math::random() * 36.0) as usize % 36] as char).collect()
+    (0..8)
+        .map(|_| A[(js_sys::Math::random() * 36.0) as usize % 36] as char)
+        .collect()
 }
 
 /// The handshake frame template (`type: "auth"` and the configured credentials) and its type.
 fn parse_handshake(v: &JsValue) -> Result<(Object, AuthType), JsValue> {
-    let v = if v.is_undefined() || v.is_null() { Object::new().into() } else { v.clone() };
+    let v = if v.is_undefined() || v.is_null() {
+        Object::new().into()
+    } else {
+        v.clone()
+    };
     if !v.is_object() {
-        return Err(opt_error("options.handshake must be an object like { auth_type: \"api_key\", api_key }"));
+        return Err(opt_error(
+            "options.handshake must be an object like { auth_type: \"api_key\", api_key }",
+        ));
     }
     let name = match raw(&get(&v, "auth_type")) {
         Raw::Missing | Raw::Null => "bearer_token".to_owned(),
         Raw::Str(s) => s,
-        other => return Err(opt_error(&format!("options.handshake.auth_type must be a string, got {}", other.type_name()))),
+        other => {
+            return Err(opt_error(&format!(
+                "options.handshake.auth_type must be a string, got {}",
+                other.type_name()
+            )))
+        }
     };
-    let t = AuthType::parse(&name)
-        .ok_or_else(|| opt_error("options.handshake.auth_type must be one of bearer_token, basic_auth, api_key, oauth2, custom"))?;
+    let t = AuthType::parse(&name).ok_or_else(|| {
+        opt_error("options.handshake.auth_type must be one of bearer_token, basic_auth, api_key, oauth2, custom")
+    })?;
     for (field, object) in t.required() {
         let f = get(&v, field);
-        let ok = if *object { f.is_object() } else { f.as_string().is_some_and(|s| !s.is_empty()) };
+        let ok = if *object {
+            f.is_object()
+        } else {
+            f.as_string().is_some_and(|s| !s.is_empty())
+        };
         if !ok {
             let want = if *object { "an object" } else { "a non-empty string" };
-            return Err(opt_error(&format!("options.handshake.{field} must be {want} for auth_type {name}")));
+            return Err(opt_error(&format!(
+                "options.handshake.{field} must be {want} for auth_type {name}"
+            )));
         }
     }
     let frame = Object::new();
@@ -396,19 +463,31 @@ pub struct ChatSocket {
 impl ChatSocket {
     /// Opens the socket. Throws `invalid_options`, `invalid_url`, `insecure_url` or `freed`.
     #[wasm_bindgen(constructor)]
-    pub fn new(#[wasm_bindgen(unchecked_param_type = "ChatSocketOptions")] options: JsValue) -> Result<ChatSocket, JsValue> {
+    pub fn new(
+        #[wasm_bindgen(unchecked_param_type = "ChatSocketOptions")] options: JsValue,
+    ) -> Result<ChatSocket, JsValue> {
         if !options.is_object() {
             return Err(opt_error("options must be an object with at least url and auth"));
         }
         let allow_insecure = opt_bool(&options, "allowInsecure")?;
         let url = match raw(&get(&options, "url")) {
-            Raw::Str(s) => url::check(&s, url::Kind::Ws, allow_insecure).map_err(|c| error(c, &format!("options.url: {}", c.describe())))?,
-            other => return Err(opt_error(&format!("options.url must be a ws:// or wss:// URL string, got {}", other.type_name()))),
+            Raw::Str(s) => url::check(&s, url::Kind::Ws, allow_insecure)
+                .map_err(|c| error(c, &format!("options.url: {}", c.describe())))?,
+            other => {
+                return Err(opt_error(&format!(
+                    "options.url must be a ws:// or wss:// URL string, got {}",
+                    other.type_name()
+                )))
+            }
         };
         let protocol = match get(&options, "protocol").as_string().as_deref() {
             None | Some("token-per-message") => Protocol::TokenPerMessage,
             Some("auth-handshake") => Protocol::AuthHandshake,
-            Some(_) => return Err(opt_error("options.protocol must be \"token-per-message\" or \"auth-handshake\"")),
+            Some(_) => {
+                return Err(opt_error(
+                    "options.protocol must be \"token-per-message\" or \"auth-handshake\"",
+                ))
+            }
         };
         let mut cfg = Config::new(protocol, random_id(), (js_sys::Math::random() * 9e15) as u64);
         let handshake = if protocol == Protocol::AuthHandshake {
@@ -434,12 +513,22 @@ impl ChatSocket {
         let session_id = match raw(&get(&options, "sessionId")) {
             Raw::Missing | Raw::Null => JsValue::UNDEFINED,
             Raw::Str(s) => JsValue::from_str(&s),
-            other => return Err(opt_error(&format!("options.sessionId must be a string, got {}", other.type_name()))),
+            other => {
+                return Err(opt_error(&format!(
+                    "options.sessionId must be a string, got {}",
+                    other.type_name()
+                )))
+            }
         };
         let token_field = match raw(&get(&options, "tokenField")) {
             Raw::Missing | Raw::Null => JsValue::from_str("auth_token"),
             Raw::Str(s) if !s.is_empty() => JsValue::from_str(&s),
-            other => return Err(opt_error(&format!("options.tokenField must be a non-empty string, got {}", other.type_name()))),
+            other => {
+                return Err(opt_error(&format!(
+                    "options.tokenField must be a non-empty string, got {}",
+                    other.type_name()
+                )))
+            }
         };
         cfg.ack = opt_bool(&options, "ack")?;
         cfg.max_queued = opt_u64(&options, "maxQueued", "", 1_000)?.clamp(1, u32::MAX as u64) as usize;
@@ -456,11 +545,17 @@ impl ChatSocket {
                 Raw::Num(f) if f.is_finite() && f >= 1.0 => (f * 100.0) as u64,
                 _ => return Err(opt_error("options.reconnect.factor must be a number >= 1")),
             };
-            cfg.reconnect = Some(Backoff { base_ms: min, factor_pct: factor, max_ms: max });
+            cfg.reconnect = Some(Backoff {
+                base_ms: min,
+                factor_pct: factor,
+                max_ms: max,
+            });
             let retries = opt_u64(&reconnect, "maxRetries", "reconnect.", u64::MAX)?;
             cfg.max_retries = (retries != u64::MAX).then_some(retries.min(u32::MAX as u64) as u32);
         } else if !(reconnect.is_undefined() || reconnect.is_null() || reconnect.as_bool() == Some(true)) {
-            return Err(opt_error("options.reconnect must be false or { minDelayMs, maxDelayMs, factor, maxRetries }"));
+            return Err(opt_error(
+                "options.reconnect must be false or { minDelayMs, maxDelayMs, factor, maxRetries }",
+            ));
         }
         let shared: Shared = Rc::new(RefCell::new(Inner {
             machine: SocketMachine::new(cfg),
@@ -513,7 +608,10 @@ impl ChatSocket {
     /// message, session_id }` in auth-handshake); an object gets `session_id` and `auth_token` added
     /// to a copy. Stamped when written, never with an expired token. Throws `invalid_message`,
     /// `queue_full`, `socket_closed` or `freed`.
-    pub fn send(&self, #[wasm_bindgen(unchecked_param_type = "string | Record<string, unknown>")] message: JsValue) -> Result<(), JsValue> {
+    pub fn send(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "string | Record<string, unknown>")] message: JsValue,
+    ) -> Result<(), JsValue> {
         if self.fast_send(&message) {
             return Ok(());
         }
@@ -521,11 +619,24 @@ impl ChatSocket {
         if !is_text && !aw_is_plain(&message) {
             return Err(code_error(Code::InvalidMessage));
         }
-        let user_id = if is_text { None } else { get(&message, "message_id").as_string() };
+        let user_id = if is_text {
+            None
+        } else {
+            get(&message, "message_id").as_string()
+        };
         let ok = token_ok(&self.shared);
-        let immediate = self.shared.try_borrow().map_err(|_| code_error(Code::Freed))?.machine.would_write_now(ok);
+        let immediate = self
+            .shared
+            .try_borrow()
+            .map_err(|_| code_error(Code::Freed))?
+            .machine
+            .would_write_now(ok);
         // A queued object is copied now, so later changes by the caller do not alter what is sent.
-        let payload = if is_text || immediate { message } else { Object::assign(&Object::new(), message.unchecked_ref()).into() };
+        let payload = if is_text || immediate {
+            message
+        } else {
+            Object::assign(&Object::new(), message.unchecked_ref()).into()
+        };
         match drive(&self.shared, |m, now, ok, out| m.send(now, payload, user_id, ok, out)) {
             Some(Ok(())) => Ok(()),
             Some(Err(code)) => Err(code_error(code)),
@@ -538,13 +649,19 @@ impl ChatSocket {
     /// cannot decide (not a plain message, a `message_id`, a token near expiry) goes the slow path.
     fn fast_send(&self, message: &JsValue) -> bool {
         let sent = {
-            let Ok(inner) = self.shared.try_borrow() else { return false };
+            let Ok(inner) = self.shared.try_borrow() else {
+                return false;
+            };
             if inner.freed || !inner.machine.fast_path_open() {
                 return false;
             }
-            let (Some(auth), Some(conn)) = (&inner.auth, &inner.conn) else { return false };
-            auth::with_write_token(auth, |token, until| aw_fast_send(&conn.ws, message, &inner.session_id, &inner.token_field, token, until) == 0)
-                .unwrap_or(false)
+            let (Some(auth), Some(conn)) = (&inner.auth, &inner.conn) else {
+                return false;
+            };
+            auth::with_write_token(auth, |token, until| {
+                aw_fast_send(&conn.ws, message, &inner.session_id, &inner.token_field, token, until) == 0
+            })
+            .unwrap_or(false)
         };
         if sent {
             let notify = match self.shared.try_borrow_mut() {
@@ -565,7 +682,10 @@ impl ChatSocket {
     /// Calls `listener` with every incoming frame: parsed JSON, or the text when it is not JSON.
     /// Returns the function that unsubscribes.
     #[wasm_bindgen(js_name = onMessage, unchecked_return_type = "() => void")]
-    pub fn on_message(&self, #[wasm_bindgen(unchecked_param_type = "(message: ServerMessage) => void")] listener: &Function) -> Result<Function, JsValue> {
+    pub fn on_message(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "(message: ServerMessage) => void")] listener: &Function,
+    ) -> Result<Function, JsValue> {
         let i = self.shared.try_borrow().map_err(|_| code_error(Code::Freed))?;
         Ok(aw_listen(&i.messages, listener))
     }
@@ -581,7 +701,9 @@ impl ChatSocket {
     /// object until something changes.
     #[wasm_bindgen(js_name = getSnapshot, unchecked_return_type = "ChatSnapshot")]
     pub fn get_snapshot(&self) -> JsValue {
-        let Ok(mut inner) = self.shared.try_borrow_mut() else { return JsValue::UNDEFINED };
+        let Ok(mut inner) = self.shared.try_borrow_mut() else {
+            return JsValue::UNDEFINED;
+        };
         if let Some(s) = &inner.snapshot {
             return s.clone();
         }
@@ -612,7 +734,9 @@ impl Drop for ChatSocket {
     fn drop(&mut self) {
         drive(&self.shared, |m, now, ok, out| m.handle(now, Input::Close, ok, out));
         let (auth, watch) = {
-            let Ok(mut i) = self.shared.try_borrow_mut() else { return };
+            let Ok(mut i) = self.shared.try_borrow_mut() else {
+                return;
+            };
             i.freed = true;
             i.timer = None;
             i.online = None;

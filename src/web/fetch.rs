@@ -85,7 +85,12 @@ fn seconds_from(v: &JsValue) -> JsValue {
     }
     match v.as_string() {
         Some(s) => {
-            let n = s.trim().parse::<u64>().ok().map(|n| n as f64).unwrap_or_else(|| js_sys::Date::parse(&s) / 1000.0);
+            let n = s
+                .trim()
+                .parse::<u64>()
+                .ok()
+                .map(|n| n as f64)
+                .unwrap_or_else(|| js_sys::Date::parse(&s) / 1000.0);
             if n.is_finite() {
                 JsValue::from_f64(n.floor())
             } else {
@@ -104,7 +109,11 @@ fn normalise(v: &JsValue) -> JsValue {
     }
     let o = Object::new();
     let token = get(v, "access_token");
-    set(&o, "access_token", &if token.is_undefined() { get(v, "token") } else { token });
+    set(
+        &o,
+        "access_token",
+        &if token.is_undefined() { get(v, "token") } else { token },
+    );
     for k in ["refresh_token", "expires_in", "token_type", "user"] {
         let x = get(v, k);
         if !x.is_undefined() {
@@ -112,7 +121,11 @@ fn normalise(v: &JsValue) -> JsValue {
         }
     }
     let at = get(v, "expires_at");
-    let at = if at.is_undefined() { seconds_from(&get(v, "expires_on")) } else { at };
+    let at = if at.is_undefined() {
+        seconds_from(&get(v, "expires_on"))
+    } else {
+        at
+    };
     if !at.is_undefined() {
         set(&o, "expires_at", &at);
     }
@@ -122,12 +135,19 @@ fn normalise(v: &JsValue) -> JsValue {
 fn accept(v: &JsValue) -> Result<Fetched, Failure> {
     let raw = normalise(v);
     let session = Session::from_raw(&raw_session(&raw), now_ms(), Origin::Issued).map_err(|_| Failure::BadResponse)?;
-    Ok(Fetched { session, raw, headers: get(v, "headers") })
+    Ok(Fetched {
+        session,
+        raw,
+        headers: get(v, "headers"),
+    })
 }
 
 fn http_failure(status: u16, json: &JsValue) -> Failure {
     // GoTrue has answered `error`, `error_code` and `code` over its versions: keep them all.
-    let errors = ["error_code", "code", "error"].iter().filter_map(|k| get(json, k).as_string()).collect();
+    let errors = ["error_code", "code", "error"]
+        .iter()
+        .filter_map(|k| get(json, k).as_string())
+        .collect();
     Failure::Http { status, errors }
 }
 
@@ -151,17 +171,35 @@ impl Source {
     }
 
     /// Gets a new session. `refresh_token` and `current` (access token) describe the one held now.
-    pub async fn refresh(&self, refresh_token: Option<String>, current: Option<String>, signal: Option<AbortSignal>) -> Result<Fetched, Failure> {
+    pub async fn refresh(
+        &self,
+        refresh_token: Option<String>,
+        current: Option<String>,
+        signal: Option<AbortSignal>,
+    ) -> Result<Fetched, Failure> {
         match self {
             Source::Supabase { url, api_key } => {
-                let rt = refresh_token.ok_or(Failure::Http { status: 400, errors: vec!["refresh_token_not_found".into()] })?;
+                let rt = refresh_token.ok_or(Failure::Http {
+                    status: 400,
+                    errors: vec!["refresh_token_not_found".into()],
+                })?;
                 gotrue_refresh(url, api_key, &rt, signal).await
             }
-            Source::Password { url, api_key, email, password, plain } => {
+            Source::Password {
+                url,
+                api_key,
+                email,
+                password,
+                plain,
+            } => {
                 if let (false, Some(rt)) = (plain, &refresh_token) {
                     return gotrue_refresh(url, api_key, rt, signal).await;
                 }
-                let endpoint = if *plain { url.clone() } else { format!("{url}/auth/v1/token?grant_type=password") };
+                let endpoint = if *plain {
+                    url.clone()
+                } else {
+                    format!("{url}/auth/v1/token?grant_type=password")
+                };
                 let body = json_body(&[("email", email), ("password", password)]);
                 let (status, json) = request("POST", &endpoint, Some(api_key), None, &body, signal).await?;
                 if (200..300).contains(&status) {
@@ -195,7 +233,9 @@ impl Source {
                 // The current refresh token is passed along (a followed supabase-js client needs it).
                 let rt = refresh_token.map_or(JsValue::UNDEFINED, |t| JsValue::from_str(&t));
                 let called = f.call1(&JsValue::UNDEFINED, &rt).map_err(|e| callback_failure(&e))?;
-                let v = JsFuture::from(Promise::resolve(&called)).await.map_err(|e| callback_failure(&e))?;
+                let v = JsFuture::from(Promise::resolve(&called))
+                    .await
+                    .map_err(|e| callback_failure(&e))?;
                 if v.is_null() || v.is_undefined() {
                     return Err(Failure::Callback { gone: true });
                 }
@@ -207,8 +247,22 @@ impl Source {
     /// `GET {url}/api/tokens/health` for a broker: `Some(healthy)`; `None` for other sources.
     pub async fn health(&self) -> Option<bool> {
         let Source::Broker { url, .. } = self else { return None };
-        match request("GET", &format!("{url}/api/tokens/health"), None, None, &JsValue::UNDEFINED, None).await {
-            Ok((status, json)) => Some((200..300).contains(&status) && get(&json, "status").as_string().is_none_or(|s| s == "ok" || s == "healthy")),
+        match request(
+            "GET",
+            &format!("{url}/api/tokens/health"),
+            None,
+            None,
+            &JsValue::UNDEFINED,
+            None,
+        )
+        .await
+        {
+            Ok((status, json)) => Some(
+                (200..300).contains(&status)
+                    && get(&json, "status")
+                        .as_string()
+                        .is_none_or(|s| s == "ok" || s == "healthy"),
+            ),
             Err(_) => Some(false),
         }
     }
@@ -216,7 +270,15 @@ impl Source {
 
 async fn gotrue_refresh(url: &str, api_key: &str, rt: &str, signal: Option<AbortSignal>) -> Result<Fetched, Failure> {
     let endpoint = format!("{url}/auth/v1/token?grant_type=refresh_token");
-    let (status, json) = request("POST", &endpoint, Some(api_key), None, &json_body(&[("refresh_token", rt)]), signal).await?;
+    let (status, json) = request(
+        "POST",
+        &endpoint,
+        Some(api_key),
+        None,
+        &json_body(&[("refresh_token", rt)]),
+        signal,
+    )
+    .await?;
     if (200..300).contains(&status) {
         accept(&json)
     } else {
@@ -228,7 +290,10 @@ async fn gotrue_refresh(url: &str, api_key: &str, rt: &str, signal: Option<Abort
 /// says the session is over; anything else is worth a retry.
 fn callback_failure(e: &JsValue) -> Failure {
     let gone = matches!(raw(&get(e, "status")), Raw::Num(s) if s == 400.0 || s == 401.0)
-        || matches!(get(e, "code").as_string().as_deref(), Some("invalid_grant" | "signed_out" | "refresh_token_already_used" | "refresh_token_not_found"));
+        || matches!(
+            get(e, "code").as_string().as_deref(),
+            Some("invalid_grant" | "signed_out" | "refresh_token_already_used" | "refresh_token_not_found")
+        );
     Failure::Callback { gone }
 }
 
@@ -260,12 +325,18 @@ pub async fn request(
     init.set_headers(&headers);
     init.set_signal(signal.as_ref());
     let req = Request::new_with_str_and_init(url, &init).map_err(|_| Failure::Network)?;
-    let resp: Response = JsFuture::from(global_fetch(&req)).await.map_err(|_| Failure::Network)?.unchecked_into();
+    let resp: Response = JsFuture::from(global_fetch(&req))
+        .await
+        .map_err(|_| Failure::Network)?
+        .unchecked_into();
     let status = resp.status();
     let text = match resp.text() {
         Ok(p) => JsFuture::from(p).await.map_err(|_| Failure::Network)?,
         Err(_) => return Err(Failure::Network),
     };
-    let json = text.as_string().and_then(|t| JSON::parse(&t).ok()).unwrap_or(JsValue::UNDEFINED);
+    let json = text
+        .as_string()
+        .and_then(|t| JSON::parse(&t).ok())
+        .unwrap_or(JsValue::UNDEFINED);
     Ok((status, json))
 }

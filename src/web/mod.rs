@@ -103,7 +103,10 @@ pub fn raw_session(v: &JsValue) -> RawSession {
     }
     if !v.is_object() {
         // Not an object: report it as the access token's problem (the value's type is what matters).
-        return RawSession { access_token: raw(v), ..Default::default() };
+        return RawSession {
+            access_token: raw(v),
+            ..Default::default()
+        };
     }
     RawSession {
         access_token: raw(&get(v, "access_token")),
@@ -124,16 +127,28 @@ pub struct DomListener {
 
 impl DomListener {
     /// Listens for `kind` on `target`.
-    pub fn new(target: &web_sys::EventTarget, kind: &'static str, f: impl FnMut(web_sys::Event) + 'static) -> Option<Self> {
+    pub fn new(
+        target: &web_sys::EventTarget,
+        kind: &'static str,
+        f: impl FnMut(web_sys::Event) + 'static,
+    ) -> Option<Self> {
         let closure = Closure::<dyn FnMut(web_sys::Event)>::new(f);
-        target.add_event_listener_with_callback(kind, closure.as_ref().unchecked_ref()).ok()?;
-        Some(DomListener { target: target.clone(), kind, closure })
+        target
+            .add_event_listener_with_callback(kind, closure.as_ref().unchecked_ref())
+            .ok()?;
+        Some(DomListener {
+            target: target.clone(),
+            kind,
+            closure,
+        })
     }
 }
 
 impl Drop for DomListener {
     fn drop(&mut self) {
-        let _ = self.target.remove_event_listener_with_callback(self.kind, self.closure.as_ref().unchecked_ref());
+        let _ = self
+            .target
+            .remove_event_listener_with_callback(self.kind, self.closure.as_ref().unchecked_ref());
     }
 }
 

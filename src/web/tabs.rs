@@ -64,7 +64,13 @@ impl Store {
     /// Opens `kind` ("local" or "session"); `None` where the page has no such storage.
     pub fn open(kind: &str, key: String) -> Option<Store> {
         let w = web_sys::window()?;
-        let storage = if kind == "session" { w.session_storage() } else { w.local_storage() }.ok().flatten()?;
+        let storage = if kind == "session" {
+            w.session_storage()
+        } else {
+            w.local_storage()
+        }
+        .ok()
+        .flatten()?;
         Some(Store { storage, key })
     }
     /// The stored text, if any.
@@ -122,12 +128,19 @@ impl TabLink {
                 Some("session") => on_message(TabMessage::Session(get(&data, "session"))),
                 Some("signout") => on_message(TabMessage::SignOut),
                 Some("hello") => on_message(TabMessage::Hello),
-                Some("claim") => on_message(TabMessage::Claim(get(&data, "at").as_f64().unwrap_or(0.0), get(&data, "from").as_string().unwrap_or_default())),
+                Some("claim") => on_message(TabMessage::Claim(
+                    get(&data, "at").as_f64().unwrap_or(0.0),
+                    get(&data, "from").as_string().unwrap_or_default(),
+                )),
                 _ => {}
             }
         });
         channel.set_onmessage(Some(handler.as_ref().unchecked_ref()));
-        Some(TabLink { channel, _handler: handler, id })
+        Some(TabLink {
+            channel,
+            _handler: handler,
+            id,
+        })
     }
 
     /// Posts a message to the other tabs.
@@ -175,7 +188,9 @@ fn fingerprint(token: &str) -> String {
         h = h.wrapping_mul(0x0100_0000_01b3);
     }
     let digits = b"0123456789abcdef";
-    (0..16).map(|i| digits[((h >> (60 - 4 * i)) & 15) as usize] as char).collect()
+    (0..16)
+        .map(|i| digits[((h >> (60 - 4 * i)) & 15) as usize] as char)
+        .collect()
 }
 
 fn marker_store() -> Option<Storage> {
@@ -225,5 +240,3 @@ pub fn with_lock(name: &str, task: impl FnOnce() -> Promise + 'static) -> Option
     let f = Closure::once_into_js(task);
     aw_with_lock(name, 5_000, 15_000, &f).dyn_into::<Promise>().ok()
 }
-
-

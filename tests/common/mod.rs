@@ -13,7 +13,8 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 
 pub fn server() -> &'static str {
-    option_env!("AUTHWIRE_SERVER_URL").expect("AUTHWIRE_SERVER_URL must name the dev server when these tests are compiled (scripts/test.sh does it)")
+    option_env!("AUTHWIRE_SERVER_URL")
+        .expect("AUTHWIRE_SERVER_URL must name the dev server when these tests are compiled (scripts/test.sh does it)")
 }
 
 pub fn get(v: &JsValue, k: &str) -> JsValue {
@@ -76,7 +77,11 @@ pub async fn stat(email: &str, counter: &str) -> u32 {
 }
 
 pub fn supabase_source() -> JsValue {
-    obj(&[("kind", "supabase".into()), ("url", server().into()), ("apiKey", "anon-key".into())])
+    obj(&[
+        ("kind", "supabase".into()),
+        ("url", server().into()),
+        ("apiKey", "anon-key".into()),
+    ])
 }
 
 pub fn auth(session: &JsValue) -> AuthSession {
@@ -113,7 +118,10 @@ pub fn record_events(a: &AuthSession) -> Rc<RefCell<Vec<JsValue>>> {
 }
 
 pub fn types(log: &Rc<RefCell<Vec<JsValue>>>) -> Vec<String> {
-    log.borrow().iter().map(|e| get(e, "type").as_string().unwrap()).collect()
+    log.borrow()
+        .iter()
+        .map(|e| get(e, "type").as_string().unwrap())
+        .collect()
 }
 
 pub async fn wait_for(what: &str, timeout_ms: u32, mut cond: impl FnMut() -> bool) {
@@ -132,7 +140,6 @@ pub async fn token(a: &AuthSession) -> Result<String, String> {
     }
 }
 
-
 /// The dev server's WebSocket URL for `path`.
 pub fn ws_url(path: &str) -> String {
     format!("{}{path}", server().replacen("http://", "ws://", 1))
@@ -140,7 +147,9 @@ pub fn ws_url(path: &str) -> String {
 
 /// What the chat server saw for `session_id`.
 pub async fn chat_stats(session_id: &str) -> JsValue {
-    http("GET", &format!("/__test/chat?session_id={session_id}"), None).await.1
+    http("GET", &format!("/__test/chat?session_id={session_id}"), None)
+        .await
+        .1
 }
 
 /// A chat counter as a number.
@@ -151,7 +160,10 @@ pub async fn chat_stat(session_id: &str, counter: &str) -> u32 {
 /// The messages the chat server accepted, in order.
 pub async fn chat_messages(session_id: &str) -> Vec<String> {
     let s = chat_stats(session_id).await;
-    js_sys::Array::from(&get(&s, "messages")).iter().map(|m| m.as_string().unwrap()).collect()
+    js_sys::Array::from(&get(&s, "messages"))
+        .iter()
+        .map(|m| m.as_string().unwrap())
+        .collect()
 }
 
 /// Sets chat fault switches for `session_id`.

@@ -90,7 +90,10 @@ pub struct App {
 
 /// Seconds since the epoch.
 pub fn now_s() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 /// A uniform random number in [0, 1), for fault injection.
@@ -110,7 +113,14 @@ fn random_token(bytes: usize) -> String {
 pub fn user_id(email: &str) -> String {
     let h = Sha256::digest(email.as_bytes());
     let x: String = h.iter().take(16).map(|b| format!("{b:02x}")).collect();
-    format!("{}-{}-{}-{}-{}", &x[0..8], &x[8..12], &x[12..16], &x[16..20], &x[20..32])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &x[0..8],
+        &x[8..12],
+        &x[12..16],
+        &x[16..20],
+        &x[20..32]
+    )
 }
 
 fn short(id: &str) -> &str {
@@ -119,7 +129,11 @@ fn short(id: &str) -> &str {
 
 /// GoTrue's error shape (both the old `error`/`error_description` and the newer `error_code`/`msg`).
 fn gotrue_error(status: StatusCode, error: &str, error_code: &str, msg: &str) -> Response {
-    (status, Json(json!({ "error": error, "error_description": msg, "error_code": error_code, "msg": msg }))).into_response()
+    (
+        status,
+        Json(json!({ "error": error, "error_description": msg, "error_code": error_code, "msg": msg })),
+    )
+        .into_response()
 }
 
 impl App {
@@ -127,7 +141,14 @@ impl App {
     pub fn new(default_ttl: u64, password: String) -> Self {
         let mut secret = [0u8; 32];
         getrandom::getrandom(&mut secret).expect("the OS random source is available");
-        App { secret, default_ttl, password, state: Mutex::new(State_::default()), chat: Default::default(), sources: Default::default() }
+        App {
+            secret,
+            default_ttl,
+            password,
+            state: Mutex::new(State_::default()),
+            chat: Default::default(),
+            sources: Default::default(),
+        }
     }
 
     /// The password every account accepts.
@@ -151,7 +172,11 @@ impl App {
     /// An access token alone (no refresh token) for `email`: `(token, exp, ttl)`.
     pub fn access_only(&self, email: &str) -> (String, u64, u64) {
         let v = self.issue_inner(email, &random_token(9), false);
-        (v["access_token"].as_str().unwrap_or_default().to_owned(), v["expires_at"].as_u64().unwrap_or(0), v["expires_in"].as_u64().unwrap_or(0))
+        (
+            v["access_token"].as_str().unwrap_or_default().to_owned(),
+            v["expires_at"].as_u64().unwrap_or(0),
+            v["expires_in"].as_u64().unwrap_or(0),
+        )
     }
 
     /// Issues a session for `email` within `session_id` (a refresh-token family).
@@ -160,7 +185,12 @@ impl App {
     }
 
     fn issue_inner(&self, email: &str, session_id: &str, with_refresh: bool) -> Value {
-        let ttl = self.lock().users.get(email).and_then(|u| u.ttl).unwrap_or(self.default_ttl);
+        let ttl = self
+            .lock()
+            .users
+            .get(email)
+            .and_then(|u| u.ttl)
+            .unwrap_or(self.default_ttl);
         let now = now_s();
         let uid = user_id(email);
         let claims = json!({
@@ -177,7 +207,11 @@ impl App {
         let refresh = random_token(16);
         self.lock().refresh_tokens.insert(
             refresh.clone(),
-            RefreshToken { email: email.to_owned(), session_id: session_id.to_owned(), used: false },
+            RefreshToken {
+                email: email.to_owned(),
+                session_id: session_id.to_owned(),
+                used: false,
+            },
         );
         json!({
             "access_token": access,
@@ -218,31 +252,63 @@ pub struct GrantQuery {
 /// `POST /auth/v1/token?grant_type=password|refresh_token`
 pub async fn token(State(app): State<Shared>, Query(q): Query<GrantQuery>, body: Bytes) -> Response {
     let Ok(body) = serde_json::from_slice::<Value>(&body) else {
-        return gotrue_error(StatusCode::BAD_REQUEST, "invalid_request", "bad_json", "Could not parse request body as JSON");
+        return gotrue_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "bad_json",
+            "Could not parse request body as JSON",
+        );
     };
     match q.grant_type.as_deref() {
         Some("password") => password_grant(&app, &body),
         Some("refresh_token") => refresh_grant(&app, &body).await,
-        _ => gotrue_error(StatusCode::BAD_REQUEST, "unsupported_grant_type", "validation_failed", "unsupported_grant_type"),
+        _ => gotrue_error(
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+            "validation_failed",
+            "unsupported_grant_type",
+        ),
     }
 }
 
 fn password_grant(app: &App, body: &Value) -> Response {
-    let email = body.get("email").and_then(Value::as_str).unwrap_or_default().trim().to_lowercase();
+    let email = body
+        .get("email")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .trim()
+        .to_lowercase();
     let password = body.get("password").and_then(Value::as_str).unwrap_or_default();
     if email.is_empty() || !email.contains('@') || password != app.password {
-        println!("[auth] sign-in refused for {}", if email.is_empty() { "<no email>" } else { &email });
-        return gotrue_error(StatusCode::BAD_REQUEST, "invalid_grant", "invalid_credentials", "Invalid login credentials");
+        println!(
+            "[auth] sign-in refused for {}",
+            if email.is_empty() { "<no email>" } else { &email }
+        );
+        return gotrue_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_grant",
+            "invalid_credentials",
+            "Invalid login credentials",
+        );
     }
     let session_id = random_token(9);
     let out = app.issue(&email, &session_id);
     app.count(&email, |c| c.password_grants += 1);
-    println!("[auth] sign-in user={} session={} ttl={}s", short(&user_id(&email)), session_id, out["expires_in"]);
+    println!(
+        "[auth] sign-in user={} session={} ttl={}s",
+        short(&user_id(&email)),
+        session_id,
+        out["expires_in"]
+    );
     (StatusCode::OK, Json(out)).into_response()
 }
 
 async fn refresh_grant(app: &App, body: &Value) -> Response {
-    let presented = body.get("refresh_token").and_then(Value::as_str).unwrap_or_default().to_owned();
+    let presented = body
+        .get("refresh_token")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
     // Look the token up first, to attribute the request to its user.
     let (email, session_id, used) = {
         let st = app.lock();
@@ -262,21 +328,44 @@ async fn refresh_grant(app: &App, body: &Value) -> Response {
             u.fail_refreshes = u.fail_refreshes.saturating_sub(if by_chance { 0 } else { 1 });
         }
         app.count(&email, |c| c.refresh_faults += 1);
-        let status = if by_chance { StatusCode::INTERNAL_SERVER_ERROR } else { StatusCode::from_u16(cfg.fail_status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE) };
-        println!("[auth] refresh user={} failed on purpose with {}", short(&user_id(&email)), status.as_u16());
+        let status = if by_chance {
+            StatusCode::INTERNAL_SERVER_ERROR
+        } else {
+            StatusCode::from_u16(cfg.fail_status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE)
+        };
+        println!(
+            "[auth] refresh user={} failed on purpose with {}",
+            short(&user_id(&email)),
+            status.as_u16()
+        );
         return gotrue_error(status, "server_error", "unexpected_failure", "injected failure");
     }
     if email.is_empty() || app.lock().revoked_sessions.contains(&session_id) {
         app.count(&email, |c| c.refresh_invalid += 1);
         println!("[auth] refresh with an unknown or revoked refresh token refused");
-        return gotrue_error(StatusCode::BAD_REQUEST, "invalid_grant", "refresh_token_not_found", "Invalid Refresh Token: Refresh Token Not Found");
+        return gotrue_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_grant",
+            "refresh_token_not_found",
+            "Invalid Refresh Token: Refresh Token Not Found",
+        );
     }
     if used {
         // Reuse of a rotated token: someone else holds the family; revoke it all (as GoTrue does).
         app.lock().revoked_sessions.insert(session_id.clone());
         app.count(&email, |c| c.refresh_reused += 1);
-        println!("[auth] REUSED refresh token for user={} session={}: session revoked, rt={}", short(&user_id(&email)), session_id, &crate::jwt::fingerprint(&presented));
-        return gotrue_error(StatusCode::BAD_REQUEST, "invalid_grant", "refresh_token_already_used", "Invalid Refresh Token: Already Used");
+        println!(
+            "[auth] REUSED refresh token for user={} session={}: session revoked, rt={}",
+            short(&user_id(&email)),
+            session_id,
+            &crate::jwt::fingerprint(&presented)
+        );
+        return gotrue_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_grant",
+            "refresh_token_already_used",
+            "Invalid Refresh Token: Already Used",
+        );
     }
     if let Some(t) = app.lock().refresh_tokens.get_mut(&presented) {
         t.used = true;
@@ -284,15 +373,28 @@ async fn refresh_grant(app: &App, body: &Value) -> Response {
     let out = app.issue(&email, &session_id);
     app.count(&email, |c| c.refresh_ok += 1);
     let n = app.lock().counters.get(&email).map_or(0, |c| c.refresh_ok);
-    println!("[auth] refresh user={} session={} rotated (#{n}), ttl={}s, rt={}", short(&user_id(&email)), session_id, out["expires_in"], &crate::jwt::fingerprint(&presented));
+    println!(
+        "[auth] refresh user={} session={} rotated (#{n}), ttl={}s, rt={}",
+        short(&user_id(&email)),
+        session_id,
+        out["expires_in"],
+        &crate::jwt::fingerprint(&presented)
+    );
     (StatusCode::OK, Json(out)).into_response()
 }
 
 /// Middleware: counts requests whose URL query carries a token (a JWT or a refresh token by name).
-pub async fn watch_urls(State(app): State<Shared>, req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+pub async fn watch_urls(
+    State(app): State<Shared>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
     let q = req.uri().query().unwrap_or_default();
     if q.contains("eyJ") || q.contains("refresh_token=") || q.contains("access_token=") || q.contains("token=ey") {
-        println!("[auth] a request carried a token in its URL (path {})", req.uri().path());
+        println!(
+            "[auth] a request carried a token in its URL (path {})",
+            req.uri().path()
+        );
         app.count("", |c| c.tokens_in_urls += 1);
     }
     next.run(req).await

@@ -76,7 +76,12 @@ impl ChatState {
         f(m.entry(sid.to_owned()).or_default());
     }
     fn faults(&self, sid: &str) -> Faults {
-        self.faults.lock().unwrap_or_else(|p| p.into_inner()).get(sid).cloned().unwrap_or_default()
+        self.faults
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(sid)
+            .cloned()
+            .unwrap_or_default()
     }
     fn update_faults(&self, sid: &str, f: impl FnOnce(&mut Faults)) {
         let mut m = self.faults.lock().unwrap_or_else(|p| p.into_inner());
@@ -147,7 +152,12 @@ async fn run(app: Shared, socket: WebSocket, mode: Mode) {
             let msg = match o {
                 Out::Text(t) => Message::Text(Utf8Bytes::from(t)),
                 Out::Close(code, reason) => {
-                    let _ = sink.send(Message::Close(Some(CloseFrame { code, reason: Utf8Bytes::from_static(reason) }))).await;
+                    let _ = sink
+                        .send(Message::Close(Some(CloseFrame {
+                            code,
+                            reason: Utf8Bytes::from_static(reason),
+                        })))
+                        .await;
                     break;
                 }
             };
@@ -168,7 +178,9 @@ async fn run(app: Shared, socket: WebSocket, mode: Mode) {
             continue;
         };
         let Ok(frame) = serde_json::from_str::<Value>(t.as_str()) else {
-            let _ = tx.send(text(json!({"type": "error", "code": "bad_request", "message": "frames must be JSON objects"})));
+            let _ = tx.send(text(
+                json!({"type": "error", "code": "bad_request", "message": "frames must be JSON objects"}),
+            ));
             continue;
         };
         let sid = frame.get("session_id").and_then(Value::as_str).unwrap_or("").to_owned();
@@ -192,7 +204,9 @@ async fn run(app: Shared, socket: WebSocket, mode: Mode) {
         }
         let kind = frame.get("type").and_then(Value::as_str).unwrap_or("");
         let reject = |code: &'static str| {
-            let _ = tx.send(text(json!({"type": "error", "code": code, "message": "token rejected", "message_id": message_id})));
+            let _ = tx.send(text(
+                json!({"type": "error", "code": code, "message": "token rejected", "message_id": message_id}),
+            ));
             let _ = tx.send(Out::Close(4001, "token rejected"));
         };
         // The token check, per protocol.
@@ -263,7 +277,11 @@ async fn run(app: Shared, socket: WebSocket, mode: Mode) {
             let _ = tx.send(text(json!({"type": "pong"})));
             continue;
         }
-        let body = frame.get("prompt").or_else(|| frame.get("message")).cloned().unwrap_or(Value::Null);
+        let body = frame
+            .get("prompt")
+            .or_else(|| frame.get("message"))
+            .cloned()
+            .unwrap_or(Value::Null);
         let body_text = match &body {
             Value::String(s) => s.clone(),
             other => other.to_string(),
@@ -315,7 +333,13 @@ fn check_handshake(app: &Shared, f: &Value) -> Result<Authed, &'static str> {
     match auth_type {
         "bearer_token" => {
             let tok = s(f, "token").ok_or("token is missing")?;
-            let claims = app.verify(tok).map_err(|e| if e == Invalid::Expired { "token expired" } else { "invalid token" })?;
+            let claims = app.verify(tok).map_err(|e| {
+                if e == Invalid::Expired {
+                    "token expired"
+                } else {
+                    "invalid token"
+                }
+            })?;
             token_exp = claims.get("exp").and_then(Value::as_u64);
         }
         "basic_auth" => {
@@ -327,24 +351,36 @@ fn check_handshake(app: &Shared, f: &Value) -> Result<Authed, &'static str> {
             if s(f, "api_key") != Some(API_KEY) {
                 return Err("wrong api_key");
             }
-            if f.get("api_key_header").is_some_and(|h| h.as_str().is_none_or(str::is_empty)) {
+            if f.get("api_key_header")
+                .is_some_and(|h| h.as_str().is_none_or(str::is_empty))
+            {
                 return Err("api_key_header must be a header name");
             }
         }
         "oauth2" => {
-            if s(f, "client_id") != Some(OAUTH_CLIENT_ID) || s(f, "client_secret") != Some(OAUTH_CLIENT_SECRET) || s(f, "token_url").is_none() {
+            if s(f, "client_id") != Some(OAUTH_CLIENT_ID)
+                || s(f, "client_secret") != Some(OAUTH_CLIENT_SECRET)
+                || s(f, "token_url").is_none()
+            {
                 return Err("wrong oauth2 client");
             }
         }
         "custom" => {
-            let ok = f.get("custom_headers").and_then(|h| h.get(CUSTOM_HEADER.0)).and_then(Value::as_str) == Some(CUSTOM_HEADER.1);
+            let ok = f
+                .get("custom_headers")
+                .and_then(|h| h.get(CUSTOM_HEADER.0))
+                .and_then(Value::as_str)
+                == Some(CUSTOM_HEADER.1);
             if !ok {
                 return Err("custom_headers lack the expected header");
             }
         }
         _ => return Err("unknown auth_type"),
     }
-    Ok(Authed { auth_type: auth_type.to_owned(), token_exp })
+    Ok(Authed {
+        auth_type: auth_type.to_owned(),
+        token_exp,
+    })
 }
 
 #[derive(Deserialize)]

@@ -21,7 +21,11 @@ pub fn sign(secret: &[u8], claims: &serde_json::Value) -> String {
 /// A short, one-way fingerprint of a secret, for logs that must tell tokens apart without showing them.
 pub fn fingerprint(secret: &str) -> String {
     use sha2::Digest;
-    sha2::Sha256::digest(secret.as_bytes()).iter().take(4).map(|b| format!("{b:02x}")).collect()
+    sha2::Sha256::digest(secret.as_bytes())
+        .iter()
+        .take(4)
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// Why a token was refused.
@@ -45,8 +49,12 @@ pub fn verify(secret: &[u8], token: &str, now: u64) -> Result<serde_json::Value,
     mac.update(b".");
     mac.update(p.as_bytes());
     mac.verify_slice(&sig).map_err(|_| Invalid::Bad)?;
-    let claims: serde_json::Value = serde_json::from_slice(&B64.decode(p).map_err(|_| Invalid::Bad)?).map_err(|_| Invalid::Bad)?;
-    let exp = claims.get("exp").and_then(serde_json::Value::as_u64).ok_or(Invalid::Bad)?;
+    let claims: serde_json::Value =
+        serde_json::from_slice(&B64.decode(p).map_err(|_| Invalid::Bad)?).map_err(|_| Invalid::Bad)?;
+    let exp = claims
+        .get("exp")
+        .and_then(serde_json::Value::as_u64)
+        .ok_or(Invalid::Bad)?;
     if now >= exp {
         return Err(Invalid::Expired);
     }

@@ -32,7 +32,13 @@ struct Args {
 }
 
 fn parse_args() -> Result<Args, String> {
-    let mut a = Args { port: 8787, root: PathBuf::from("."), ttl: 20, password: "authwire-demo".into(), port_file: None };
+    let mut a = Args {
+        port: 8787,
+        root: PathBuf::from("."),
+        ttl: 20,
+        password: "authwire-demo".into(),
+        port_file: None,
+    };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let mut val = || it.next().ok_or_else(|| format!("{flag} needs a value"));
@@ -87,7 +93,10 @@ async fn main() {
         .nest_service("/pkg", ServeDir::new(args.root.join("pkg")))
         // The package as `npm pack` + install laid it out (scripts/build.sh unpacks it there):
         // the plain demo page imports it from here, with no bundler.
-        .nest_service("/npm/authwire", ServeDir::new(args.root.join("www/react-app/node_modules/authwire")))
+        .nest_service(
+            "/npm/authwire",
+            ServeDir::new(args.root.join("www/react-app/node_modules/authwire")),
+        )
         .fallback_service(ServeDir::new(args.root.join("www")))
         .layer(cors);
     let listener = match tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], args.port))).await {
@@ -98,7 +107,10 @@ async fn main() {
         }
     };
     let port = listener.local_addr().map(|a| a.port()).unwrap_or(args.port);
-    println!("authwire dev server on http://127.0.0.1:{port}/ (tokens live {}s)", args.ttl);
+    println!(
+        "authwire dev server on http://127.0.0.1:{port}/ (tokens live {}s)",
+        args.ttl
+    );
     if let Some(f) = &args.port_file {
         if let Err(e) = std::fs::write(f, port.to_string()) {
             eprintln!("authwire-devserver: cannot write {}: {e}", f.display());

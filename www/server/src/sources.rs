@@ -30,7 +30,11 @@ pub struct UserQuery {
 
 fn broker_answer(app: &Shared, user: &str, scope: &str, force: bool) -> Response {
     if user.is_empty() || user.starts_with("unknown") {
-        return (StatusCode::NOT_FOUND, Json(json!({"error": "token_not_found", "message": "no token for this user and scope"}))).into_response();
+        return (
+            StatusCode::NOT_FOUND,
+            Json(json!({"error": "token_not_found", "message": "no token for this user and scope"})),
+        )
+            .into_response();
     }
     let now = crate::auth::now_s();
     let key = (user.to_owned(), scope.to_owned());
@@ -58,7 +62,11 @@ pub async fn broker_get(State(app): State<Shared>, Path(scope): Path<String>, Qu
 }
 
 /// `POST /api/tokens/refresh/{scope}?user_id=`
-pub async fn broker_refresh(State(app): State<Shared>, Path(scope): Path<String>, Query(q): Query<UserQuery>) -> Response {
+pub async fn broker_refresh(
+    State(app): State<Shared>,
+    Path(scope): Path<String>,
+    Query(q): Query<UserQuery>,
+) -> Response {
     let user = q.user_id.unwrap_or_default();
     app.count(&user, |c| c.broker_refreshes += 1);
     broker_answer(&app, &user, &scope, true)
@@ -90,13 +98,22 @@ pub struct EchoQuery {
 /// request with KEY); else who the token is for, the CSRF header seen, and the body's length.
 pub async fn echo(State(app): State<Shared>, Query(q): Query<EchoQuery>, headers: HeaderMap, body: Bytes) -> Response {
     let claims = bearer(&headers).and_then(|t| app.verify(t).ok());
-    let email = claims.as_ref().and_then(|c| c["email"].as_str()).unwrap_or_default().to_owned();
+    let email = claims
+        .as_ref()
+        .and_then(|c| c["email"].as_str())
+        .unwrap_or_default()
+        .to_owned();
     app.count(&email, |c| c.echo_requests += 1);
-    let first = q.reject_first.is_some_and(|k| app.sources.rejected.lock().unwrap_or_else(|p| p.into_inner()).insert(k));
+    let first = q
+        .reject_first
+        .is_some_and(|k| app.sources.rejected.lock().unwrap_or_else(|p| p.into_inner()).insert(k));
     if claims.is_none() || first {
         app.count(&email, |c| c.echo_unauthorized += 1);
         return (StatusCode::UNAUTHORIZED, Json(json!({"error": "invalid_token"}))).into_response();
     }
-    let csrf = headers.get("x-csrf-token").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let csrf = headers
+        .get("x-csrf-token")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
     Json(json!({"email": email, "csrf": csrf, "body_length": body.len()})).into_response()
 }
