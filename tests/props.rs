@@ -1,6 +1,10 @@
 //! Property tests of the parsers of outside input (native): arbitrary text and structured JSON
 //! never panic, and what parses keeps its meaning. `scripts/fuzz.sh` adds a million mutated inputs
 //! per parser; these run in `cargo test`.
+//!
+//! The structured generators build the expected value alongside the text, so a property can
+//! compare what was parsed with what was written, and their object keys are often exactly the
+//! names the SDK reads (`access_token`, `refresh_token`, `exp`, ...), or near misses of them.
 #![cfg(not(target_arch = "wasm32"))]
 
 use authwire::core::json::{self, Json};
@@ -9,26 +13,324 @@ use authwire::core::token::{base64url_decode, base64url_encode, decode_claims};
 use authwire::core::url::{self, Kind};
 use proptest::prelude::*;
 
-fn json_text() -> impl Strategy<Value = String> {
-    let leaf = prop_oneof![
-        Just("null".to_string()),
-        any::<bool>().prop_map(|b| b.to_string()),
-        any::<i64>().prop_map(|n| n.to_string()),
-        "[a-z\\\\\"é😀]{0,8}".prop_map(|s| format!("{s:?}")),
-    ];
-    leaf.prop_recursive(4, 32, 6, |inner| {
-        prop_oneof![
-            prop::collection::vec(inner.clone(), 0..5).prop_map(|v| format!("[{}]", v.join(","))),
-            prop::collection::vec(("[a-z_]{1,12}", inner), 0..5).prop_map(|v| format!(
-                "{{{}}}",
-                v.iter()
-                    .map(|(k, x)| format!("{k:?}:{x}"))
-                    .collect::<Vec<_>>()
-                    .join(",")
+/// Names the SDK reads from sessions and JWT payloads, and near misses that must not count as them.
+const SENSITIVE_KEYS: &[&str] = &[
+    "access_token",
+    "refresh_token",
+    "expires_at",
+    "expires_in",
+    "token_type",
+    "user",
+    "id",
+    "exp",
+    "iat",
+    "sub",
+    "provider_token",
+    "provider_refresh_token",
+    "token",
+];
+const NEAR_MISSES: &[&str] = &[
+    "Access_token",
+    "access_token ",
+    "accesstoken",
+    "refresh-token",
+    "EXP",
+    "expires",
+];
+
+/// One character written into a JSON string literal in one of the ways the grammar allows
+/// (`style` picks among them): raw, a short escape, or `\uXXXX` (a surrogate pair above U+FFFF).
+fn encode_char(c: char, style: u8, out: &mut String) {
+    let hex = |cp: u32, out: &mut String| {
+        if style & 2 == 0 {
+            out.push_str(&format!("\\u{cp:04x}"));
+        } else {
+            out.push_str(&format!("\\u{cp:04X}"));
+        }
+    };
+    let unicode = |c: char, out: &mut String| {
+        let mut units = [0u16; 2];
+        for u in c.encode_utf16(&mut units) {
+            hex(u32::from(*u), out);
+        }
+    };
+    let short = match c {
+        '"' => Some("\\\""),
+        '\\' => Some("\\\\"),
+        '/' => Some("\\/"),
+        '\u{8}' => Some("\\b"),
+        '\u{c}' => Some("\\f"),
+        '\n' => Some("\\n"),
+        '\r' => Some("\\r"),
+        '\t' => Some("\\t"),
+        _ => None,
+    };
+    let must_escape = c == '"' || c == '\\' || (c as u32) < 0x20;
+    match (style % 3, short) {
+        (0, _) if !must_escape => out.push(c),
+        (1, Some(s)) => out.push_str(s),
+        (1, None) if !must_escape => out.push(c),
+        _ => unicode(c, out),
+    }
+}
+
+fn any_char() -> impl Strategy<Value = char> {
+    prop_oneof![
+        4 => prop::char::range('a', 'z'),
+        1 => Just('"'),
+        1 => Just('\\'),
+        1 => Just('/'),
+        1 => prop::char::range('\u{0}', '\u{1f}'),
+        1 => prop::sample::select(vec!['é', '😀', '\u{2028}', '\u{7f}', '\u{fffd}', '中', ' ']),
+        1 => any::<char>(),
+    ]
+}
+
+/// A string and its JSON literal (quotes included), written with mixed escapes.
+fn json_string(
+    chars: impl Strategy<Value = char>,
+    len: std::ops::Range<usize>,
+) -> impl Strategy<Value = (String, String)> {
+    prop::collection::vec((chars, any::<u8>()), len).prop_map(|cs| {
+        let mut text = String::from("\"");
+        let mut value = String::new();
+        for (c, style) in cs {
+            value.push(c);
+            encode_char(c, style, &mut text);
+        }
+        text.push('"');
+        (value, text)
+    })
+}
+
+/// An object key: often exactly a name the SDK reads, sometimes a near miss, else anything.
+fn json_key() -> impl Strategy<Value = (String, String)> {
+    prop_oneof![
+        3 => prop::sample::select(SENSITIVE_KEYS).prop_flat_map(|k| {
+            // Exactly the name, though possibly written with escapes.
+            prop::collection::vec(any::<u8>(), k.len()).prop_map(move |styles| {
+                let mut text = String::from("\"");
+                for (c, s) in k.chars().zip(styles) {
+                    encode_char(c, if s % 4 == 0 { 2 } else { 0 }, &mut text);
+                }
+                text.push('"');
+                (k.to_string(), text)
+            })
+        }),
+        1 => prop::sample::select(NEAR_MISSES).prop_map(|k| (k.to_string(), format!("\"{k}\""))),
+        2 => json_string(prop_oneof![prop::char::range('a', 'z'), Just('_')], 1..13),
+        1 => json_string(any_char(), 0..6),
+    ]
+}
+
+/// White space the grammar allows between tokens.
+fn ws() -> impl Strategy<Value = String> {
+    "[ \t\n\r]{0,2}"
+}
+
+/// A number's text and its value: integers within ±2^53 (read exactly), or decimals with an
+/// optional exponent (read closely).
+fn json_number() -> impl Strategy<Value = (Json, String)> {
+    const EXACT: i64 = 1 << 53;
+    prop_oneof![
+        (-EXACT..=EXACT).prop_map(|n| (Json::Num(n as f64), n.to_string())),
+        (
+            any::<bool>(),
+            any::<u32>(),
+            prop::option::of("[0-9]{1,6}"),
+            prop::option::of((
+                prop::sample::select(vec!["e", "E"]),
+                prop::sample::select(vec!["", "+", "-"]),
+                0u8..20
             )),
+        )
+            .prop_map(|(neg, int, frac, exp)| {
+                let mut t = String::new();
+                if neg {
+                    t.push('-');
+                }
+                t.push_str(&int.to_string());
+                if let Some(f) = frac {
+                    t.push('.');
+                    t.push_str(&f);
+                }
+                if let Some((e, sign, n)) = exp {
+                    t.push_str(&format!("{e}{sign}{n}"));
+                }
+                (Json::Num(t.parse::<f64>().unwrap()), t)
+            }),
+    ]
+}
+
+fn json_leaf() -> impl Strategy<Value = (Json, String)> {
+    prop_oneof![
+        Just((Json::Null, "null".to_string())),
+        any::<bool>().prop_map(|b| (Json::Bool(b), b.to_string())),
+        json_number(),
+        json_string(any_char(), 0..10).prop_map(|(v, t)| (Json::Str(v), t)),
+    ]
+}
+
+/// Any JSON document and the value it denotes.
+fn json_doc() -> impl Strategy<Value = (Json, String)> {
+    json_leaf().prop_recursive(4, 48, 6, |inner| {
+        prop_oneof![
+            prop::collection::vec((ws(), inner.clone(), ws()), 0..5).prop_map(|items| {
+                let text = items
+                    .iter()
+                    .map(|(a, (_, t), b)| format!("{a}{t}{b}"))
+                    .collect::<Vec<_>>()
+                    .join(",");
+                (
+                    Json::Arr(items.into_iter().map(|(_, (v, _), _)| v).collect()),
+                    format!("[{text}]"),
+                )
+            }),
+            json_object(inner),
         ]
     })
 }
+
+fn json_object(values: impl Strategy<Value = (Json, String)>) -> impl Strategy<Value = (Json, String)> {
+    prop::collection::vec((ws(), json_key(), ws(), values), 0..6).prop_map(|members| {
+        let text = members
+            .iter()
+            .map(|(a, (_, k), b, (_, v))| format!("{a}{k}{b}:{b}{v}{a}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let value = Json::Obj(members.into_iter().map(|(_, (k, _), _, (v, _))| (k, v)).collect());
+        (value, format!("{{{text}}}"))
+    })
+}
+
+/// Structural equality; numbers equal, or within a relative 1e-12 (the reader computes decimals
+/// without a float parser: close, and exact for integers up to 2^53, which `json_number` checks).
+fn same(got: &Json, want: &Json) -> bool {
+    match (got, want) {
+        (Json::Null, Json::Null) => true,
+        (Json::Bool(a), Json::Bool(b)) => a == b,
+        (Json::Num(a), Json::Num(b)) => a == b || (a - b).abs() <= 1e-12 * a.abs().max(b.abs()),
+        (Json::Str(a), Json::Str(b)) => a == b,
+        (Json::Arr(a), Json::Arr(b)) => a.len() == b.len() && a.iter().zip(b).all(|(x, y)| same(x, y)),
+        (Json::Obj(a), Json::Obj(b)) => {
+            a.len() == b.len() && a.iter().zip(b).all(|((ka, va), (kb, vb))| ka == kb && same(va, vb))
+        }
+        _ => false,
+    }
+}
+
+/// A token-like secret: long and distinctive enough that finding it in a message is a leak.
+fn secret() -> impl Strategy<Value = String> {
+    "[A-Za-z0-9_-]{12,24}".prop_map(|s| format!("sEcReT{s}"))
+}
+
+/// A JWT whose payload is `claims` (header and signature are not read).
+fn jwt(claims: &str) -> String {
+    format!("eyJhbGciOiJIUzI1NiJ9.{}.c2ln", base64url_encode(claims.as_bytes()))
+}
+
+/// A value for a session field: right and wrong types, good and bad text and numbers, JWTs.
+fn session_value() -> impl Strategy<Value = (Json, String)> {
+    let text = |s: String| (Json::Str(s.clone()), format!("\"{s}\""));
+    prop_oneof![
+        3 => secret().prop_map(text),
+        2 => (0u32..4_000_000_000, 0u32..4_000_000_000, prop::option::of("[a-z0-9-]{1,12}")).prop_map(
+            move |(exp, iat, sub)| {
+                let sub = sub.map(|s| format!(",\"sub\":\"{s}\"")).unwrap_or_default();
+                text(jwt(&format!("{{\"exp\":{exp},\"iat\":{iat}{sub}}}")))
+            }
+        ),
+        1 => Just(text(String::new())),
+        1 => Just(text("has space".into())),
+        3 => (0u32..4_000_000_000).prop_map(|n| (Json::Num(f64::from(n)), n.to_string())),
+        1 => (0u32..100_000, 1u32..1000).prop_map(|(n, f)| {
+            let t = format!("{n}.{f:03}");
+            (Json::Num(t.parse().unwrap()), t)
+        }),
+        1 => (1u32..1000).prop_map(|n| (Json::Num(-f64::from(n)), format!("-{n}"))),
+        1 => json_leaf(),
+        1 => secret().prop_map(|id| (Json::Obj(vec![("id".into(), Json::Str(id.clone()))]), format!("{{\"id\":\"{id}\"}}"))),
+        1 => Just((Json::Arr(vec![]), "[]".to_string())),
+    ]
+}
+
+/// A right value for a field most of the time (so sessions and claims often validate), else any.
+fn value_for(key: &str) -> BoxedStrategy<(Json, String)> {
+    let text = |s: String| (Json::Str(s.clone()), format!("\"{s}\""));
+    let right = match key {
+        "access_token" | "refresh_token" => prop_oneof![
+            secret().prop_map(text),
+            (0u32..4_000_000_000, 0u32..4_000_000_000)
+                .prop_map(move |(exp, iat)| text(jwt(&format!("{{\"exp\":{exp},\"iat\":{iat},\"sub\":\"u-{iat}\"}}")))),
+        ]
+        .boxed(),
+        "token_type" => Just(text("bearer".into())).boxed(),
+        "sub" | "id" => secret().prop_map(text).boxed(),
+        "user" => secret()
+            .prop_map(|id| {
+                (
+                    Json::Obj(vec![("id".into(), Json::Str(id.clone()))]),
+                    format!("{{\"id\":\"{id}\"}}"),
+                )
+            })
+            .boxed(),
+        _ => (0u32..4_000_000_000)
+            .prop_map(|n| (Json::Num(f64::from(n)), n.to_string()))
+            .boxed(),
+    };
+    prop_oneof![4 => right, 1 => session_value()].boxed()
+}
+
+/// An object whose keys are mostly `keys` (each value usually of the right type), mixed with
+/// other keys, in any order, sometimes repeated.
+fn keyed_object(keys: &'static [&'static str]) -> impl Strategy<Value = (Json, String)> {
+    let member = prop_oneof![
+        4 => prop::sample::select(keys).prop_flat_map(|k| (Just((k.to_string(), format!("\"{k}\""))), value_for(k))),
+        1 => (json_key(), session_value()),
+    ];
+    prop::collection::vec((ws(), member), 0..8).prop_map(|members| {
+        let text = members
+            .iter()
+            .map(|(w, ((_, k), (_, v)))| format!("{w}{k}:{w}{v}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let value = Json::Obj(members.into_iter().map(|(_, ((k, _), (v, _)))| (k, v)).collect());
+        (value, format!("{{{text}}}"))
+    })
+}
+
+/// A session-shaped object: its keys mostly the ones a Supabase session has.
+fn session_doc() -> impl Strategy<Value = (Json, String)> {
+    keyed_object(&[
+        "access_token",
+        "access_token",
+        "access_token",
+        "refresh_token",
+        "expires_at",
+        "expires_in",
+        "token_type",
+        "user",
+    ])
+}
+
+/// A JWT payload: its keys mostly the claims the SDK reads.
+fn claims_doc() -> impl Strategy<Value = (Json, String)> {
+    keyed_object(&["exp", "iat", "sub"])
+}
+
+/// The last member named `key`, as `Json::get` finds it.
+fn member<'a>(doc: &'a Json, key: &str) -> Option<&'a Json> {
+    doc.get(key)
+}
+
+const SESSION_FIELDS: &[&str] = &[
+    "access_token",
+    "refresh_token",
+    "token_type",
+    "user.id",
+    "expires_at",
+    "expires_in",
+];
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 2_000, ..ProptestConfig::default() })]
@@ -39,8 +341,41 @@ proptest! {
     }
 
     #[test]
-    fn valid_json_parses_and_keeps_its_strings(doc in json_text()) {
-        prop_assert!(json::parse(&doc).is_ok(), "{}", doc);
+    fn valid_json_parses_and_keeps_its_strings((want, doc) in json_doc()) {
+        match json::parse(&doc) {
+            Ok(got) => prop_assert!(same(&got, &want), "{doc:?} parsed as {got:?}, wrote {want:?}"),
+            Err(e) => prop_assert!(false, "{doc:?} refused: {e}"),
+        }
+        // What is read is what was written: every string and key, in document order.
+        fn strings(v: &Json, out: &mut Vec<String>) {
+            match v {
+                Json::Str(s) => out.push(s.clone()),
+                Json::Arr(a) => a.iter().for_each(|x| strings(x, out)),
+                Json::Obj(o) => o.iter().for_each(|(k, x)| { out.push(k.clone()); strings(x, out) }),
+                _ => {}
+            }
+        }
+        let (mut got_s, mut want_s) = (vec![], vec![]);
+        strings(&json::parse(&doc).unwrap(), &mut got_s);
+        strings(&want, &mut want_s);
+        prop_assert_eq!(got_s, want_s);
+    }
+
+    #[test]
+    fn json_integers_within_2_pow_53_are_exact(n in -(1i64 << 53)..=(1i64 << 53)) {
+        prop_assert_eq!(json::parse(&n.to_string()), Ok(Json::Num(n as f64)));
+    }
+
+    #[test]
+    fn a_repeated_key_reads_as_its_last_value((want, doc) in json_object(json_leaf())) {
+        let got = json::parse(&doc).unwrap();
+        if let Json::Obj(members) = &want {
+            for (k, _) in members {
+                let last = members.iter().rev().find(|(m, _)| m == k).map(|(_, v)| v).unwrap();
+                prop_assert!(same(got.get(k).unwrap(), last), "{k:?} in {doc:?}");
+            }
+        }
+        prop_assert_eq!(got.get("no such key, never generated \u{0}"), None);
     }
 
     #[test]
@@ -49,18 +384,69 @@ proptest! {
     }
 
     #[test]
-    fn jwt_claims_decode_from_any_payload(doc in json_text(), junk in "\\PC{0,16}") {
-        let _ = decode_claims(&format!("h.{}.s", base64url_encode(doc.as_bytes())));
+    fn jwt_claims_decode_from_any_payload((payload, doc) in prop_oneof![2 => claims_doc(), 1 => json_object(session_value()), 1 => json_doc()], junk in "\\PC{0,16}") {
         let _ = decode_claims(&junk);
+        let claims = decode_claims(&jwt(&doc));
+        let Json::Obj(_) = payload else {
+            prop_assert!(claims.is_err(), "a payload that is not an object: {doc:?}");
+            return Ok(());
+        };
+        let num = |k: &str| match member(&payload, k) {
+            None | Some(Json::Null) => Ok(None),
+            Some(Json::Num(n)) => Ok(Some(*n)),
+            Some(_) => Err(()),
+        };
+        let sub = match member(&payload, "sub") {
+            None | Some(Json::Null) => Ok(None),
+            Some(Json::Str(s)) => Ok(Some(s.clone())),
+            Some(_) => Err(()),
+        };
+        match (num("exp"), num("iat"), sub) {
+            (Ok(exp), Ok(iat), Ok(sub)) => {
+                let c = claims.unwrap_or_else(|e| panic!("{doc:?} refused: {e}"));
+                prop_assert!(c.exp.zip(exp).map_or(c.exp.is_none() && exp.is_none(), |(a, b)| same(&Json::Num(a), &Json::Num(b))), "exp of {doc:?}");
+                prop_assert!(c.iat.zip(iat).map_or(c.iat.is_none() && iat.is_none(), |(a, b)| same(&Json::Num(a), &Json::Num(b))), "iat of {doc:?}");
+                prop_assert_eq!(c.sub, sub);
+            }
+            _ => prop_assert!(claims.is_err(), "a claim of the wrong type was accepted: {doc:?}"),
+        }
     }
 
     #[test]
-    fn sessions_validate_or_refuse_with_a_field(doc in json_text(), now in 0u64..4_000_000_000_000) {
-        let v = json::parse(&doc).unwrap_or(Json::Null);
+    fn sessions_validate_or_refuse_with_a_field((v, doc) in prop_oneof![3 => session_doc(), 1 => json_doc()], now in 0u64..4_000_000_000_000) {
+        let parsed = json::parse(&doc).unwrap();
+        prop_assert!(same(&parsed, &v));
+        let text_of = |k: &str| match member(&v, k) { Some(Json::Str(s)) => Some(s.clone()), _ => None };
+        let secrets: Vec<String> = ["access_token", "refresh_token"].iter().filter_map(|k| text_of(k)).filter(|s| s.len() >= 6).collect();
         for origin in [Origin::HandedOver, Origin::Issued] {
-            match Session::from_raw(&RawSession::from_json(&v), now, origin) {
-                Ok(s) => prop_assert!(s.expires_at_ms > 0 || s.lifetime_ms == 0),
-                Err(e) => prop_assert!(!e.field.is_empty()),
+            match Session::from_raw(&RawSession::from_json(&parsed), now, origin) {
+                Ok(s) => {
+                    prop_assert!(s.expires_at_ms > 0 || s.lifetime_ms == 0);
+                    prop_assert_eq!(Some(s.access.expose().to_string()), text_of("access_token"), "the access token as written: {:?}", doc);
+                    prop_assert_eq!(s.refresh.as_ref().map(|r| r.expose().to_string()), text_of("refresh_token"));
+                    prop_assert_eq!(s.token_type, text_of("token_type").unwrap_or_else(|| "bearer".into()));
+                    let secs = |k: &str| member(&v, k).and_then(Json::as_f64);
+                    if let (Origin::Issued, Some(inn)) = (origin, secs("expires_in")) {
+                        prop_assert!(s.expires_at_ms <= now.saturating_add((inn * 1000.0) as u64), "never outlives expires_in");
+                    }
+                    if let (Origin::HandedOver, Some(at)) = (origin, secs("expires_at")) {
+                        prop_assert!(s.expires_at_ms <= (at * 1000.0) as u64, "never outlives expires_at");
+                    }
+                }
+                Err(e) => {
+                    prop_assert!(SESSION_FIELDS.contains(&e.field), "an unknown field {:?}", e.field);
+                    let message = e.to_string();
+                    prop_assert!(message.starts_with(&format!("session.{}", e.field)), "{}", message);
+                    for s in &secrets {
+                        prop_assert!(!message.contains(s.as_str()), "a token in {:?}", message);
+                    }
+                    if text_of("access_token").is_none() {
+                        prop_assert_eq!(e.field, "access_token", "no access token string, yet refused for {}: {:?}", e.field, doc);
+                    }
+                }
+            }
+            if member(&v, "access_token").is_none_or(|a| matches!(a, Json::Null)) {
+                prop_assert!(Session::from_raw(&RawSession::from_json(&parsed), now, origin).is_err(), "no access token, yet accepted: {:?}", doc);
             }
         }
     }
