@@ -1,0 +1,1158 @@
+//! Options: raw JS-shaped values in, bounded plain config out, for `AuthSession` and `ChatSocket`.
+//!
+//! The shell implements [`Obj`] over its JS objects (and the tests over a map); the readers here
+//! make every decision: defaults, enums, URL checks, the storage key, and the range of every
+//! number. A value outside its range, `NaN`, `Infinity` (except where documented) or a number
+//! given as a string is refused with `invalid_options` and a message naming the field, never
+//! clamped silently. Messages name fields and types only: never a string option's value (an
+//! `apiKey`, a password), only a refused number's.
+
+use super::error::Code;
+use super::policy::{Backoff, Policy};
+use super::protocol::{AuthType, Protocol};
+use super::session::Raw;
+use super::socket_machine::Config;
+use super::token::Secret;
+use super::url;
+
+/// One property read from an options object.
+pub enum Field<O> {
+    /// A plain object (not an array, not a function): its fields can be read in turn.
+    Object(O),
+    /// Anything else, classified (a function is `Raw::Other("function")`).
+    Value(Raw),
+    /// Reading it threw (a throwing getter or proxy trap).
+    Threw,
+}
+
+/// A JS-shaped object the readers can look into. Each field is read once.
+pub trait Obj: Sized {
+    /// The property `key`.
+    fn field(&self, key: &str) -> Field<Self>;
+}
+
+/// A refused option: `code` is `invalid_options`, or `invalid_url` / `insecure_url` for a URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OptionError {
+    /// The stable code the JS error carries.
+    pub code: Code,
+    /// The field's path below `options` (`"reconnect.minDelayMs"`); empty for the object itself.
+    pub field: String,
+    /// The whole message, starting with `options.<field>`.
+    pub message: String,
+}
+
+/// Bounds of the number options (inclusive), in their own unit. The README's table repeats them.
+pub mod bounds {
+    /// `marginSeconds`, in seconds (fractions allowed).
+    pub const MARGIN_SECONDS: (u64, u64) = (0, 86_400);
+    /// `reconnect.minDelayMs` and `reconnect.maxDelayMs`.
+    pub const DELAY_MS: (u64, u64) = (0, 3_600_000);
+    /// `reconnect.factor`.
+    pub const FACTOR: (u64, u64) = (1, 10);
+    /// `reconnect.maxRetries` (or `Infinity`: unlimited).
+    pub const MAX_RETRIES: (u64, u64) = (0, 1_000_000_000);
+    /// `heartbeatMs` (or 0: off).
+    pub const HEARTBEAT_MS: (u64, u64) = (100, 600_000);
+    /// `connectTimeoutMs`.
+    pub const CONNECT_TIMEOUT_MS: (u64, u64) = (100, 600_000);
+    /// `maxQueued`.
+    pub const MAX_QUEUED: (u64, u64) = (1, 1_000_000);
+}
+
+/// Where new tokens come from, as configured (the callback function itself stays in the shell).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SourceSpec {
+    /// GoTrue's refresh grant.
+    Supabase {
+        /// The checked project URL, without trailing slash.
+        url: String,
+        /// The anon (publishable) key.
+        api_key: Secret,
+    },
+    /// GoTrue's password grant (or a plain login URL when `plain`).
+    Password {
+        /// The checked URL, without trailing slash.
+        url: String,
+        /// Sent as `apikey` to GoTrue; empty when not given.
+        api_key: Secret,
+        /// The account.
+        email: String,
+        /// Its password.
+        password: Secret,
+        /// `url` is a plain login endpoint (`endpoint: "plain"`), not GoTrue.
+        plain: bool,
+    },
+    /// A token broker.
+    Broker {
+        /// The checked base URL, without trailing slash.
+        url: String,
+        /// The token scope.
+        scope: String,
+        /// The user the tokens are for.
+        user_id: String,
+    },
+    /// `refresh.fn` is a function; the shell takes it from the options object.
+    Callback,
+}
+
+impl SourceSpec {
+    /// Whether the source works only with a refresh token (Supabase).
+    pub fn needs_refresh_token(&self) -> bool {
+        matches!(self, SourceSpec::Supabase { .. })
+    }
+    /// Whether it can sign in with no session at all.
+    pub fn bootstraps(&self) -> bool {
+        !self.needs_refresh_token()
+    }
+    /// The GoTrue URL supabase-js would derive its storage key from, when there is one.
+    pub fn gotrue_url(&self) -> Option<&str> {
+        match self {
+            SourceSpec::Supabase { url, .. } | SourceSpec::Password { url, plain: false, .. } => Some(url),
+            _ => None,
+        }
+    }
+}
+
+/// `options.storage`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StorageKind {
+    /// Tokens never leave memory (the default).
+    Memory,
+    /// `localStorage`.
+    Local,
+    /// `sessionStorage`.
+    Session,
+}
+
+/// Everything `new AuthSession(options)` decides from its options (besides `session`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthOptions {
+    /// Timing (`marginSeconds`; the backoff is not configurable).
+    pub policy: Policy,
+    /// `refresh`, or `None` when absent.
+    pub source: Option<SourceSpec>,
+    /// `storage`.
+    pub storage: StorageKind,
+    /// The key in storage, on the tab channel and in lock names.
+    pub storage_key: String,
+    /// `crossTab`.
+    pub cross_tab: bool,
+    /// `debug`.
+    pub debug: bool,
+    /// `allowInsecure`.
+    pub allow_insecure: bool,
+}
+
+/// Everything `new ChatSocket(options)` decides from its options.
+#[derive(Debug, Clone)]
+pub struct ChatOptions {
+    /// The checked `ws://`/`wss://` URL.
+    pub url: String,
+    /// The socket machine's settings (protocol, auth type, ack, queue, reconnect, heartbeat, timeout).
+    pub config: Config,
+    /// `options.auth` is an object: the shell looks its `AuthSession` up. Absent only when the
+    /// protocol does not need a token.
+    pub has_auth: bool,
+    /// `sessionId`, stamped as `session_id`.
+    pub session_id: Option<String>,
+    /// `tokenField` (default `auth_token`).
+    pub token_field: String,
+    /// `auth-handshake`: the shell builds the auth frame from `options.handshake`
+    /// (`{ type: "auth", ...handshake, auth_type }`); the fields it needs are checked.
+    pub handshake: bool,
+    /// `allowInsecure`.
+    pub allow_insecure: bool,
+}
+
+/// The default storage key.
+pub const DEFAULT_STORAGE_KEY: &str = "authwire.session";
+
+/// A reader of one (possibly nested) options object; `path` is its place below `options`.
+/// An absent object (`obj: None`) reads as all-missing, so its defaults apply.
+struct Reader<O> {
+    obj: Option<O>,
+    path: String,
+}
+
+fn err(code: Code, field: &str, message: String) -> OptionError {
+    OptionError {
+        code,
+        field: field.to_owned(),
+        message,
+    }
+}
+
+/// How a refused value is shown: a number (never a secret) by value where that needs no float
+/// formatting (none is linked into the wasm for this), anything else by its type only.
+fn got(r: &Raw, lo: u64, hi: u64) -> String {
+    match r {
+        Raw::Num(n) if n.is_nan() => "NaN".into(),
+        Raw::Num(n) if n.is_infinite() => (if *n > 0.0 { "Infinity" } else { "-Infinity" }).into(),
+        Raw::Num(n) if n.fract() == 0.0 && n.abs() < 9.0e15 => format!("{}", *n as i64),
+        Raw::Num(n) if *n > hi as f64 => format!("a number above {hi}"),
+        Raw::Num(n) if *n < lo as f64 => format!("a number below {lo}"),
+        Raw::Num(_) => "a number".into(),
+        other => other.type_name().into(),
+    }
+}
+
+/// A wrong enum value is described by its type; a wrong string is not shown (it could be
+/// anything the caller typed, a secret pasted into the wrong field included).
+fn describe_choice(r: &Raw) -> &'static str {
+    match r {
+        Raw::Str(_) => "another string",
+        other => other.type_name(),
+    }
+}
+
+impl<O: Obj> Reader<O> {
+    fn root(obj: Option<O>) -> Self {
+        Reader {
+            obj,
+            path: String::new(),
+        }
+    }
+
+    fn field_name(&self, key: &str) -> String {
+        if self.path.is_empty() {
+            key.to_owned()
+        } else {
+            format!("{}.{key}", self.path)
+        }
+    }
+
+    fn invalid(&self, key: &str, what: &str) -> OptionError {
+        let f = self.field_name(key);
+        err(Code::InvalidOptions, &f, format!("options.{f} {what}"))
+    }
+
+    /// The field (read once), or the error of a throwing read.
+    fn get(&self, key: &str) -> Result<Field<O>, OptionError> {
+        match self.obj.as_ref().map_or(Field::Value(Raw::Missing), |o| o.field(key)) {
+            Field::Threw => Err(self.invalid(key, "could not be read (reading it threw)")),
+            f => Ok(f),
+        }
+    }
+
+    /// The field as a plain value (an object reads as `Raw::Other("object")`).
+    fn raw(&self, key: &str) -> Result<Raw, OptionError> {
+        Ok(match self.get(key)? {
+            Field::Object(_) => Raw::Other("object"),
+            Field::Value(r) => r,
+            Field::Threw => Raw::Other("object"), // not reached: `get` reports it
+        })
+    }
+
+    fn bool(&self, key: &str) -> Result<bool, OptionError> {
+        match self.raw(key)? {
+            Raw::Missing | Raw::Null => Ok(false),
+            Raw::Bool(b) => Ok(b),
+            other => Err(self.invalid(key, &format!("must be a boolean, got {}", other.type_name()))),
+        }
+    }
+
+    /// A required non-empty string.
+    fn string(&self, key: &str) -> Result<String, OptionError> {
+        match self.raw(key)? {
+            Raw::Str(s) if !s.is_empty() => Ok(s),
+            other => Err(self.invalid(key, &format!("must be a non-empty string, got {}", other.type_name()))),
+        }
+    }
+
+    /// An optional string (`None` when absent or null).
+    fn opt_string(&self, key: &str) -> Result<Option<String>, OptionError> {
+        match self.raw(key)? {
+            Raw::Missing | Raw::Null => Ok(None),
+            Raw::Str(s) => Ok(Some(s)),
+            other => Err(self.invalid(key, &format!("must be a string, got {}", other.type_name()))),
+        }
+    }
+
+    /// An optional string that must be one of `choices` (`None` when absent or null).
+    fn choice(&self, key: &str, choices: &[&'static str]) -> Result<Option<&'static str>, OptionError> {
+        let r = self.raw(key)?;
+        if let Raw::Str(s) = &r {
+            if let Some(c) = choices.iter().find(|c| **c == s.as_str()) {
+                return Ok(Some(c));
+            }
+        } else if matches!(r, Raw::Missing | Raw::Null) {
+            return Ok(None);
+        }
+        let list = choices
+            .iter()
+            .map(|c| format!("\"{c}\""))
+            .collect::<Vec<_>>()
+            .join(", ");
+        Err(self.invalid(key, &format!("must be one of {list}, got {}", describe_choice(&r))))
+    }
+
+    /// An optional number within `[lo, hi]`; `also` is one more accepted value and its meaning
+    /// (0: off, Infinity: unlimited). Strings are refused, numeric ones too.
+    fn number(&self, key: &str, (lo, hi): (u64, u64), also: Option<(f64, &str)>) -> Result<Option<f64>, OptionError> {
+        let r = self.raw(key)?;
+        match r {
+            Raw::Missing | Raw::Null => Ok(None),
+            Raw::Num(n) if (lo as f64..=hi as f64).contains(&n) => Ok(Some(n)),
+            Raw::Num(n) if also.is_some_and(|(v, _)| v == n) => Ok(Some(n)),
+            _ => {
+                let range = format!("a number between {lo} and {hi}");
+                let want = match also {
+                    Some((0.0, meaning)) => format!("0 ({meaning}) or {range}"),
+                    Some((_, meaning)) => format!("{range}, or Infinity ({meaning})"),
+                    None => range,
+                };
+                Err(self.invalid(key, &format!("must be {want}, got {}", got(&r, lo, hi))))
+            }
+        }
+    }
+
+    /// Milliseconds (fractions dropped), or `default` when absent.
+    fn ms(&self, key: &str, range: (u64, u64), also: Option<(f64, &str)>, default: u64) -> Result<u64, OptionError> {
+        Ok(self.number(key, range, also)?.map_or(default, |n| n as u64))
+    }
+
+    /// A nested object: `Some` for an object, `None` when absent or null; `want` says what it
+    /// must be otherwise.
+    fn child(&self, key: &str, want: &str) -> Result<Option<Reader<O>>, OptionError> {
+        match self.get(key)? {
+            Field::Object(o) => Ok(Some(Reader {
+                obj: Some(o),
+                path: self.field_name(key),
+            })),
+            Field::Value(Raw::Missing | Raw::Null) => Ok(None),
+            Field::Value(other) => Err(self.invalid(key, &format!("must be {want}, got {}", other.type_name()))),
+            Field::Threw => Ok(None), // not reached: `get` reports it
+        }
+    }
+
+    /// A checked URL (`invalid_url` / `insecure_url` name the field too).
+    fn url(&self, key: &str, kind: url::Kind, allow_insecure: bool, want: &str) -> Result<String, OptionError> {
+        let text = match self.raw(key)? {
+            Raw::Str(s) if !s.is_empty() => s,
+            other => return Err(self.invalid(key, &format!("must be {want}, got {}", other.type_name()))),
+        };
+        url::check(&text, kind, allow_insecure).map_err(|c| {
+            let f = self.field_name(key);
+            err(c, &f, format!("options.{f}: {}", c.describe()))
+        })
+    }
+}
+
+/// The root `options` argument: an object, or (`allow_absent`) undefined/null for all defaults.
+fn root<O: Obj>(options: Field<O>, allow_absent: bool, want: &str) -> Result<Reader<O>, OptionError> {
+    match options {
+        Field::Object(o) => Ok(Reader::root(Some(o))),
+        Field::Value(Raw::Missing | Raw::Null) if allow_absent => Ok(Reader::root(None)),
+        Field::Value(r) => Err(err(
+            Code::InvalidOptions,
+            "",
+            format!("options must be {want}, got {}", r.type_name()),
+        )),
+        Field::Threw => Err(err(Code::InvalidOptions, "", "options could not be read".into())),
+    }
+}
+
+/// supabase-js's storage key for a project URL: `sb-${new URL(url).hostname.split(".")[0]}-auth-token`.
+fn supabase_key(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
+    let hostport = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = if hostport.starts_with('[') {
+        &hostport[..hostport.find(']').map_or(hostport.len(), |i| i + 1)]
+    } else {
+        hostport.split(':').next().unwrap_or("")
+    };
+    let first = host.split('.').next().unwrap_or("");
+    format!("sb-{}-auth-token", first.to_ascii_lowercase())
+}
+
+const REFRESH_SHAPE: &str = "an object like { kind: \"supabase\", url, apiKey }";
+
+impl AuthOptions {
+    /// Reads `new AuthSession(options)`'s options (`undefined`/`null`: all defaults). The
+    /// `session` field is not read here: the session reader validates it.
+    pub fn read<O: Obj>(options: Field<O>) -> Result<AuthOptions, OptionError> {
+        let r = root(options, true, "an object")?;
+        let allow_insecure = r.bool("allowInsecure")?;
+        let debug = r.bool("debug")?;
+        let source = match r.child("refresh", REFRESH_SHAPE)? {
+            None => None,
+            Some(s) => Some(read_source(&s, allow_insecure)?),
+        };
+        let mut policy = Policy::default();
+        if let Some(n) = r.number("marginSeconds", bounds::MARGIN_SECONDS, None)? {
+            policy.margin_ms = (n * 1000.0) as u64;
+        }
+        let storage = match r.choice("storage", &["memory", "local", "session"])? {
+            Some("local") => StorageKind::Local,
+            Some("session") => StorageKind::Session,
+            _ => StorageKind::Memory,
+        };
+        let cross_tab = r.bool("crossTab")?;
+        let storage_key = match r.opt_string("storageKey")?.as_deref() {
+            None => DEFAULT_STORAGE_KEY.to_owned(),
+            Some("supabase") => match source.as_ref().and_then(SourceSpec::gotrue_url) {
+                Some(url) => supabase_key(url),
+                None => {
+                    return Err(r.invalid(
+                        "storageKey",
+                        "\"supabase\" needs a supabase or password (gotrue) refresh source",
+                    ))
+                }
+            },
+            Some("") => return Err(r.invalid("storageKey", "must not be empty")),
+            Some(k) => k.to_owned(),
+        };
+        Ok(AuthOptions {
+            policy,
+            source,
+            storage,
+            storage_key,
+            cross_tab,
+            debug,
+            allow_insecure,
+        })
+    }
+}
+
+fn read_source<O: Obj>(s: &Reader<O>, allow_insecure: bool) -> Result<SourceSpec, OptionError> {
+    let url = |s: &Reader<O>| s.url("url", url::Kind::Http, allow_insecure, "an http(s) URL string");
+    let kinds = ["supabase", "password", "broker", "callback"];
+    let Some(kind) = s.choice("kind", &kinds)? else {
+        let got = s.raw("kind")?;
+        return Err(s.invalid(
+            "kind",
+            &format!(
+                "must be one of \"supabase\", \"password\", \"broker\", \"callback\", got {}",
+                got.type_name()
+            ),
+        ));
+    };
+    Ok(match kind {
+        "supabase" => SourceSpec::Supabase {
+            url: url(s)?,
+            api_key: Secret::new(s.string("apiKey")?),
+        },
+        "password" => {
+            let plain = s.choice("endpoint", &["gotrue", "plain"])? == Some("plain");
+            SourceSpec::Password {
+                url: url(s)?,
+                api_key: Secret::new(s.opt_string("apiKey")?.unwrap_or_default()),
+                email: s.string("email")?,
+                password: Secret::new(s.string("password")?),
+                plain,
+            }
+        }
+        "broker" => SourceSpec::Broker {
+            url: url(s)?,
+            scope: s.string("scope")?,
+            user_id: s.string("userId")?,
+        },
+        _ => match s.raw("fn")? {
+            Raw::Other("function") => SourceSpec::Callback,
+            other => {
+                return Err(s.invalid(
+                    "fn",
+                    &format!("must be a function returning a session, got {}", other.type_name()),
+                ))
+            }
+        },
+    })
+}
+
+const RECONNECT_SHAPE: &str = "false or { minDelayMs, maxDelayMs, factor, maxRetries }";
+
+/// The reconnect backoff when `reconnect` is an object that leaves some fields out
+/// (the same as `Config::new`'s).
+const DEFAULT_RECONNECT: Backoff = Backoff {
+    base_ms: 1_000,
+    factor_pct: 130,
+    max_ms: 10_000,
+};
+
+impl ChatOptions {
+    /// Reads `new ChatSocket(options)`'s options. `client_id` and `seed` are the shell's random
+    /// message-id prefix and jitter seed.
+    pub fn read<O: Obj>(options: Field<O>, client_id: String, seed: u64) -> Result<ChatOptions, OptionError> {
+        let r = root(options, false, "an object with at least url and auth")?;
+        let allow_insecure = r.bool("allowInsecure")?;
+        let url = r.url("url", url::Kind::Ws, allow_insecure, "a ws:// or wss:// URL string")?;
+        let protocol = match r.choice("protocol", &["token-per-message", "auth-handshake"])? {
+            Some("auth-handshake") => Protocol::AuthHandshake,
+            _ => Protocol::TokenPerMessage,
+        };
+        let mut cfg = Config::new(protocol, client_id, seed);
+        if protocol == Protocol::AuthHandshake {
+            cfg.auth_type = read_handshake(&r)?;
+        }
+        let needs_auth = protocol == Protocol::TokenPerMessage || cfg.auth_type.uses_token();
+        let has_auth = match r.raw("auth")? {
+            Raw::Missing | Raw::Null if needs_auth => {
+                return Err(r.invalid("auth", "must be an AuthSession (it supplies the token)"))
+            }
+            Raw::Missing | Raw::Null => false,
+            Raw::Other("object") => true,
+            other => return Err(r.invalid("auth", &format!("must be an AuthSession, got {}", other.type_name()))),
+        };
+        let session_id = r.opt_string("sessionId")?;
+        let token_field = match r.raw("tokenField")? {
+            Raw::Missing | Raw::Null => "auth_token".to_owned(),
+            Raw::Str(s) if !s.is_empty() => s,
+            other => {
+                return Err(r.invalid(
+                    "tokenField",
+                    &format!("must be a non-empty string, got {}", other.type_name()),
+                ))
+            }
+        };
+        cfg.ack = r.bool("ack")?;
+        let max_queued = r.ms("maxQueued", bounds::MAX_QUEUED, None, cfg.max_queued as u64)?;
+        cfg.max_queued = usize::try_from(max_queued).unwrap_or(usize::MAX);
+        cfg.heartbeat_ms = r.ms(
+            "heartbeatMs",
+            bounds::HEARTBEAT_MS,
+            Some((0.0, "off")),
+            cfg.heartbeat_ms,
+        )?;
+        cfg.connect_timeout_ms = r.ms(
+            "connectTimeoutMs",
+            bounds::CONNECT_TIMEOUT_MS,
+            None,
+            cfg.connect_timeout_ms,
+        )?;
+        match r.get("reconnect")? {
+            Field::Value(Raw::Bool(false)) => cfg.reconnect = None,
+            Field::Value(Raw::Missing | Raw::Null | Raw::Bool(true)) => {}
+            Field::Object(o) => {
+                let rc = Reader {
+                    obj: Some(o),
+                    path: "reconnect".into(),
+                };
+                let d = cfg.reconnect.unwrap_or(DEFAULT_RECONNECT);
+                let min = rc.ms("minDelayMs", bounds::DELAY_MS, None, d.base_ms)?;
+                let max = rc.ms("maxDelayMs", bounds::DELAY_MS, None, d.max_ms)?.max(min);
+                let factor_pct = rc
+                    .number("factor", bounds::FACTOR, None)?
+                    .map_or(d.factor_pct, |f| (f * 100.0) as u64);
+                cfg.reconnect = Some(Backoff {
+                    base_ms: min,
+                    factor_pct,
+                    max_ms: max,
+                });
+                cfg.max_retries = rc
+                    .number("maxRetries", bounds::MAX_RETRIES, Some((f64::INFINITY, "unlimited")))?
+                    .filter(|n| n.is_finite())
+                    .map(|n| n as u32);
+            }
+            Field::Value(other) => {
+                return Err(r.invalid(
+                    "reconnect",
+                    &format!("must be {RECONNECT_SHAPE}, got {}", other.type_name()),
+                ))
+            }
+            Field::Threw => {} // not reached: `get` reports it
+        }
+        Ok(ChatOptions {
+            url,
+            config: cfg,
+            has_auth,
+            session_id,
+            token_field,
+            handshake: protocol == Protocol::AuthHandshake,
+            allow_insecure,
+        })
+    }
+}
+
+/// `options.handshake` (auth-handshake only): its auth type, with the fields that type needs.
+fn read_handshake<O: Obj>(r: &Reader<O>) -> Result<AuthType, OptionError> {
+    let h = r
+        .child("handshake", "an object like { auth_type: \"api_key\", api_key }")?
+        .unwrap_or(Reader {
+            obj: None,
+            path: "handshake".into(),
+        });
+    let names = ["bearer_token", "basic_auth", "api_key", "oauth2", "custom"];
+    let name = h.choice("auth_type", &names)?.unwrap_or("bearer_token");
+    let t = AuthType::parse(name).unwrap_or(AuthType::BearerToken);
+    for (field, object) in t.required() {
+        let ok = match h.get(field)? {
+            Field::Object(_) => *object,
+            Field::Value(Raw::Str(s)) => !*object && !s.is_empty(),
+            _ => false,
+        };
+        if !ok {
+            let want = if *object { "an object" } else { "a non-empty string" };
+            return Err(h.invalid(field, &format!("must be {want} for auth_type {name}")));
+        }
+    }
+    Ok(t)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    /// A JS-shaped value for the tests' [`Obj`].
+    #[derive(Clone)]
+    enum V {
+        Raw(Raw),
+        Obj(Map),
+        /// A getter that throws.
+        Throws,
+    }
+
+    #[derive(Clone, Default)]
+    struct Map(BTreeMap<String, V>);
+
+    impl Obj for Map {
+        fn field(&self, key: &str) -> Field<Map> {
+            match self.0.get(key) {
+                None => Field::Value(Raw::Missing),
+                Some(V::Raw(r)) => Field::Value(r.clone()),
+                Some(V::Obj(m)) => Field::Object(m.clone()),
+                Some(V::Throws) => Field::Threw,
+            }
+        }
+    }
+
+    fn n(x: f64) -> V {
+        V::Raw(Raw::Num(x))
+    }
+    fn s(x: &str) -> V {
+        V::Raw(Raw::Str(x.into()))
+    }
+    fn b(x: bool) -> V {
+        V::Raw(Raw::Bool(x))
+    }
+    fn func() -> V {
+        V::Raw(Raw::Other("function"))
+    }
+    fn o(pairs: &[(&str, V)]) -> V {
+        V::Obj(Map(pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()))
+    }
+    /// `pairs` with `path` (dotted) set to `v`, creating nested objects.
+    fn with(base: &V, path: &str, v: V) -> V {
+        let V::Obj(Map(mut m)) = base.clone() else {
+            panic!("not an object")
+        };
+        match path.split_once('.') {
+            None => {
+                m.insert(path.into(), v);
+            }
+            Some((head, tail)) => {
+                let inner = m.get(head).cloned().unwrap_or_else(|| o(&[]));
+                m.insert(head.into(), with(&inner, tail, v));
+            }
+        }
+        V::Obj(Map(m))
+    }
+    fn field(v: &V) -> Field<Map> {
+        match v {
+            V::Raw(r) => Field::Value(r.clone()),
+            V::Obj(m) => Field::Object(m.clone()),
+            V::Throws => Field::Threw,
+        }
+    }
+    fn auth(v: &V) -> Result<AuthOptions, OptionError> {
+        AuthOptions::read(field(v))
+    }
+    fn chat(v: &V) -> Result<ChatOptions, OptionError> {
+        ChatOptions::read(field(v), "c1".into(), 7)
+    }
+    /// The smallest valid chat options.
+    fn chat_base() -> V {
+        o(&[("url", s("wss://chat.example.com/ws")), ("auth", o(&[]))])
+    }
+    fn supabase() -> V {
+        o(&[
+            ("kind", s("supabase")),
+            ("url", s("https://abcdef.supabase.co/")),
+            ("apiKey", s("anon-key-SECRET")),
+        ])
+    }
+
+    #[test]
+    fn auth_defaults_equal_todays() {
+        for v in [V::Raw(Raw::Missing), V::Raw(Raw::Null), o(&[])] {
+            let a = auth(&v).unwrap();
+            assert_eq!(
+                a,
+                AuthOptions {
+                    policy: Policy::default(),
+                    source: None,
+                    storage: StorageKind::Memory,
+                    storage_key: "authwire.session".into(),
+                    cross_tab: false,
+                    debug: false,
+                    allow_insecure: false,
+                }
+            );
+            assert_eq!(a.policy.margin_ms, 60_000);
+        }
+        let e = auth(&s("nope")).unwrap_err();
+        assert_eq!((e.code, e.field.as_str()), (Code::InvalidOptions, ""));
+        assert_eq!(e.message, "options must be an object, got string");
+        assert!(auth(&V::Throws).is_err());
+    }
+
+    #[test]
+    fn chat_defaults_equal_todays() {
+        for v in [
+            chat_base(),
+            with(&chat_base(), "reconnect", o(&[])),
+            with(&chat_base(), "reconnect", b(true)),
+        ] {
+            let c = chat(&v).unwrap();
+            let cfg = &c.config;
+            assert_eq!(c.url, "wss://chat.example.com/ws");
+            assert!(c.has_auth && !c.handshake && !c.allow_insecure);
+            assert_eq!(c.session_id, None);
+            assert_eq!(c.token_field, "auth_token");
+            assert_eq!(cfg.protocol, Protocol::TokenPerMessage);
+            assert!(!cfg.ack);
+            assert_eq!(cfg.max_queued, 1_000);
+            assert_eq!(cfg.heartbeat_ms, 0);
+            assert_eq!(cfg.connect_timeout_ms, 10_000);
+            assert_eq!(cfg.reconnect, Some(DEFAULT_RECONNECT));
+            assert_eq!(cfg.max_retries, None);
+            assert_eq!((cfg.client_id.as_str(), cfg.seed), ("c1", 7));
+            let d = Config::new(Protocol::TokenPerMessage, String::new(), 0);
+            assert_eq!(cfg.reconnect, d.reconnect);
+        }
+        assert_eq!(
+            chat(&with(&chat_base(), "reconnect", b(false)))
+                .unwrap()
+                .config
+                .reconnect,
+            None
+        );
+        for bad in [V::Raw(Raw::Missing), V::Raw(Raw::Null), s("wss://x")] {
+            let e = chat(&bad).unwrap_err();
+            assert!(
+                e.message
+                    .starts_with("options must be an object with at least url and auth"),
+                "{}",
+                e.message
+            );
+        }
+    }
+
+    /// Every number option: (options without it, its path, its range, extra accepted value).
+    type NumberOption = (bool, V, &'static str, (u64, u64), Option<f64>);
+
+    fn number_options() -> Vec<NumberOption> {
+        let auth_base = o(&[]);
+        vec![
+            (true, auth_base, "marginSeconds", bounds::MARGIN_SECONDS, None),
+            (false, chat_base(), "maxQueued", bounds::MAX_QUEUED, None),
+            (false, chat_base(), "heartbeatMs", bounds::HEARTBEAT_MS, Some(0.0)),
+            (false, chat_base(), "connectTimeoutMs", bounds::CONNECT_TIMEOUT_MS, None),
+            (false, chat_base(), "reconnect.minDelayMs", bounds::DELAY_MS, None),
+            (false, chat_base(), "reconnect.maxDelayMs", bounds::DELAY_MS, None),
+            (false, chat_base(), "reconnect.factor", bounds::FACTOR, None),
+            (
+                false,
+                chat_base(),
+                "reconnect.maxRetries",
+                bounds::MAX_RETRIES,
+                Some(f64::INFINITY),
+            ),
+        ]
+    }
+
+    fn read_err(is_auth: bool, v: &V) -> Option<OptionError> {
+        if is_auth {
+            auth(v).err()
+        } else {
+            chat(v).err()
+        }
+    }
+
+    #[test]
+    fn every_number_option_refuses_nan_infinity_negative_huge_and_strings() {
+        for (is_auth, base, path, (lo, hi), also) in number_options() {
+            let bads = [
+                (n(f64::NAN), "NaN".to_string()),
+                (n(f64::INFINITY), "Infinity".into()),
+                (n(f64::NEG_INFINITY), "-Infinity".into()),
+                (n(-1.0), "-1".into()),
+                (n(1e300), format!("a number above {hi}")),
+                (n(hi as f64 + 0.5), format!("a number above {hi}")),
+                (s("5000"), "string".into()),
+                (b(true), "boolean".into()),
+                (o(&[]), "object".into()),
+            ];
+            for (bad, shown) in bads {
+                if let (Some(a), V::Raw(Raw::Num(x))) = (also, &bad) {
+                    if a == *x {
+                        continue;
+                    }
+                }
+                let e = read_err(is_auth, &with(&base, path, bad.clone()))
+                    .unwrap_or_else(|| panic!("{path} = {shown} was accepted"));
+                assert_eq!(e.code, Code::InvalidOptions, "{path}");
+                assert_eq!(e.field, path);
+                assert!(
+                    e.message.starts_with(&format!("options.{path} must be "))
+                        && e.message.contains(&format!("a number between {lo} and {hi}"))
+                        && e.message.ends_with(&format!(", got {shown}")),
+                    "{path}: {}",
+                    e.message
+                );
+            }
+            // Missing and null read as the default; both ends of the range are accepted.
+            for ok in [V::Raw(Raw::Missing), V::Raw(Raw::Null), n(lo as f64), n(hi as f64)] {
+                assert!(read_err(is_auth, &with(&base, path, ok)).is_none(), "{path}");
+            }
+            if lo > 0 {
+                assert!(
+                    read_err(is_auth, &with(&base, path, n(lo as f64 - 1.0))).is_some(),
+                    "{path} below"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_documented_message_shape() {
+        let e = chat(&with(&chat_base(), "reconnect.minDelayMs", n(f64::NAN))).unwrap_err();
+        assert_eq!(
+            e.message,
+            "options.reconnect.minDelayMs must be a number between 0 and 3600000, got NaN"
+        );
+        let e = chat(&with(&chat_base(), "heartbeatMs", n(50.0))).unwrap_err();
+        assert_eq!(
+            e.message,
+            "options.heartbeatMs must be 0 (off) or a number between 100 and 600000, got 50"
+        );
+        let e = chat(&with(&chat_base(), "reconnect.maxRetries", n(-2.0))).unwrap_err();
+        assert_eq!(
+            e.message,
+            "options.reconnect.maxRetries must be a number between 0 and 1000000000, or Infinity (unlimited), got -2"
+        );
+        let e = auth(&o(&[("marginSeconds", n(-0.5))])).unwrap_err();
+        assert!(e.message.ends_with("got a number below 0"), "{}", e.message);
+    }
+
+    #[test]
+    fn numbers_in_range_are_converted() {
+        let a = auth(&o(&[("marginSeconds", n(1.5))])).unwrap();
+        assert_eq!(a.policy.margin_ms, 1_500);
+        let a = auth(&o(&[("marginSeconds", n(86_400.0))])).unwrap();
+        assert_eq!(a.policy.margin_ms, 86_400_000);
+        let v = with(
+            &with(
+                &with(&chat_base(), "heartbeatMs", n(25_000.9)),
+                "maxQueued",
+                n(200_000.0),
+            ),
+            "reconnect",
+            o(&[
+                ("minDelayMs", n(500.0)),
+                ("maxDelayMs", n(100.0)),
+                ("factor", n(1.5)),
+                ("maxRetries", n(5.0)),
+            ]),
+        );
+        let c = chat(&v).unwrap().config;
+        assert_eq!(c.heartbeat_ms, 25_000);
+        assert_eq!(c.max_queued, 200_000);
+        assert_eq!(
+            c.reconnect,
+            Some(Backoff {
+                base_ms: 500,
+                factor_pct: 150,
+                max_ms: 500
+            }),
+            "maxDelayMs is raised to minDelayMs"
+        );
+        assert_eq!(c.max_retries, Some(5));
+        let c = chat(&with(&chat_base(), "reconnect.maxRetries", n(f64::INFINITY))).unwrap();
+        assert_eq!(c.config.max_retries, None, "Infinity: unlimited");
+        let c = chat(&with(&chat_base(), "heartbeatMs", n(0.0))).unwrap();
+        assert_eq!(c.config.heartbeat_ms, 0, "0: off");
+        let c = chat(&with(&chat_base(), "reconnect.minDelayMs", n(3_600_000.0))).unwrap();
+        assert_eq!(c.config.reconnect.unwrap().max_ms, 3_600_000);
+    }
+
+    #[test]
+    fn every_enum_and_boolean_option_refuses_a_wrong_value() {
+        let sb = o(&[("refresh", supabase())]);
+        let password = o(&[
+            ("kind", s("password")),
+            ("url", s("https://x.supabase.co")),
+            ("email", s("a@b.c")),
+            ("password", s("hunter2-SECRET")),
+        ]);
+        let hs = with(&chat_base(), "protocol", s("auth-handshake"));
+        let cases: Vec<(bool, V, &str)> = vec![
+            (true, o(&[("storage", s("cookie"))]), "storage"),
+            (true, o(&[("storage", n(1.0))]), "storage"),
+            (true, o(&[("refresh", o(&[("kind", s("magic"))]))]), "refresh.kind"),
+            (true, o(&[("refresh", o(&[("kind", n(1.0))]))]), "refresh.kind"),
+            (true, o(&[("refresh", o(&[]))]), "refresh.kind"),
+            (
+                true,
+                o(&[("refresh", with(&password, "endpoint", s("soap")))]),
+                "refresh.endpoint",
+            ),
+            (
+                true,
+                o(&[("refresh", o(&[("kind", s("callback")), ("fn", s("f"))]))]),
+                "refresh.fn",
+            ),
+            (true, o(&[("refresh", o(&[("kind", s("callback"))]))]), "refresh.fn"),
+            (true, o(&[("allowInsecure", s("true"))]), "allowInsecure"),
+            (true, o(&[("debug", n(1.0))]), "debug"),
+            (true, o(&[("crossTab", s("yes"))]), "crossTab"),
+            (true, with(&sb, "storageKey", n(3.0)), "storageKey"),
+            (false, with(&chat_base(), "protocol", s("sse")), "protocol"),
+            (false, with(&chat_base(), "protocol", n(5.0)), "protocol"),
+            (false, with(&chat_base(), "ack", s("true")), "ack"),
+            (false, with(&chat_base(), "allowInsecure", n(1.0)), "allowInsecure"),
+            (false, with(&chat_base(), "reconnect", s("yes")), "reconnect"),
+            (false, with(&chat_base(), "tokenField", s("")), "tokenField"),
+            (false, with(&chat_base(), "sessionId", n(1.0)), "sessionId"),
+            (
+                false,
+                with(&hs, "handshake.auth_type", s("kerberos")),
+                "handshake.auth_type",
+            ),
+            (false, with(&hs, "handshake.auth_type", n(1.0)), "handshake.auth_type"),
+        ];
+        for (is_auth, v, path) in cases {
+            let e = read_err(is_auth, &v).unwrap_or_else(|| panic!("{path} accepted"));
+            assert_eq!(
+                (e.code, e.field.as_str()),
+                (Code::InvalidOptions, path),
+                "{}",
+                e.message
+            );
+            assert!(e.message.starts_with(&format!("options.{path} ")), "{}", e.message);
+        }
+        // The valid values.
+        for (v, kind) in [
+            ("memory", StorageKind::Memory),
+            ("local", StorageKind::Local),
+            ("session", StorageKind::Session),
+        ] {
+            assert_eq!(auth(&o(&[("storage", s(v))])).unwrap().storage, kind);
+        }
+        let a = auth(&o(&[
+            ("refresh", with(&password, "endpoint", s("plain"))),
+            ("debug", b(true)),
+        ]))
+        .unwrap();
+        assert!(a.debug && matches!(a.source, Some(SourceSpec::Password { plain: true, .. })));
+        let a = auth(&o(&[("refresh", o(&[("kind", s("callback")), ("fn", func())]))])).unwrap();
+        assert_eq!(a.source, Some(SourceSpec::Callback));
+        assert!(a.source.unwrap().bootstraps());
+    }
+
+    #[test]
+    fn nested_objects_missing_or_of_the_wrong_type() {
+        assert_eq!(auth(&o(&[("refresh", V::Raw(Raw::Null))])).unwrap().source, None);
+        let e = auth(&o(&[("refresh", s("supabase"))])).unwrap_err();
+        assert_eq!(e.field, "refresh");
+        assert!(e.message.contains("must be an object like"), "{}", e.message);
+        let e = auth(&o(&[("refresh", o(&[("kind", s("supabase"))]))])).unwrap_err();
+        assert_eq!(
+            e.message,
+            "options.refresh.url must be an http(s) URL string, got undefined"
+        );
+        let e = auth(&o(&[("refresh", with(&supabase(), "apiKey", V::Raw(Raw::Missing)))])).unwrap_err();
+        assert_eq!(e.field, "refresh.apiKey");
+        let hs = with(&chat_base(), "protocol", s("auth-handshake"));
+        let c = chat(&hs).unwrap();
+        assert!(c.handshake && c.config.auth_type == AuthType::BearerToken);
+        let e = chat(&with(&hs, "handshake", s("x"))).unwrap_err();
+        assert_eq!(e.field, "handshake");
+        let e = chat(&with(&chat_base(), "auth", s("x"))).unwrap_err();
+        assert_eq!(e.field, "auth");
+        let e = chat(&with(&chat_base(), "url", V::Raw(Raw::Missing))).unwrap_err();
+        assert_eq!(
+            e.message,
+            "options.url must be a ws:// or wss:// URL string, got undefined"
+        );
+    }
+
+    #[test]
+    fn the_handshake_needs_its_credentials_and_maybe_no_auth() {
+        let hs = with(&chat_base(), "protocol", s("auth-handshake"));
+        let no_auth = with(&hs, "auth", V::Raw(Raw::Missing));
+        let e = chat(&no_auth).unwrap_err();
+        assert_eq!(e.message, "options.auth must be an AuthSession (it supplies the token)");
+        let api = with(
+            &no_auth,
+            "handshake",
+            o(&[("auth_type", s("api_key")), ("api_key", s("k-SECRET"))]),
+        );
+        let c = chat(&api).unwrap();
+        assert!(!c.has_auth);
+        assert_eq!(c.config.auth_type, AuthType::ApiKey);
+        let e = chat(&with(
+            &no_auth,
+            "handshake",
+            o(&[("auth_type", s("basic_auth")), ("username", s("u"))]),
+        ))
+        .unwrap_err();
+        assert_eq!(
+            e.message,
+            "options.handshake.password must be a non-empty string for auth_type basic_auth"
+        );
+        let e = chat(&with(
+            &no_auth,
+            "handshake",
+            o(&[("auth_type", s("custom")), ("custom_headers", s("h"))]),
+        ))
+        .unwrap_err();
+        assert_eq!(e.field, "handshake.custom_headers");
+        let ok = with(
+            &no_auth,
+            "handshake",
+            o(&[("auth_type", s("custom")), ("custom_headers", o(&[]))]),
+        );
+        assert_eq!(chat(&ok).unwrap().config.auth_type, AuthType::Custom);
+        let e = chat(&with(&chat_base(), "auth", V::Raw(Raw::Null))).unwrap_err();
+        assert_eq!(e.field, "auth", "token-per-message always needs the session");
+    }
+
+    #[test]
+    fn urls_keep_their_codes_and_name_the_field() {
+        let e = auth(&o(&[(
+            "refresh",
+            with(&supabase(), "url", s("http://auth.example.com")),
+        )]))
+        .unwrap_err();
+        assert_eq!((e.code, e.field.as_str()), (Code::InsecureUrl, "refresh.url"));
+        assert!(e.message.starts_with("options.refresh.url: "));
+        let ok = o(&[
+            ("refresh", with(&supabase(), "url", s("http://auth.example.com"))),
+            ("allowInsecure", b(true)),
+        ]);
+        assert!(auth(&ok).is_ok());
+        let e = auth(&o(&[("refresh", with(&supabase(), "url", s("not a url")))])).unwrap_err();
+        assert_eq!((e.code, e.field.as_str()), (Code::InvalidUrl, "refresh.url"));
+        let e = chat(&with(&chat_base(), "url", s("ws://chat.example.com/ws"))).unwrap_err();
+        assert_eq!((e.code, e.field.as_str()), (Code::InsecureUrl, "url"));
+        let e = chat(&with(&chat_base(), "url", s("https://chat.example.com/ws"))).unwrap_err();
+        assert_eq!(e.code, Code::InvalidUrl);
+        let c = chat(&with(
+            &with(&chat_base(), "url", s("ws://chat.example.com/ws")),
+            "allowInsecure",
+            b(true),
+        ))
+        .unwrap();
+        assert!(c.allow_insecure);
+        let a = auth(&o(&[("refresh", supabase())])).unwrap();
+        assert_eq!(
+            a.source.as_ref().and_then(SourceSpec::gotrue_url),
+            Some("https://abcdef.supabase.co")
+        );
+    }
+
+    #[test]
+    fn the_storage_key() {
+        let key = |v: V| auth(&v).map(|a| a.storage_key);
+        let sb = o(&[("refresh", supabase()), ("storageKey", s("supabase"))]);
+        assert_eq!(key(sb).unwrap(), "sb-abcdef-auth-token");
+        let odd = with(&supabase(), "url", s("https://user:pw@ABC.supabase.co:443/x"));
+        assert_eq!(
+            key(o(&[("refresh", odd), ("storageKey", s("supabase"))])).unwrap(),
+            "sb-abc-auth-token"
+        );
+        let gotrue = o(&[
+            ("kind", s("password")),
+            ("url", s("http://127.0.0.1:8787")),
+            ("email", s("a@b.c")),
+            ("password", s("p")),
+        ]);
+        assert_eq!(
+            key(o(&[("refresh", gotrue.clone()), ("storageKey", s("supabase"))])).unwrap(),
+            "sb-127-auth-token"
+        );
+        for no_gotrue in [
+            o(&[("storageKey", s("supabase"))]),
+            o(&[
+                ("refresh", with(&gotrue, "endpoint", s("plain"))),
+                ("storageKey", s("supabase")),
+            ]),
+            o(&[
+                ("refresh", o(&[("kind", s("callback")), ("fn", func())])),
+                ("storageKey", s("supabase")),
+            ]),
+        ] {
+            let e = key(no_gotrue).unwrap_err();
+            assert_eq!(e.field, "storageKey");
+            assert!(e.message.contains("needs a supabase or password"), "{}", e.message);
+        }
+        assert_eq!(
+            key(o(&[("storageKey", s(""))])).unwrap_err().message,
+            "options.storageKey must not be empty"
+        );
+        assert_eq!(key(o(&[("storageKey", s("my.key"))])).unwrap(), "my.key");
+        assert_eq!(
+            key(o(&[("storageKey", V::Raw(Raw::Null))])).unwrap(),
+            "authwire.session"
+        );
+    }
+
+    #[test]
+    fn a_throwing_getter_is_reported_by_its_field() {
+        let e = auth(&o(&[("refresh", with(&supabase(), "url", V::Throws))])).unwrap_err();
+        assert_eq!((e.code, e.field.as_str()), (Code::InvalidOptions, "refresh.url"));
+        assert_eq!(e.message, "options.refresh.url could not be read (reading it threw)");
+        for path in ["heartbeatMs", "reconnect", "reconnect.factor", "url", "auth"] {
+            let e = chat(&with(&chat_base(), path, V::Throws)).unwrap_err();
+            assert_eq!(e.field, path);
+        }
+        let e = auth(&o(&[("marginSeconds", V::Throws)])).unwrap_err();
+        assert_eq!(e.field, "marginSeconds");
+    }
+
+    #[test]
+    fn secrets_never_reach_a_message_or_debug_output() {
+        let secret_strings = ["anon-key-SECRET", "hunter2-SECRET", "k-SECRET"];
+        let leaks = |text: &str| secret_strings.iter().any(|x| text.contains(x));
+        let mut messages = Vec::new();
+        // A secret typed into the wrong field, and errors after secrets were read.
+        for (path, v) in [
+            ("storage", s("anon-key-SECRET")),
+            ("storageKey", n(1.0)),
+            ("marginSeconds", s("hunter2-SECRET")),
+            ("refresh.kind", s("hunter2-SECRET")),
+            ("refresh.url", s("https://hunter2-SECRET@")),
+            ("refresh.url", s("http://x.example/?k=anon-key-SECRET")),
+        ] {
+            let base = o(&[("refresh", supabase())]);
+            messages.push(auth(&with(&base, path, v)).unwrap_err().message);
+        }
+        let hs = with(&chat_base(), "protocol", s("auth-handshake"));
+        for (path, v) in [
+            ("handshake.auth_type", s("k-SECRET")),
+            ("tokenField", n(1.0)),
+            ("url", s("ws://k-SECRET.example")),
+        ] {
+            messages.push(chat(&with(&hs, path, v)).unwrap_err().message);
+        }
+        for m in &messages {
+            assert!(!leaks(m), "secret in {m:?}");
+        }
+        let a = auth(&o(&[(
+            "refresh",
+            o(&[
+                ("kind", s("password")),
+                ("url", s("https://x.supabase.co")),
+                ("apiKey", s("anon-key-SECRET")),
+                ("email", s("a@b.c")),
+                ("password", s("hunter2-SECRET")),
+            ]),
+        )]))
+        .unwrap();
+        assert!(!leaks(&format!("{a:?}")), "{a:?}");
+    }
+}
