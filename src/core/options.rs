@@ -1114,6 +1114,78 @@ mod tests {
         assert_eq!(e.field, "marginSeconds");
     }
 
+    /// Defect: `reconnect.minDelayMs` near 8.6e9 or `heartbeatMs: Infinity` overflowed the backoff
+    /// and heartbeat arithmetic (a debug build panicked in onclose). The options now stay within
+    /// bounds, and the machine saturates even for values no option can produce.
+    #[test]
+    fn extreme_numbers_never_overflow_the_socket_machine() {
+        use super::super::socket_machine::{Input, SocketMachine};
+        let at_max = with(
+            &with(
+                &with(&chat_base(), "heartbeatMs", n(bounds::HEARTBEAT_MS.1 as f64)),
+                "connectTimeoutMs",
+                n(bounds::CONNECT_TIMEOUT_MS.1 as f64),
+            ),
+            "reconnect",
+            o(&[
+                ("minDelayMs", n(bounds::DELAY_MS.1 as f64)),
+                ("maxDelayMs", n(bounds::DELAY_MS.1 as f64)),
+                ("factor", n(bounds::FACTOR.1 as f64)),
+                ("maxRetries", n(bounds::MAX_RETRIES.1 as f64)),
+            ]),
+        );
+        let mut configs = vec![chat(&at_max).unwrap().config];
+        for v in [u64::MAX, u64::MAX - 1, u64::MAX / 2, 8_600_000_000, 1 << 33] {
+            let mut cfg = Config::new(Protocol::TokenPerMessage, "c".into(), 3);
+            cfg.heartbeat_ms = v;
+            cfg.connect_timeout_ms = v;
+            cfg.healthy_after_ms = v;
+            cfg.reconnect = Some(Backoff {
+                base_ms: v,
+                factor_pct: u64::MAX,
+                max_ms: v,
+            });
+            configs.push(cfg);
+        }
+        let times = [0, 1, 8_600_000_000, u64::MAX / 2, u64::MAX - 1, u64::MAX];
+        for cfg in configs {
+            let mut m: SocketMachine<&str> = SocketMachine::new(cfg);
+            let mut out = Vec::new();
+            m.handle(0, Input::Start, true, &mut out);
+            for &now in &times {
+                for input in [
+                    Input::Opened,
+                    Input::Timer,
+                    Input::Closed(1006),
+                    Input::Timer,
+                    Input::Online,
+                    Input::Opened,
+                    Input::Closed(4001),
+                    Input::TokenChanged,
+                    Input::Timer,
+                ] {
+                    m.handle(now, input, true, &mut out);
+                }
+                if let Some(at) = m.wake_at() {
+                    m.handle(at, Input::Timer, true, &mut out);
+                }
+            }
+        }
+        for (base, max) in [(u64::MAX, u64::MAX), (8_600_000_000, 8_600_000_000), (1, u64::MAX)] {
+            let b = Backoff {
+                base_ms: base,
+                factor_pct: u64::MAX,
+                max_ms: max,
+            };
+            for attempt in [1, 2, 64, u32::MAX] {
+                for rand in [0, 1, u32::MAX] {
+                    let d = b.delay_ms(attempt, rand);
+                    assert!(d <= max && d >= base.min(max) / 2, "{d}");
+                }
+            }
+        }
+    }
+
     #[test]
     fn secrets_never_reach_a_message_or_debug_output() {
         let secret_strings = ["anon-key-SECRET", "hunter2-SECRET", "k-SECRET"];

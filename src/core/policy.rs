@@ -63,14 +63,17 @@ impl Backoff {
     pub fn delay_ms(&self, attempt: u32, rand: u32) -> u64 {
         let mut full = self.base_ms;
         for _ in 1..attempt.min(64) {
-            full = (full.saturating_mul(self.factor_pct.max(100)) / 100).min(self.max_ms);
+            // `.max(full)`: a saturated product divided by 100 must not shrink the delay.
+            full = (full.saturating_mul(self.factor_pct.max(100)) / 100).max(full).min(self.max_ms);
             if full >= self.max_ms {
                 break;
             }
         }
         let full = full.min(self.max_ms);
         let half = full / 2;
-        half + (u64::from(rand) * (full - half)) / u64::from(u32::MAX)
+        // Saturating: a product beyond u64 only occurs for spans over 2^32 ms, where it still stays
+        // within [half, full].
+        half + u64::from(rand).saturating_mul(full - half) / u64::from(u32::MAX)
     }
 }
 

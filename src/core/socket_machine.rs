@@ -531,7 +531,7 @@ impl<P: Clone> SocketMachine<P> {
                     self.schedule_reconnect(now, Code::ConnectionLost, out);
                 }
                 Status::Open if self.cfg.heartbeat_ms > 0 => {
-                    if now >= self.last_rx.saturating_add(2 * self.cfg.heartbeat_ms) {
+                    if now >= self.last_rx.saturating_add(self.cfg.heartbeat_ms.saturating_mul(2)) {
                         self.drop_connection(4000, out);
                         self.schedule_reconnect(now, Code::HeartbeatTimeout, out);
                     } else if now >= self.next_ping {
@@ -584,7 +584,7 @@ impl<P: Clone> SocketMachine<P> {
             Status::Connecting | Status::Authenticating => Some(self.deadline),
             Status::Open if self.cfg.heartbeat_ms > 0 => Some(
                 self.next_ping
-                    .min(self.last_rx.saturating_add(2 * self.cfg.heartbeat_ms)),
+                    .min(self.last_rx.saturating_add(self.cfg.heartbeat_ms.saturating_mul(2))),
             ),
             _ => None,
         };
