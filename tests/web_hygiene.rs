@@ -105,7 +105,16 @@ async fn no_token_appears_in_console_errors_events_or_snapshots() {
     // Refreshes, then a refresh that fails with 503 and is retried.
     sleep(2_500).await;
     control(&email, &[("fail_refreshes", 1.into()), ("fail_status", 503.into())]).await;
-    sleep(3_000).await;
+    wait_for("the failed refresh", 15_000, || {
+        seen.borrow().iter().any(|t| t.contains("REFRESH_FAILED"))
+    })
+    .await;
+    wait_for("the retry after the failure", 15_000, || {
+        let seen = seen.borrow();
+        let failed = seen.iter().position(|t| t.contains("REFRESH_FAILED"));
+        failed.is_some_and(|i| seen[i..].iter().any(|t| t.contains("TOKEN_REFRESHED")))
+    })
+    .await;
     seen.borrow_mut().push(text(&chat.get_snapshot()));
 
     // Bad input that carries a real token in other fields.
