@@ -40,6 +40,16 @@ impl AuthType {
             _ => return None,
         })
     }
+    /// The `auth_type` string (the inverse of [`AuthType::parse`]).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthType::BearerToken => "bearer_token",
+            AuthType::BasicAuth => "basic_auth",
+            AuthType::ApiKey => "api_key",
+            AuthType::OAuth2 => "oauth2",
+            AuthType::Custom => "custom",
+        }
+    }
     /// The fields the auth frame must carry (besides `type` and `auth_type`), and their JS kind
     /// (`true`: an object, `false`: a non-empty string). The bearer token is stamped by the SDK.
     pub fn required(self) -> &'static [(&'static str, bool)] {

@@ -10,13 +10,12 @@ use wasm_bindgen_futures::{spawn_local, JsFuture};
 
 use crate::core::auth_machine::{Action, Answer, AuthMachine, Event, EventKind, Failure, Input, Wake};
 use crate::core::error::Code;
-use crate::core::policy::Policy;
-use crate::core::session::Raw;
+use crate::core::options::{AuthOptions, StorageKind};
 use crate::core::session::{Origin, Session};
-use crate::core::url;
 use crate::web::fetch::{global_fetch, request, Fetched, Source};
+use crate::web::options;
 use crate::web::tabs::{self, Store, TabLink, TabMessage};
-use crate::web::{self, aw_emit, aw_listen, code_error, debug, error, frozen, get, now_ms, raw, DomListener};
+use crate::web::{self, aw_emit, aw_listen, code_error, debug, error, frozen, get, now_ms, DomListener};
 
 type Settler = (Function, Function);
 
@@ -520,105 +519,6 @@ fn options_error(message: &str) -> JsValue {
     error(Code::InvalidOptions, message)
 }
 
-fn opt_bool(opts: &JsValue, key: &str) -> Result<bool, JsValue> {
-    match raw(&get(opts, key)) {
-        Raw::Missing | Raw::Null => Ok(false),
-        Raw::Bool(b) => Ok(b),
-        other => Err(options_error(&format!(
-            "options.{key} must be a boolean, got {}",
-            other.type_name()
-        ))),
-    }
-}
-
-fn opt_string(obj: &JsValue, path: &str, key: &str) -> Result<String, JsValue> {
-    match raw(&get(obj, key)) {
-        Raw::Str(s) if !s.is_empty() => Ok(s),
-        other => Err(options_error(&format!(
-            "options.{path}.{key} must be a non-empty string, got {}",
-            other.type_name()
-        ))),
-    }
-}
-
-fn parse_source(v: &JsValue, allow_insecure: bool) -> Result<Option<Source>, JsValue> {
-    if v.is_undefined() || v.is_null() {
-        return Ok(None);
-    }
-    if !v.is_object() {
-        return Err(options_error(
-            "options.refresh must be an object like { kind: \"supabase\", url, apiKey }",
-        ));
-    }
-    let checked_url = || -> Result<String, JsValue> {
-        let u = opt_string(v, "refresh", "url")?;
-        url::check(&u, url::Kind::Http, allow_insecure)
-            .map_err(|c| error(c, &format!("options.refresh.url: {}", c.describe())))
-    };
-    match get(v, "kind").as_string().as_deref() {
-        Some("supabase") => Ok(Some(Source::Supabase {
-            url: checked_url()?,
-            api_key: opt_string(v, "refresh", "apiKey")?,
-        })),
-        Some("password") => {
-            let plain = match get(v, "endpoint").as_string().as_deref() {
-                None | Some("gotrue") => false,
-                Some("plain") => true,
-                Some(_) => {
-                    return Err(options_error(
-                        "options.refresh.endpoint must be \"gotrue\" or \"plain\"",
-                    ))
-                }
-            };
-            Ok(Some(Source::Password {
-                url: checked_url()?,
-                api_key: get(v, "apiKey").as_string().unwrap_or_default(),
-                email: opt_string(v, "refresh", "email")?,
-                password: opt_string(v, "refresh", "password")?,
-                plain,
-            }))
-        }
-        Some("broker") => Ok(Some(Source::Broker {
-            url: checked_url()?,
-            scope: opt_string(v, "refresh", "scope")?,
-            user_id: opt_string(v, "refresh", "userId")?,
-        })),
-        Some("callback") => match get(v, "fn").dyn_into::<Function>() {
-            Ok(f) => Ok(Some(Source::Callback(f))),
-            Err(_) => Err(options_error(
-                "options.refresh.fn must be a function returning a session",
-            )),
-        },
-        _ => Err(options_error(
-            "options.refresh.kind must be \"supabase\", \"password\", \"broker\" or \"callback\"",
-        )),
-    }
-}
-
-/// The storage key: `storageKey`, or supabase-js's own (`sb-<project-ref>-auth-token`) when
-/// `storageKey` is `"supabase"`, or `authwire.session`.
-fn storage_key(opts: &JsValue, source: Option<&Source>) -> Result<String, JsValue> {
-    match get(opts, "storageKey").as_string().as_deref() {
-        None => Ok("authwire.session".to_owned()),
-        Some("supabase") => {
-            let url = source.and_then(Source::gotrue_url).ok_or_else(|| {
-                options_error("options.storageKey \"supabase\" needs a supabase or password refresh source")
-            })?;
-            // supabase-js: `sb-${new URL(url).hostname.split(".")[0]}-auth-token`
-            let host = url
-                .split("://")
-                .nth(1)
-                .unwrap_or("")
-                .split(['/', ':', '?'])
-                .next()
-                .unwrap_or("");
-            Ok(format!("sb-{}-auth-token", host.split('.').next().unwrap_or("")))
-        }
-        Some("") => Err(options_error("options.storageKey must not be empty")),
-        Some(k) => Ok(k.to_owned()),
-    }
-}
-
 fn session_error(e: &crate::core::session::SessionError) -> JsValue {
     error(Code::InvalidSession, &e.to_string())
 }
@@ -776,35 +676,18 @@ impl AuthSession {
     pub fn new(
         #[wasm_bindgen(unchecked_param_type = "AuthSessionOptions")] options: JsValue,
     ) -> Result<AuthSession, JsValue> {
-        let opts = if options.is_undefined() || options.is_null() {
-            Object::new().into()
-        } else {
-            options
+        let read = AuthOptions::read(options::field(options.clone())).map_err(|e| options::option_error(&e))?;
+        let source = match read.source {
+            Some(spec) => Some(options::source(spec, &options)?),
+            None => None,
         };
-        if !opts.is_object() {
-            return Err(options_error("options must be an object"));
-        }
-        let allow_insecure = opt_bool(&opts, "allowInsecure")?;
-        let debug_on = opt_bool(&opts, "debug")?;
-        let source = parse_source(&get(&opts, "refresh"), allow_insecure)?;
-        let mut policy = Policy::default();
-        match raw(&get(&opts, "marginSeconds")) {
-            Raw::Missing | Raw::Null => {}
-            Raw::Num(n) if n.is_finite() && n >= 0.0 => policy.margin_ms = (n * 1000.0) as u64,
-            _ => return Err(options_error("options.marginSeconds must be a non-negative number")),
-        }
-        let storage_kind = match get(&opts, "storage").as_string().as_deref() {
-            None | Some("memory") => None,
-            Some("local") => Some("local"),
-            Some("session") => Some("session"),
-            Some(_) => {
-                return Err(options_error(
-                    "options.storage must be \"memory\", \"local\" or \"session\"",
-                ))
-            }
+        let (policy, debug_on, cross_tab, key) = (read.policy, read.debug, read.cross_tab, read.storage_key);
+        let storage_kind = match read.storage {
+            StorageKind::Memory => None,
+            StorageKind::Local => Some("local"),
+            StorageKind::Session => Some("session"),
         };
-        let cross_tab = opt_bool(&opts, "crossTab")?;
-        let key = storage_key(&opts, source.as_ref())?;
+        let opts = options;
         let store = storage_kind.and_then(|k| Store::open(k, key.clone()));
         let bootstrap = source.as_ref().is_some_and(Source::bootstraps);
         let broker = matches!(source, Some(Source::Broker { .. }));

@@ -12,12 +12,11 @@ use web_sys::{CloseEvent, MessageEvent, WebSocket};
 use super::auth::{self, Shared as AuthShared};
 use crate::core::auth_machine::{Answer, EventKind};
 use crate::core::error::Code;
-use crate::core::policy::Backoff;
+use crate::core::options::ChatOptions;
 use crate::core::protocol::{AuthType, Incoming, Protocol};
-use crate::core::session::Raw;
-use crate::core::socket_machine::{Action, Config, Input, SocketMachine};
-use crate::core::url;
-use crate::web::{aw_emit, aw_listen, code_error, error, frozen, get, now_ms, raw, DomListener};
+use crate::core::socket_machine::{Action, Input, SocketMachine};
+use crate::web::options;
+use crate::web::{aw_emit, aw_listen, code_error, error, frozen, get, now_ms, DomListener};
 
 #[wasm_bindgen(inline_js = r#"
 export function aw_send(ws, msg, sessionId, field, token, messageId, chat) {
@@ -374,29 +373,6 @@ fn opt_error(msg: &str) -> JsValue {
     error(Code::InvalidOptions, msg)
 }
 
-fn opt_u64(opts: &JsValue, key: &str, path: &str, default: u64) -> Result<u64, JsValue> {
-    match raw(&get(opts, key)) {
-        Raw::Missing | Raw::Null => Ok(default),
-        Raw::Num(n) if n.is_finite() && n >= 0.0 => Ok(n as u64),
-        Raw::Num(n) if n == f64::INFINITY => Ok(u64::MAX),
-        other => Err(opt_error(&format!(
-            "options.{path}{key} must be a non-negative number, got {}",
-            other.type_name()
-        ))),
-    }
-}
-
-fn opt_bool(opts: &JsValue, key: &str) -> Result<bool, JsValue> {
-    match raw(&get(opts, key)) {
-        Raw::Missing | Raw::Null => Ok(false),
-        Raw::Bool(b) => Ok(b),
-        other => Err(opt_error(&format!(
-            "options.{key} must be a boolean, got {}",
-            other.type_name()
-        ))),
-    }
-}
-
 fn random_id() -> String {
     const A: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
     (0..8)
@@ -404,51 +380,19 @@ fn random_id() -> String {
         .collect()
 }
 
-/// The handshake frame template (`type: "auth"` and the configured credentials) and its type.
-fn parse_handshake(v: &JsValue) -> Result<(Object, AuthType), JsValue> {
-    let v = if v.is_undefined() || v.is_null() {
-        Object::new().into()
-    } else {
-        v.clone()
-    };
-    if !v.is_object() {
-        return Err(opt_error(
-            "options.handshake must be an object like { auth_type: \"api_key\", api_key }",
-        ));
-    }
-    let name = match raw(&get(&v, "auth_type")) {
-        Raw::Missing | Raw::Null => "bearer_token".to_owned(),
-        Raw::Str(s) => s,
-        other => {
-            return Err(opt_error(&format!(
-                "options.handshake.auth_type must be a string, got {}",
-                other.type_name()
-            )))
-        }
-    };
-    let t = AuthType::parse(&name).ok_or_else(|| {
-        opt_error("options.handshake.auth_type must be one of bearer_token, basic_auth, api_key, oauth2, custom")
-    })?;
-    for (field, object) in t.required() {
-        let f = get(&v, field);
-        let ok = if *object {
-            f.is_object()
-        } else {
-            f.as_string().is_some_and(|s| !s.is_empty())
-        };
-        if !ok {
-            let want = if *object { "an object" } else { "a non-empty string" };
-            return Err(opt_error(&format!(
-                "options.handshake.{field} must be {want} for auth_type {name}"
-            )));
-        }
-    }
+/// The handshake frame template: `{ type: "auth", ...handshake, auth_type }` (the core checked
+/// that `handshake` carries what `t` needs).
+fn handshake_frame(v: &JsValue, t: AuthType) -> Object {
     let frame = Object::new();
     let _ = Reflect::set(&frame, &"type".into(), &"auth".into());
-    let frame = Object::assign(&frame, v.unchecked_ref());
+    let frame = if v.is_object() {
+        Object::assign(&frame, v.unchecked_ref())
+    } else {
+        frame
+    };
     let _ = Reflect::set(&frame, &"type".into(), &"auth".into());
-    let _ = Reflect::set(&frame, &"auth_type".into(), &name.into());
-    Ok((frame, t))
+    let _ = Reflect::set(&frame, &"auth_type".into(), &t.as_str().into());
+    frame
 }
 
 /// A chat WebSocket that stamps a valid `auth_token` (and `session_id`) on every outgoing frame,
@@ -466,97 +410,23 @@ impl ChatSocket {
     pub fn new(
         #[wasm_bindgen(unchecked_param_type = "ChatSocketOptions")] options: JsValue,
     ) -> Result<ChatSocket, JsValue> {
-        if !options.is_object() {
-            return Err(opt_error("options must be an object with at least url and auth"));
-        }
-        let allow_insecure = opt_bool(&options, "allowInsecure")?;
-        let url = match raw(&get(&options, "url")) {
-            Raw::Str(s) => url::check(&s, url::Kind::Ws, allow_insecure)
-                .map_err(|c| error(c, &format!("options.url: {}", c.describe())))?,
-            other => {
-                return Err(opt_error(&format!(
-                    "options.url must be a ws:// or wss:// URL string, got {}",
-                    other.type_name()
-                )))
-            }
-        };
-        let protocol = match get(&options, "protocol").as_string().as_deref() {
-            None | Some("token-per-message") => Protocol::TokenPerMessage,
-            Some("auth-handshake") => Protocol::AuthHandshake,
-            Some(_) => {
-                return Err(opt_error(
-                    "options.protocol must be \"token-per-message\" or \"auth-handshake\"",
-                ))
-            }
-        };
-        let mut cfg = Config::new(protocol, random_id(), (js_sys::Math::random() * 9e15) as u64);
-        let handshake = if protocol == Protocol::AuthHandshake {
-            let (frame, t) = parse_handshake(&get(&options, "handshake"))?;
-            cfg.auth_type = t;
-            Some(frame)
-        } else {
-            None
-        };
-        let auth_js = get(&options, "auth");
-        let needs_auth = protocol == Protocol::TokenPerMessage || cfg.auth_type.uses_token();
-        let auth = if auth_js.is_undefined() || auth_js.is_null() {
-            if needs_auth {
-                return Err(opt_error("options.auth must be an AuthSession (it supplies the token)"));
-            }
-            None
-        } else {
-            Some(auth::lookup(&auth_js).map_err(|c| match c {
+        let seed = (js_sys::Math::random() * 9e15) as u64;
+        let read = ChatOptions::read(options::field(options.clone()), random_id(), seed)
+            .map_err(|e| options::option_error(&e))?;
+        let handshake = read
+            .handshake
+            .then(|| handshake_frame(&get(&options, "handshake"), read.config.auth_type));
+        let auth = if read.has_auth {
+            Some(auth::lookup(&get(&options, "auth")).map_err(|c| match c {
                 Code::Freed => error(Code::Freed, "options.auth was freed"),
                 _ => opt_error("options.auth must be an AuthSession"),
             })?)
+        } else {
+            None
         };
-        let session_id = match raw(&get(&options, "sessionId")) {
-            Raw::Missing | Raw::Null => JsValue::UNDEFINED,
-            Raw::Str(s) => JsValue::from_str(&s),
-            other => {
-                return Err(opt_error(&format!(
-                    "options.sessionId must be a string, got {}",
-                    other.type_name()
-                )))
-            }
-        };
-        let token_field = match raw(&get(&options, "tokenField")) {
-            Raw::Missing | Raw::Null => JsValue::from_str("auth_token"),
-            Raw::Str(s) if !s.is_empty() => JsValue::from_str(&s),
-            other => {
-                return Err(opt_error(&format!(
-                    "options.tokenField must be a non-empty string, got {}",
-                    other.type_name()
-                )))
-            }
-        };
-        cfg.ack = opt_bool(&options, "ack")?;
-        cfg.max_queued = opt_u64(&options, "maxQueued", "", 1_000)?.clamp(1, u32::MAX as u64) as usize;
-        cfg.heartbeat_ms = opt_u64(&options, "heartbeatMs", "", 0)?;
-        cfg.connect_timeout_ms = opt_u64(&options, "connectTimeoutMs", "", 10_000)?;
-        let reconnect = get(&options, "reconnect");
-        if reconnect.as_bool() == Some(false) {
-            cfg.reconnect = None;
-        } else if reconnect.is_object() {
-            let min = opt_u64(&reconnect, "minDelayMs", "reconnect.", 1_000)?;
-            let max = opt_u64(&reconnect, "maxDelayMs", "reconnect.", 10_000)?.max(min);
-            let factor = match raw(&get(&reconnect, "factor")) {
-                Raw::Missing | Raw::Null => 130,
-                Raw::Num(f) if f.is_finite() && f >= 1.0 => (f * 100.0) as u64,
-                _ => return Err(opt_error("options.reconnect.factor must be a number >= 1")),
-            };
-            cfg.reconnect = Some(Backoff {
-                base_ms: min,
-                factor_pct: factor,
-                max_ms: max,
-            });
-            let retries = opt_u64(&reconnect, "maxRetries", "reconnect.", u64::MAX)?;
-            cfg.max_retries = (retries != u64::MAX).then_some(retries.min(u32::MAX as u64) as u32);
-        } else if !(reconnect.is_undefined() || reconnect.is_null() || reconnect.as_bool() == Some(true)) {
-            return Err(opt_error(
-                "options.reconnect must be false or { minDelayMs, maxDelayMs, factor, maxRetries }",
-            ));
-        }
+        let session_id = read.session_id.map_or(JsValue::UNDEFINED, |s| JsValue::from_str(&s));
+        let token_field = JsValue::from_str(&read.token_field);
+        let (url, cfg) = (read.url, read.config);
         let shared: Shared = Rc::new(RefCell::new(Inner {
             machine: SocketMachine::new(cfg),
             auth: auth.clone(),

@@ -2,6 +2,7 @@
 //! Everything here is I/O; decisions stay in `core`.
 
 pub mod fetch;
+pub mod options;
 pub mod tabs;
 
 use std::cell::RefCell;

@@ -1,0 +1,75 @@
+//! The JS side of option reading: [`JsObj`] lets the core's readers (`core::options`) look into
+//! JS objects. Every decision stays in the core; this only classifies values.
+
+use js_sys::{Function, Reflect};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+
+use super::fetch::Source;
+use super::{error, get, raw};
+use crate::core::options::{Field, Obj, OptionError, SourceSpec};
+
+/// A JS object seen through the core's [`Obj`] trait.
+pub struct JsObj(pub JsValue);
+
+/// Classifies a JS value: a plain object (not an array) can be looked into; anything else is a [`Raw`].
+pub fn field(v: JsValue) -> Field<JsObj> {
+    if v.is_object() && !js_sys::Array::is_array(&v) {
+        Field::Object(JsObj(v))
+    } else {
+        Field::Value(raw(&v))
+    }
+}
+
+impl Obj for JsObj {
+    fn field(&self, key: &str) -> Field<JsObj> {
+        // Unlike `get`, a throwing getter (or proxy trap) is reported, so the core names the field.
+        match Reflect::get(&self.0, &JsValue::from_str(key)) {
+            Ok(v) => field(v),
+            Err(_) => Field::Threw,
+        }
+    }
+}
+
+/// The JS error for a refused option (`invalid_options`, `invalid_url` or `insecure_url`).
+pub fn option_error(e: &OptionError) -> JsValue {
+    error(e.code, &e.message)
+}
+
+/// The shell's token source for a checked spec; a callback source takes `options.refresh.fn`.
+pub fn source(spec: SourceSpec, options: &JsValue) -> Result<Source, JsValue> {
+    Ok(match spec {
+        SourceSpec::Supabase { url, api_key } => Source::Supabase {
+            url,
+            api_key: api_key.expose().to_owned(),
+        },
+        SourceSpec::Password {
+            url,
+            api_key,
+            email,
+            password,
+            plain,
+        } => Source::Password {
+            url,
+            api_key: api_key.expose().to_owned(),
+            email,
+            password: password.expose().to_owned(),
+            plain,
+        },
+        SourceSpec::Broker { url, scope, user_id } => Source::Broker { url, scope, user_id },
+        // The core saw a function there; a getter answering differently the second time is refused.
+        SourceSpec::Callback => match get(&get(options, "refresh"), "fn").dyn_into::<Function>() {
+            Ok(f) => Source::Callback(f),
+            Err(v) => {
+                return Err(option_error(&OptionError {
+                    code: crate::core::error::Code::InvalidOptions,
+                    field: "refresh.fn".into(),
+                    message: format!(
+                        "options.refresh.fn must be a function returning a session, got {}",
+                        raw(&v).type_name()
+                    ),
+                }))
+            }
+        },
+    })
+}
