@@ -29,7 +29,7 @@ export interface AuthSessionOptions {
   /** The session, or a bare JWT. Omit to start signed out. */
   session?: SessionInput | string | null;
   refresh?: RefreshSource | null;
-  /** Preferred refresh lead before expiry (default 60); kept within 10%..50% of the token lifetime. */
+  /** Preferred refresh lead before expiry, 0..86400 (default 60); kept within 10%..50% of the token lifetime. */
   marginSeconds?: number;
   /** Allow http:// token endpoints on hosts other than loopback. */
   allowInsecure?: boolean;
@@ -96,13 +96,14 @@ export interface ChatSocketOptions {
   handshake?: Handshake;
   /** Each frame carries a `message_id`; unacknowledged frames are re-sent after a reconnect. */
   ack?: boolean;
-  /** Most frames held, queued plus unacknowledged (default 1000); beyond it send() throws queue_full. */
+  /** Most frames held, queued plus unacknowledged, 1..1000000 (default 1000); beyond it send() throws queue_full. */
   maxQueued?: number;
-  /** false: never reconnect. Defaults: 1000 ms growing x1.3 to 10000 ms, unlimited retries. */
+  /** false: never reconnect. Defaults: 1000 ms growing x1.3 to 10000 ms, unlimited retries.
+   *  Delays 0..3600000 ms, factor 1..10, maxRetries 0..1e9 or Infinity. */
   reconnect?: false | { minDelayMs?: number; maxDelayMs?: number; factor?: number; maxRetries?: number };
-  /** Ping period (0: off); a connection silent for two periods is replaced. */
+  /** Ping period, 0 (off) or 100..600000 ms; a connection silent for two periods is replaced. */
   heartbeatMs?: number;
-  /** How long opening (and the handshake) may take (default 10000). */
+  /** How long opening (and the handshake) may take, 100..600000 ms (default 10000). */
   connectTimeoutMs?: number;
   allowInsecure?: boolean;
 }
