@@ -5,10 +5,18 @@
 //! Rules it keeps:
 //! - a refresh starts `lead` before expiry (see [`Policy::lead_ms`]), and only one is ever in flight;
 //! - expiry is an absolute time: every input re-checks it, a timer is only a hint;
-//! - network errors, 5xx and 429 retry with backoff while the token is still valid; after expiry
-//!   only a demand (`accessToken()`, `refresh()`) or a wake-up (visible, focus, online) tries again;
+//! - every attempt has a deadline (`attempt_timeout_ms`); past it the attempt is abandoned
+//!   (`Abort`), counted as a retryable failure (`refresh_timeout`), and its late answer dropped;
+//! - every `Fetch` names the refresh token it presents, taken when the attempt starts: an answer
+//!   or a request of a superseded attempt is never used (the attempt id travels with both);
+//! - network errors, timeouts, 5xx and 429 retry with backoff while the token is still valid;
+//! - the liveness rule: while anything waits on a token (a socket holding a need, an
+//!   `accessToken()` caller, a `refresh()` caller), the machine keeps trying with capped, jittered
+//!   backoff, also after expiry; with nothing waiting, an expired session tries once and then
+//!   only on a demand or a wake-up (visible, focus, online), so a dead network sees no storm;
 //! - `invalid_grant` ends the session (`SIGNED_OUT`); any other 4xx stops automatic refreshes
-//!   until the app asks again or hands over a new session.
+//!   until the app asks again or hands over a new session (a waiting socket retries it at the
+//!   longest backoff).
 
 use super::error::Code;
 use super::policy::{Policy, Rng};
@@ -130,6 +138,8 @@ pub enum Failure {
         /// The callback reported the session as ended (returned null, or threw with status 400/401).
         gone: bool,
     },
+    /// No answer before the attempt's deadline.
+    Timeout,
 }
 
 /// What to do after a failure.
@@ -157,6 +167,7 @@ impl Failure {
     pub fn classify(&self) -> (Class, Code) {
         match self {
             Failure::Network => (Class::Retry, Code::NetworkError),
+            Failure::Timeout => (Class::Retry, Code::RefreshTimeout),
             Failure::BadResponse => (Class::Retry, Code::InvalidResponse),
             Failure::Callback { gone: true } => (Class::Gone, Code::InvalidGrant),
             Failure::Callback { gone: false } => (Class::Retry, Code::CallbackFailed),
@@ -191,9 +202,18 @@ pub enum Action {
     Fetch {
         /// Matches the result to the request; results of superseded attempts are ignored.
         attempt: u64,
+        /// The machine abandons the attempt at this time (a `Timer` wake at or after it).
+        deadline_ms: u64,
+        /// The refresh token to present (`None`: the source needs none, or signs in from nothing).
+        /// The shell presents exactly this one, never whatever the session holds later.
+        present: Option<Secret>,
     },
-    /// Cancel the previous attempt's request, if it is still running (its result is ignored anyway).
-    Abort,
+    /// Attempt `attempt` is superseded or abandoned: cancel its request if it still runs, and never
+    /// send it if it has not started (its answer is ignored anyway).
+    Abort {
+        /// The attempt to cancel.
+        attempt: u64,
+    },
     /// (Re)arm the single timer to fire [`Wake::Timer`] at this time.
     WakeAt(u64),
     /// Disarm the timer.
@@ -213,6 +233,9 @@ pub enum Action {
 /// Inputs besides `accessToken()` (which answers synchronously, see [`AuthMachine::want_token`]).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Input {
+    /// The class was created: a source that signs in from nothing (password, broker, callback)
+    /// starts now. Unlike `Refresh`, it does not undo a `signOut()` made in the meantime.
+    Start,
     /// The app handed over a (new) session.
     SetSession(Session),
     /// A wake-up: timer, visibility, focus, online.
@@ -250,12 +273,15 @@ pub struct AuthMachine {
     session: Option<Session>,
     status: Status,
     inflight: Option<u64>,
+    deadline_ms: u64,
     attempts: u64,
     failures: u32,
     not_before_ms: u64,
     stalled: bool,
     token_waiters: usize,
     refresh_waiters: usize,
+    holders: Vec<u64>,
+    owed: bool,
     wake_at: Option<u64>,
     refresh_count: u64,
     last_error: Option<Code>,
@@ -277,12 +303,15 @@ impl AuthMachine {
             session: None,
             status: Status::SignedOut,
             inflight: None,
+            deadline_ms: 0,
             attempts: 0,
             failures: 0,
             not_before_ms: 0,
             stalled: false,
             token_waiters: 0,
             refresh_waiters: 0,
+            holders: Vec::new(),
+            owed: false,
             wake_at: None,
             refresh_count: 0,
             last_error: None,
@@ -410,6 +439,47 @@ impl AuthMachine {
         answer
     }
 
+    /// A socket (or any long-lived holder) waits for a usable token. `Ready`: it is usable now.
+    /// `Wait`: the holder is registered until a usable token arrives (the `SIGNED_IN` /
+    /// `TOKEN_REFRESHED` event tells it); while any holder waits, refreshes keep being retried with
+    /// backoff, also after expiry. `Fail`: there is no session, or nothing can renew it.
+    pub fn need(&mut self, holder: u64, now: u64, out: &mut Vec<Action>) -> Answer {
+        if self.usable(now) {
+            self.step(now, false, out);
+            return Answer::Ready;
+        }
+        if self.session.is_none() && !self.can_bootstrap() {
+            return Answer::Fail(Code::SignedOut);
+        }
+        if self.session.is_some() && !self.can_refresh() {
+            return Answer::Fail(Code::SessionExpired);
+        }
+        if !self.holders.contains(&holder) {
+            self.holders.push(holder);
+        }
+        self.step(now, true, out);
+        Answer::Wait
+    }
+
+    /// The holder no longer waits (its socket closed, was freed, or got its token another way).
+    pub fn release(&mut self, holder: u64, now: u64, out: &mut Vec<Action>) {
+        let before = self.holders.len();
+        self.holders.retain(|h| *h != holder);
+        if self.holders.len() != before {
+            self.step(now, false, out);
+        }
+    }
+
+    /// Holders waiting for a usable token.
+    pub fn holders(&self) -> usize {
+        self.holders.len()
+    }
+
+    /// When the attempt in flight is abandoned, if one is.
+    pub fn deadline(&self) -> Option<u64> {
+        self.inflight.map(|_| self.deadline_ms)
+    }
+
     /// `refresh()`: counts the caller as a refresh waiter, or fails at once.
     pub fn want_refresh(&mut self, now: u64, out: &mut Vec<Action>) -> Result<(), Code> {
         if self.session.is_none() && !(self.bootstrap && self.has_source) {
@@ -426,6 +496,8 @@ impl AuthMachine {
     /// Feeds one input.
     pub fn handle(&mut self, now: u64, input: Input, out: &mut Vec<Action>) {
         match input {
+            // A demand, for a source that signs in from nothing; `bootstrap_on` stays as it is.
+            Input::Start => self.step(now, true, out),
             Input::SetSession(s) => {
                 self.bootstrap_on = true;
                 let kind = match &self.session {
@@ -439,12 +511,29 @@ impl AuthMachine {
                 out.push(Action::Emit(ev));
                 out.push(Action::Changed);
                 if self.usable(now) {
+                    // Every holder hears of the usable token through the event just emitted.
+                    self.holders.clear();
                     self.settle_token_waiters(None, out);
                 }
                 self.settle_refresh_waiters(None, out);
                 self.step(now, false, out);
             }
             Input::Wake(w) => {
+                if let Some(attempt) = self.inflight.filter(|_| now >= self.deadline_ms) {
+                    // A timer is a hint, the deadline the truth: any wake-up past it abandons the attempt.
+                    out.push(Action::Abort { attempt });
+                    self.handle(
+                        now,
+                        Input::RefreshErr {
+                            attempt,
+                            failure: Failure::Timeout,
+                        },
+                        out,
+                    );
+                    if w == Wake::Timer {
+                        return;
+                    }
+                }
                 if w == Wake::Online {
                     self.not_before_ms = now;
                 }
@@ -485,10 +574,17 @@ impl AuthMachine {
                         let delay = self.policy.backoff_ms(self.failures, self.rng.next_u32());
                         self.not_before_ms = now.saturating_add(delay);
                         let expires = self.session.as_ref().map_or(0, |s| s.expires_at_ms);
-                        ev.will_retry = self.not_before_ms < expires;
+                        ev.will_retry = self.not_before_ms < expires || !self.holders.is_empty();
                         ev.retry_in_ms = ev.will_retry.then_some(delay);
                     }
-                    Class::Final => self.stalled = true,
+                    Class::Final => {
+                        self.stalled = true;
+                        // Only a waiting socket retries a final answer, and only at the longest backoff.
+                        let delay = self.policy.backoff_ms(u32::MAX, self.rng.next_u32());
+                        self.not_before_ms = now.saturating_add(delay);
+                        ev.will_retry = !self.holders.is_empty() && self.session.is_some();
+                        ev.retry_in_ms = ev.will_retry.then_some(delay);
+                    }
                 }
                 out.push(Action::Emit(ev));
                 self.settle_refresh_waiters(Some(code), out);
@@ -500,8 +596,9 @@ impl AuthMachine {
                 self.bootstrap_on = false;
                 if self.session.is_some() {
                     self.end_session(now, None, out);
-                } else if self.inflight.take().is_some() {
-                    out.push(Action::Abort);
+                } else if let Some(attempt) = self.inflight.take() {
+                    out.push(Action::Abort { attempt });
+                    self.holders.clear();
                     self.settle_token_waiters(Some(Code::SignedOut), out);
                     self.settle_refresh_waiters(Some(Code::SignedOut), out);
                     self.step(now, false, out);
@@ -540,14 +637,17 @@ impl AuthMachine {
         } else {
             Some(Code::InvalidResponse)
         };
+        if self.usable(now) {
+            self.holders.clear();
+        }
         self.settle_token_waiters(token, out);
         self.settle_refresh_waiters(None, out);
         self.step(now, false, out);
     }
 
     fn reset_after_new_session(&mut self, out: &mut Vec<Action>) {
-        if self.inflight.take().is_some() {
-            out.push(Action::Abort);
+        if let Some(attempt) = self.inflight.take() {
+            out.push(Action::Abort { attempt });
         }
         self.failures = 0;
         self.not_before_ms = 0;
@@ -558,8 +658,9 @@ impl AuthMachine {
 
     fn end_session(&mut self, now: u64, code: Option<Code>, out: &mut Vec<Action>) {
         self.session = None;
-        if self.inflight.take().is_some() {
-            out.push(Action::Abort);
+        self.holders.clear();
+        if let Some(attempt) = self.inflight.take() {
+            out.push(Action::Abort { attempt });
         }
         let mut ev = Event::new(EventKind::SignedOut, now);
         ev.code = code;
@@ -599,6 +700,18 @@ impl AuthMachine {
         }
     }
 
+    fn start_attempt(&mut self, now: u64, out: &mut Vec<Action>) {
+        self.owed = false;
+        self.attempts += 1;
+        self.inflight = Some(self.attempts);
+        self.deadline_ms = now.saturating_add(self.policy.attempt_timeout_ms.max(1));
+        out.push(Action::Fetch {
+            attempt: self.attempts,
+            deadline_ms: self.deadline_ms,
+            present: self.refresh_token().cloned(),
+        });
+    }
+
     /// Re-evaluates everything against `now`: expiry, whether to refresh, the next wake-up.
     /// `demand`: someone asked (a waiter, `refresh()`, a wake-up after expiry).
     fn step(&mut self, now: u64, demand: bool, out: &mut Vec<Action>) {
@@ -607,12 +720,13 @@ impl AuthMachine {
             let mut wake = None;
             if self.can_bootstrap() && self.inflight.is_none() && demand {
                 if now >= self.not_before_ms {
-                    self.attempts += 1;
-                    self.inflight = Some(self.attempts);
-                    out.push(Action::Fetch { attempt: self.attempts });
+                    self.start_attempt(now, out);
                 } else {
                     wake = Some(self.not_before_ms);
                 }
+            }
+            if self.inflight.is_some() {
+                wake = Some(self.deadline_ms);
             }
             self.set_status(
                 if self.inflight.is_some() {
@@ -632,14 +746,16 @@ impl AuthMachine {
             self.expired_noted = true;
             out.push(Action::Emit(Event::new(EventKind::SessionExpired, now)));
         }
-        let can = self.can_refresh() && !self.stalled;
-        let demand = demand || self.token_waiters > 0 || self.refresh_waiters > 0;
+        // A holder's need is a demand that outlives failures: it is what keeps a waiting socket live.
+        let held = !self.holders.is_empty();
+        let can = self.can_refresh() && (!self.stalled || held);
+        let demand = demand || held || self.owed || self.token_waiters > 0 || self.refresh_waiters > 0;
+        // A demand that arrives during a backoff is owed an attempt when the backoff ends.
+        self.owed = demand && can && self.inflight.is_none() && now < self.not_before_ms;
         // Automatic attempts: when due, and after expiry only the first (later ones need a demand).
         let auto = now >= refresh_at && (!expired || self.failures == 0);
         if can && self.inflight.is_none() && now >= self.not_before_ms && (auto || demand) {
-            self.attempts += 1;
-            self.inflight = Some(self.attempts);
-            out.push(Action::Fetch { attempt: self.attempts });
+            self.start_attempt(now, out);
         }
         let status = match (self.inflight.is_some(), expired) {
             (true, _) => Status::Refreshing,
@@ -648,6 +764,9 @@ impl AuthMachine {
         };
         self.set_status(status, out);
         let mut next: Option<u64> = (!expired).then_some(expires_at);
+        if self.inflight.is_some() {
+            next = Some(next.map_or(self.deadline_ms, |n| n.min(self.deadline_ms)));
+        }
         if can && self.inflight.is_none() {
             let retry_pending = now < self.not_before_ms && (!expired || demand);
             let candidate = if now < refresh_at {
@@ -993,7 +1112,7 @@ mod tests {
         let stale = sim.pending_fetch().unwrap();
         // The app hands over a new session while the request runs.
         sim.feed(Input::SetSession(session(sim.now, 20_000, 7)));
-        assert!(sim.log.contains(&Action::Abort));
+        assert!(sim.log.iter().any(|a| matches!(a, Action::Abort { .. })));
         sim.feed(Input::RefreshOk {
             attempt: stale,
             session: session(sim.now, 20_000, 8),
@@ -1019,7 +1138,7 @@ mod tests {
         sim.feed(Input::Refreshed(session(sim.now, 20_000, 5)));
         assert_eq!(sim.m.refresh_count(), 1);
         assert!(
-            !sim.log.contains(&Action::Abort),
+            !sim.log.iter().any(|a| matches!(a, Action::Abort { .. })),
             "the running refresh is the one that finished"
         );
         sim.feed(Input::RefreshOk {
@@ -1188,5 +1307,226 @@ mod tests {
         assert!(!shown.contains("access-") && !shown.contains("refresh-"), "{shown}");
         let shown = format!("{:?}", sim.m);
         assert!(!shown.contains("access-") && !shown.contains("refresh-"));
+    }
+
+    fn fetch_actions(log: &[Action]) -> Vec<(u64, u64, Option<String>)> {
+        log.iter()
+            .filter_map(|a| match a {
+                Action::Fetch {
+                    attempt,
+                    deadline_ms,
+                    present,
+                } => Some((*attempt, *deadline_ms, present.as_ref().map(|p| p.expose().to_owned()))),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Defect 1: a refresh that never answers hung `accessToken()`, `refresh()` and the status.
+    #[test]
+    fn a_hung_refresh_is_abandoned_at_its_deadline_and_retried() {
+        let mut sim = Sim::new(20_000);
+        sim.now = T0 + 19_000; // the token is inside its transit margin
+        let mut out = vec![];
+        assert_eq!(sim.m.want_token(sim.now, &mut out), Answer::Wait);
+        sim.take(out);
+        let (attempt, deadline, _) = fetch_actions(&sim.log)[0].clone();
+        assert_eq!(deadline, sim.now + 10_000);
+        assert_eq!(sim.m.wake_at(), Some(T0 + 20_000), "expiry first, then the deadline");
+        sim.now = T0 + 20_000;
+        sim.feed(Input::Wake(Wake::Timer));
+        assert_eq!(sim.m.status(), Status::Refreshing);
+        assert_eq!(sim.m.wake_at(), Some(deadline), "the deadline is always scheduled");
+        // The endpoint never answers. The timer fires at the deadline.
+        sim.now = deadline;
+        sim.feed(Input::Wake(Wake::Timer));
+        assert!(sim.log.contains(&Action::Abort { attempt }));
+        assert_eq!(
+            sim.rejected,
+            vec![Code::RefreshTimeout],
+            "the waiter is settled, not left pending"
+        );
+        assert_eq!(sim.m.last_error(), Some(Code::RefreshTimeout));
+        assert_ne!(sim.m.status(), Status::Refreshing);
+        // The late answer of the abandoned attempt is dropped.
+        let late = session(sim.now, 20_000, 99);
+        sim.feed(Input::RefreshOk { attempt, session: late });
+        assert_ne!(sim.m.access_token().unwrap().expose(), "access-99");
+    }
+
+    /// A throttled timer: any later wake-up past the deadline abandons the attempt too.
+    #[test]
+    fn a_wake_up_after_a_frozen_timer_abandons_the_attempt_past_its_deadline() {
+        let mut sim = Sim::new(20_000);
+        sim.run_until(T0 + 10_000, |_| {});
+        let attempt = sim.m.inflight().expect("the due refresh started");
+        sim.now = T0 + 60_000; // the tab was frozen for 50 s
+        sim.feed(Input::Wake(Wake::Focus));
+        assert!(sim.log.contains(&Action::Abort { attempt }));
+        assert_eq!(sim.m.last_error(), Some(Code::RefreshTimeout));
+        // The focus after expiry is a demand: it is owed an attempt when the short backoff ends.
+        let at = sim.m.wake_at().expect("the owed attempt is scheduled");
+        assert!(at <= sim.now + 200);
+        sim.now = at;
+        sim.feed(Input::Wake(Wake::Timer));
+        let next = sim.m.inflight().expect("the owed attempt started");
+        assert!(next > attempt);
+    }
+
+    /// Defect 2: `refresh(); setSession(s2)` in one tick. Each attempt names the refresh token it
+    /// presents, fixed when it starts, and a superseded attempt is aborted by id.
+    #[test]
+    fn each_attempt_names_its_refresh_token_and_a_new_session_aborts_it() {
+        let mut sim = Sim::new(HOUR);
+        let mut out = vec![];
+        sim.m.want_refresh(sim.now, &mut out).unwrap();
+        let s2 = session(sim.now, HOUR, 2);
+        sim.m.handle(sim.now, Input::SetSession(s2), &mut out);
+        sim.take(out);
+        let fetches = fetch_actions(&sim.log);
+        assert_eq!(fetches.len(), 1);
+        assert_eq!(
+            fetches[0].2.as_deref(),
+            Some("refresh-0"),
+            "the token of the session it started with"
+        );
+        assert!(sim.log.contains(&Action::Abort { attempt: fetches[0].0 }));
+        assert_eq!(
+            sim.m.inflight(),
+            None,
+            "nothing presents refresh-2 behind the app's back"
+        );
+        // The next refresh presents refresh-2.
+        sim.log.clear();
+        let mut out = vec![];
+        sim.m.want_refresh(sim.now, &mut out).unwrap();
+        sim.take(out);
+        assert_eq!(fetch_actions(&sim.log)[0].2.as_deref(), Some("refresh-2"));
+    }
+
+    /// Defect 2 (sign-in sources): the constructor's start must not undo a sign-out made in the
+    /// same tick, as `Refresh` (which re-enables sign-in) did.
+    #[test]
+    fn start_after_sign_out_does_not_sign_in_again() {
+        let mut m = AuthMachine::new(Policy::default(), true, false, 1).with_bootstrap(true);
+        let mut out = vec![];
+        m.handle(T0, Input::SignOut, &mut out);
+        m.handle(T0, Input::Start, &mut out);
+        assert!(!out.iter().any(|a| matches!(a, Action::Fetch { .. })));
+        assert_eq!(m.want_token(T0, &mut out), Answer::Fail(Code::SignedOut));
+        // Without the sign-out, a demand signs in.
+        let mut m = AuthMachine::new(Policy::default(), true, false, 1).with_bootstrap(true);
+        let mut out = vec![];
+        m.handle(T0, Input::Start, &mut out);
+        assert_eq!(m.want_token(T0, &mut out), Answer::Wait);
+        assert_eq!(fetch_actions(&out)[0].2, None, "signs in from nothing");
+    }
+
+    /// The liveness rule (the soak's stall): a socket waits while every refresh fails until past
+    /// expiry; the machine keeps retrying for it, and delivers as soon as the endpoint recovers.
+    #[test]
+    fn a_waiting_holder_keeps_refreshes_going_after_expiry_until_the_endpoint_recovers() {
+        let mut sim = Sim::new(20_000);
+        let recover_at = T0 + 23_000; // ~3 s past expiry
+        let mut attempts = vec![];
+        let mut serve = |s: &mut Sim| {
+            attempts.push(s.now);
+            if s.now < recover_at {
+                s.serve_err(Failure::Http {
+                    status: 500,
+                    errors: vec![],
+                });
+            } else {
+                s.serve_ok(20_000);
+            }
+        };
+        sim.run_until(T0 + 18_500, &mut serve);
+        // The socket's frame is queued and the token is inside its transit margin: it needs one.
+        let mut out = vec![];
+        assert_ne!(sim.m.need(7, sim.now, &mut out), Answer::Ready);
+        sim.take(out);
+        sim.run_until(T0 + 90_000, &mut serve);
+        assert!(
+            attempts.iter().any(|t| *t >= recover_at),
+            "retried after expiry: {attempts:?}"
+        );
+        assert!(sim.m.usable(sim.now) || sim.m.status() == Status::Refreshing);
+        let first_ok = attempts.iter().find(|t| **t >= recover_at).unwrap();
+        // Bound: the longest backoff (30 s) + one attempt deadline.
+        assert!(*first_ok <= recover_at + 30_000 + 10_000);
+        assert_eq!(sim.m.holders(), 0, "the holder was released by the new token");
+        assert!(sim.kinds().contains(&EventKind::TokenRefreshed));
+    }
+
+    /// With nothing waiting, an expired session on a dead network does not loop.
+    #[test]
+    fn with_nothing_waiting_an_expired_session_does_not_retry_in_a_loop() {
+        let mut sim = Sim::new(20_000);
+        sim.run_until(T0 + 3_600_000, |s| s.serve_err(Failure::Network));
+        // Retries while valid (10 s of backoff from 200 ms), one attempt after expiry, then silence.
+        assert!(sim.fetches <= 12, "{} requests in an hour", sim.fetches);
+        assert_eq!(sim.m.status(), Status::Expired);
+        assert_eq!(sim.m.wake_at(), None, "no timer left running");
+        // A holder wakes it up again.
+        let mut out = vec![];
+        assert_eq!(sim.m.need(1, sim.now, &mut out), Answer::Wait);
+        sim.take(out);
+        assert!(sim.m.inflight().is_some());
+    }
+
+    /// A final refusal (403) is not retried for nobody, but a waiting socket retries it at the
+    /// longest backoff rather than staying stuck.
+    #[test]
+    fn a_final_refusal_is_retried_only_for_a_waiting_holder_at_the_longest_backoff() {
+        let mut sim = Sim::new(20_000);
+        sim.now = T0 + 19_500;
+        let mut out = vec![];
+        assert_eq!(sim.m.need(3, sim.now, &mut out), Answer::Wait);
+        sim.take(out);
+        let t0 = sim.now;
+        sim.serve_err(Failure::Http {
+            status: 403,
+            errors: vec![],
+        });
+        let ev = sim.events.last().unwrap().clone();
+        assert_eq!(ev.code, Some(Code::RefreshRejected));
+        assert!(ev.will_retry);
+        let mut retried_at = None;
+        sim.run_until(t0 + 60_000, |s| {
+            retried_at.get_or_insert(s.now);
+            s.serve_ok(20_000);
+        });
+        let retried_at = retried_at.expect("a way out is scheduled");
+        assert!((t0 + 15_000..=t0 + 30_000).contains(&retried_at), "{}", retried_at - t0);
+        assert_eq!(sim.m.holders(), 0);
+        // Released holders do not keep an expired session busy.
+        let mut sim = Sim::new(20_000);
+        sim.now = T0 + 19_500;
+        let mut out = vec![];
+        sim.m.need(3, sim.now, &mut out);
+        sim.m.release(3, sim.now, &mut out);
+        sim.take(out);
+        sim.serve_err(Failure::Http {
+            status: 403,
+            errors: vec![],
+        });
+        assert!(!sim.events.last().unwrap().will_retry);
+        sim.run_until(T0 + 600_000, |_| {
+            panic!("no request after a final refusal with nothing waiting")
+        });
+    }
+
+    #[test]
+    fn holders_fail_at_once_without_a_session_and_are_dropped_on_sign_out() {
+        let mut m = AuthMachine::new(Policy::default(), true, true, 1);
+        let mut out = vec![];
+        assert_eq!(m.need(1, T0, &mut out), Answer::Fail(Code::SignedOut));
+        let mut sim = Sim::new(20_000);
+        sim.now = T0 + 19_500;
+        let mut out = vec![];
+        sim.m.need(1, sim.now, &mut out);
+        sim.m.handle(sim.now, Input::SignOut, &mut out);
+        sim.take(out);
+        assert_eq!(sim.m.holders(), 0);
     }
 }

@@ -49,6 +49,8 @@ pub enum Code {
     HeartbeatTimeout,
     /// Reconnecting stopped after `reconnect.maxRetries` attempts.
     RetriesExhausted,
+    /// A refresh attempt got no answer before its deadline (`refreshTimeoutMs`).
+    RefreshTimeout,
 }
 
 impl Code {
@@ -78,6 +80,7 @@ impl Code {
             Code::ConnectionLost => "connection_lost",
             Code::HeartbeatTimeout => "heartbeat_timeout",
             Code::RetriesExhausted => "retries_exhausted",
+            Code::RefreshTimeout => "refresh_timeout",
         }
     }
 
@@ -109,6 +112,7 @@ impl Code {
             Code::ConnectionLost => "the connection dropped",
             Code::HeartbeatTimeout => "the server stopped answering heartbeats",
             Code::RetriesExhausted => "gave up reconnecting after the configured retries",
+            Code::RefreshTimeout => "the refresh request got no answer before its deadline",
         }
     }
 }
@@ -143,6 +147,7 @@ mod tests {
             Code::ConnectionLost,
             Code::HeartbeatTimeout,
             Code::RetriesExhausted,
+            Code::RefreshTimeout,
         ];
         let set: std::collections::HashSet<_> = all.iter().map(|c| c.as_str()).collect();
         assert_eq!(set.len(), all.len());

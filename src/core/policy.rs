@@ -9,6 +9,8 @@ pub struct Policy {
     pub backoff_base_ms: u64,
     /// Longest retry delay.
     pub backoff_max_ms: u64,
+    /// How long one refresh attempt may take before it is abandoned (and retried with backoff).
+    pub attempt_timeout_ms: u64,
 }
 
 impl Default for Policy {
@@ -18,6 +20,9 @@ impl Default for Policy {
             margin_ms: 60_000,
             backoff_base_ms: 200,
             backoff_max_ms: 30_000,
+            // Clerk aborts its refresh lock after 4999 ms; a GoTrue refresh answers in well under
+            // a second. 10 s leaves room for a slow mobile network without ever hanging a caller.
+            attempt_timeout_ms: 10_000,
         }
     }
 }
@@ -64,7 +69,9 @@ impl Backoff {
         let mut full = self.base_ms;
         for _ in 1..attempt.min(64) {
             // `.max(full)`: a saturated product divided by 100 must not shrink the delay.
-            full = (full.saturating_mul(self.factor_pct.max(100)) / 100).max(full).min(self.max_ms);
+            full = (full.saturating_mul(self.factor_pct.max(100)) / 100)
+                .max(full)
+                .min(self.max_ms);
             if full >= self.max_ms {
                 break;
             }

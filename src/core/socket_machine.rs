@@ -129,8 +129,11 @@ pub enum Input {
     Online,
     /// The AuthSession has a new token (refreshed or signed in).
     TokenChanged,
-    /// A refresh failed (the session is still there).
-    RefreshFailed,
+    /// A refresh failed (the session is still there and keeps trying while this socket waits).
+    RefreshFailed(Code),
+    /// The session answered the socket's need with a failure: no token will come without an app
+    /// action (a new session). The socket stops waiting and records the code.
+    TokenUnavailable(Code),
     /// The AuthSession signed out: stop for good.
     SessionEnded,
     /// `close()`.
@@ -150,8 +153,12 @@ pub enum Action<P> {
     Write(Frame<P>),
     /// Write a heartbeat ping.
     Ping,
-    /// Get a usable token from the AuthSession (refreshing if needed); report `TokenChanged`.
+    /// Get a usable token from the AuthSession (refreshing if needed); report `TokenChanged`, or
+    /// `TokenUnavailable` when the session answers that none can come. The need stays registered
+    /// with the session (which keeps retrying for it) until a token arrives or `ReleaseToken`.
     NeedToken,
+    /// The socket no longer waits for a token (closed): withdraw its need from the session.
+    ReleaseToken,
     /// The server rejected the token: force a refresh; report `TokenChanged` or `RefreshFailed`.
     ForceRefresh,
     /// (Re)arm the timer.
@@ -341,6 +348,7 @@ impl<P: Clone> SocketMachine<P> {
             }
             return;
         }
+        self.stop_waiting(out);
         while let Some(f) = self.queue.pop_front() {
             self.write(f, out);
         }
@@ -381,8 +389,17 @@ impl<P: Clone> SocketMachine<P> {
             }
             return;
         }
+        self.stop_waiting(out);
         self.auth_written = true;
         out.push(Action::WriteAuth);
+    }
+
+    /// The token came (or is not needed any more): withdraw the need registered with the session.
+    fn stop_waiting(&mut self, out: &mut Vec<Action<P>>) {
+        if self.waiting_token {
+            self.waiting_token = false;
+            out.push(Action::ReleaseToken);
+        }
     }
 
     fn became_open(&mut self, now: u64, token_ok: bool, out: &mut Vec<Action<P>>) {
@@ -415,6 +432,7 @@ impl<P: Clone> SocketMachine<P> {
 
     fn finish(&mut self, code: Option<Code>, out: &mut Vec<Action<P>>) {
         self.drop_connection(1000, out);
+        self.stop_waiting(out);
         if code.is_some() {
             self.last_error = code;
         }
@@ -565,8 +583,16 @@ impl<P: Clone> SocketMachine<P> {
                     }
                 }
             }
-            Input::RefreshFailed => {
+            Input::TokenUnavailable(code) => {
                 self.waiting_token = false;
+                self.last_error = Some(code);
+                out.push(Action::Changed);
+            }
+            Input::RefreshFailed(code) => {
+                if self.waiting_token {
+                    self.last_error = Some(code);
+                    out.push(Action::Changed);
+                }
                 if self.awaiting_refresh {
                     self.awaiting_refresh = false;
                     self.schedule_reconnect(now, Code::AuthRejected, out);
@@ -661,6 +687,54 @@ mod tests {
             vec![("a", None), ("b", None), ("c", None)],
             "order kept once the token is back"
         );
+    }
+
+    /// Defect 6: a failed answer to the socket's need left it marked as waiting, so it never asked
+    /// again and its queue stalled; the shell wrote `last_error` behind the machine's back.
+    #[test]
+    fn a_failed_need_is_recorded_by_the_machine_and_the_next_frame_asks_again() {
+        let mut m = machine(Protocol::TokenPerMessage, false);
+        open(&mut m, 0);
+        let mut out = vec![];
+        m.send(1, "a", None, false, &mut out).unwrap();
+        assert!(out.contains(&Action::NeedToken));
+        let mut out = vec![];
+        m.handle(2, Input::TokenUnavailable(Code::SessionExpired), false, &mut out);
+        assert_eq!(m.last_error, Some(Code::SessionExpired));
+        assert!(out.contains(&Action::Changed));
+        let mut out = vec![];
+        m.send(3, "b", None, false, &mut out).unwrap();
+        assert!(out.contains(&Action::NeedToken), "asks again instead of stalling");
+        let mut out = vec![];
+        m.handle(4, Input::TokenChanged, true, &mut out);
+        assert_eq!(writes(&out), vec![("a", None), ("b", None)]);
+    }
+
+    #[test]
+    fn a_refresh_failure_keeps_the_need_registered_and_close_withdraws_it() {
+        let mut m = machine(Protocol::TokenPerMessage, false);
+        open(&mut m, 0);
+        let mut out = vec![];
+        m.send(1, "a", None, false, &mut out).unwrap();
+        let mut out = vec![];
+        m.handle(2, Input::RefreshFailed(Code::ServerError), false, &mut out);
+        assert_eq!(m.last_error, Some(Code::ServerError));
+        assert!(!out.contains(&Action::ReleaseToken), "the session keeps trying for it");
+        let mut out = vec![];
+        m.send(3, "b", None, false, &mut out).unwrap();
+        assert!(!out.contains(&Action::NeedToken), "one need at a time");
+        let mut out = vec![];
+        m.handle(4, Input::Close, false, &mut out);
+        assert!(out.contains(&Action::ReleaseToken));
+        // A flush that finds the token usable withdraws the need as well.
+        let mut m = machine(Protocol::TokenPerMessage, false);
+        open(&mut m, 0);
+        let mut out = vec![];
+        m.send(1, "a", None, false, &mut out).unwrap();
+        let mut out = vec![];
+        m.send(2, "b", None, true, &mut out).unwrap();
+        assert!(out.contains(&Action::ReleaseToken));
+        assert_eq!(writes(&out), vec![("a", None), ("b", None)]);
     }
 
     #[test]
@@ -870,7 +944,7 @@ mod tests {
         open(&mut m, 0);
         let mut out = vec![];
         m.handle(1, Input::Closed(4401), true, &mut out);
-        m.handle(2, Input::RefreshFailed, true, &mut out);
+        m.handle(2, Input::RefreshFailed(Code::ServerError), true, &mut out);
         assert_eq!(m.status(), Status::Reconnecting);
         assert!(m.wake_at().is_some());
         let mut out = vec![];

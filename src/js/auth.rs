@@ -20,7 +20,7 @@ use crate::web::{self, aw_emit, aw_listen, code_error, debug, error, frozen, get
 type Settler = (Function, Function);
 
 /// A Rust-side observer of the session's events (a ChatSocket), holding only a weak reference.
-pub(crate) type Watcher = Rc<dyn Fn(EventKind)>;
+pub(crate) type Watcher = Rc<dyn Fn(&Event)>;
 
 thread_local! {
     /// Live AuthSessions by id, so a ChatSocket can find the one passed in its options.
@@ -61,9 +61,9 @@ pub(crate) fn token_js(shared: &Shared) -> Option<JsValue> {
     cached_token(&mut *shared.try_borrow_mut().ok()?).cloned()
 }
 
-/// Calls `f` with the current token and the time until which it may be written into a frame
-/// (expiry less the transit margin), without copying the token; `None` when there is no token.
-pub(crate) fn with_write_token<R>(shared: &Shared, f: impl FnOnce(&JsValue, f64) -> R) -> Option<R> {
+/// The current token and the time until which it may be written into a frame (expiry less the
+/// transit margin); `None` when there is no token. The caller writes with no borrow held.
+pub(crate) fn write_token(shared: &Shared) -> Option<(JsValue, f64)> {
     let mut inner = shared.try_borrow_mut().ok()?;
     if inner.freed {
         return None;
@@ -72,7 +72,7 @@ pub(crate) fn with_write_token<R>(shared: &Shared, f: impl FnOnce(&JsValue, f64)
     let until = s
         .expires_at_ms
         .saturating_sub(inner.machine.policy().transit_ms(s.lifetime_ms)) as f64;
-    cached_token(&mut inner).map(|t| f(t, until))
+    cached_token(&mut inner).map(|t| (t.clone(), until))
 }
 
 /// Parses a stored or published session text (JSON: an object, or a string holding a bare JWT).
@@ -96,10 +96,15 @@ pub(crate) fn unwatch(shared: &Shared, id: u64) {
     }
 }
 
-/// Asks for a usable token without a promise: `Ready`, `Wait` (a later TOKEN_REFRESHED tells),
-/// or `Fail(code)`.
-pub(crate) fn demand_token(shared: &Shared) -> Answer {
-    drive(shared, |m, now, out| m.want_token(now, out)).unwrap_or(Answer::Fail(Code::Freed))
+/// A socket needs a usable token: `Ready`, `Wait` (registered: a later SIGNED_IN or
+/// TOKEN_REFRESHED tells, and the session keeps retrying meanwhile), or `Fail(code)`.
+pub(crate) fn need_token(shared: &Shared, holder: u64) -> Answer {
+    drive(shared, |m, now, out| m.need(holder, now, out)).unwrap_or(Answer::Fail(Code::Freed))
+}
+
+/// The socket no longer waits for a token.
+pub(crate) fn release_token(shared: &Shared, holder: u64) {
+    drive(shared, |m, now, out| m.release(holder, now, out));
 }
 
 /// Forces a refresh (the server rejected the token).
@@ -113,7 +118,9 @@ pub(crate) struct Inner {
     machine: AuthMachine,
     source: Option<Source>,
     timer: Option<Timeout>,
-    abort: Option<web_sys::AbortController>,
+    /// One controller per attempt in flight, made when the machine says `Fetch`, so that an
+    /// `Abort` in the same tick stops the request before it is ever sent.
+    aborts: Vec<(u64, web_sys::AbortController)>,
     token_waiters: Vec<Settler>,
     refresh_waiters: Vec<Settler>,
     subscribers: js_sys::Set,
@@ -166,19 +173,32 @@ fn perform(shared: &Shared, actions: Vec<Action>) {
     let mut changed = false;
     let mut events: Vec<Event> = Vec::new();
     let mut settle: Vec<(Function, JsValue)> = Vec::new();
+    let mut shares: Vec<EventKind> = Vec::new();
     {
         let Ok(mut inner) = shared.try_borrow_mut() else { return };
         for a in actions {
             match a {
-                Action::Fetch { attempt } => {
+                Action::Fetch { attempt, present, .. } => {
                     if inner.debug {
                         debug("[authwire] refreshing, attempt", &JsValue::from_f64(attempt as f64));
                     }
-                    spawn_local(refresh_task(Rc::downgrade(shared), attempt));
+                    let controller = web_sys::AbortController::new().ok();
+                    let signal = controller.as_ref().map(|c| c.signal());
+                    if let Some(c) = controller {
+                        inner.aborts.push((attempt, c));
+                    }
+                    let current = inner.machine.access_token().map(|t| t.expose().to_owned());
+                    let task = Attempt {
+                        id: attempt,
+                        present: present.map(|p| p.expose().to_owned()),
+                        current,
+                        signal,
+                    };
+                    spawn_local(refresh_task(Rc::downgrade(shared), task));
                 }
-                Action::Abort => {
-                    if let Some(c) = inner.abort.take() {
-                        c.abort();
+                Action::Abort { attempt } => {
+                    if let Some(pos) = inner.aborts.iter().position(|(a, _)| *a == attempt) {
+                        inner.aborts.swap_remove(pos).1.abort();
                     }
                 }
                 Action::WakeAt(at) => {
@@ -221,7 +241,7 @@ fn perform(shared: &Shared, actions: Vec<Action>) {
                         inner.token_js = None;
                     }
                     if !inner.adopting {
-                        share(&inner, ev.kind);
+                        shares.push(ev.kind);
                     }
                     if inner.debug {
                         debug(&format!("[authwire] event {}", ev.kind.as_str()), &event_object(&ev));
@@ -234,6 +254,9 @@ fn perform(shared: &Shared, actions: Vec<Action>) {
         if changed {
             inner.snapshot = None;
         }
+    }
+    for kind in shares {
+        share(shared, kind);
     }
     for (f, v) in settle {
         let _ = f.call1(&JsValue::UNDEFINED, &v);
@@ -248,7 +271,7 @@ fn perform(shared: &Shared, actions: Vec<Action>) {
     };
     for ev in &events {
         for w in &watchers {
-            w(ev.kind);
+            w(ev);
         }
         aw_emit(&listeners, &event_object(ev));
     }
@@ -258,17 +281,34 @@ fn perform(shared: &Shared, actions: Vec<Action>) {
 }
 
 /// Stores and announces a session change made here (not one taken over from another tab).
-fn share(inner: &Inner, kind: EventKind) {
-    match kind {
-        EventKind::SignedIn | EventKind::TokenRefreshed if inner.raw.is_object() || inner.raw.is_string() => {
-            if let Some(s) = &inner.store {
-                s.save(&inner.raw);
-            }
-            if let Some(l) = &inner.link {
-                l.post(&TabMessage::Session(inner.raw.clone()));
+/// The session is turned into JSON text with no borrow held: the app's object may have getters
+/// or a `toJSON` that call back into the SDK (or throw: then it is not shared).
+fn share(shared: &Shared, kind: EventKind) {
+    let raw = match shared.try_borrow() {
+        Ok(i) if !i.freed && (i.store.is_some() || i.link.is_some()) => i.raw.clone(),
+        _ => return,
+    };
+    let text = match kind {
+        EventKind::SignedIn | EventKind::TokenRefreshed if raw.is_object() || raw.is_string() => {
+            match JSON::stringify(&raw).ok().and_then(|t| t.as_string()) {
+                Some(t) => Some(t),
+                None => return,
             }
         }
-        EventKind::SignedOut => {
+        EventKind::SignedOut => None,
+        _ => return,
+    };
+    let Ok(inner) = shared.try_borrow() else { return };
+    match text {
+        Some(text) => {
+            if let Some(s) = &inner.store {
+                s.save_text(&text);
+            }
+            if let Some(l) = &inner.link {
+                l.post(&TabMessage::Session(JsValue::from_str(&text)));
+            }
+        }
+        None => {
             if let Some(s) = &inner.store {
                 s.clear();
             }
@@ -276,7 +316,6 @@ fn share(inner: &Inner, kind: EventKind) {
                 l.post(&TabMessage::SignOut);
             }
         }
-        _ => {}
     }
 }
 
@@ -325,24 +364,41 @@ fn wake(weak: &Weak<RefCell<Inner>>, w: Wake) {
     }
 }
 
-async fn refresh_task(weak: Weak<RefCell<Inner>>, attempt: u64) {
-    let (source, refresh_token, current, signal, cross_tab_key) = {
+/// One refresh attempt as the machine started it: what it presents is fixed at that moment.
+struct Attempt {
+    id: u64,
+    /// The refresh token the machine named (never re-read later: a newer session's token is not ours).
+    present: Option<String>,
+    /// The access token held when the attempt started (a broker answering it again is asked to refresh).
+    current: Option<String>,
+    signal: Option<web_sys::AbortSignal>,
+}
+
+async fn refresh_task(weak: Weak<RefCell<Inner>>, task: Attempt) {
+    let Attempt {
+        id: attempt,
+        present: refresh_token,
+        current,
+        signal,
+    } = task;
+    let (source, cross_tab_key) = {
         let Some(shared) = weak.upgrade() else { return };
-        let Ok(mut inner) = shared.try_borrow_mut() else { return };
+        let Ok(inner) = shared.try_borrow() else { return };
         let Some(source) = inner.source.clone() else { return };
-        let rt = inner.machine.refresh_token().map(|t| t.expose().to_owned());
-        let current = inner.machine.access_token().map(|t| t.expose().to_owned());
-        let controller = web_sys::AbortController::new().ok();
-        let signal = controller.as_ref().map(|c| c.signal());
-        inner.abort = controller;
-        let key = inner.link.is_some().then(|| inner.key.clone());
-        (source, rt, current, signal, key)
+        (source, inner.link.is_some().then(|| inner.key.clone()))
     };
+    // Superseded in the tick it was made (`refresh(); setSession(s2)`, `signOut()`): never sent.
+    if signal.as_ref().is_some_and(|s| s.aborted()) {
+        return;
+    }
     let result = match cross_tab_key {
         None => source.refresh(refresh_token, current, signal).await,
         Some(key) => refresh_across_tabs(weak.clone(), attempt, key, source, refresh_token, current, signal).await,
     };
     let Some(shared) = weak.upgrade() else { return };
+    if let Ok(mut inner) = shared.try_borrow_mut() {
+        inner.aborts.retain(|(a, _)| *a != attempt);
+    }
     let input = match result {
         Ok(Fetched { session, raw, headers }) => {
             if let Ok(mut inner) = shared.try_borrow_mut() {
@@ -708,7 +764,7 @@ impl AuthSession {
             machine,
             source,
             timer: None,
-            abort: None,
+            aborts: Vec::new(),
             token_waiters: Vec::new(),
             refresh_waiters: Vec::new(),
             subscribers: js_sys::Set::new(&JsValue::UNDEFINED),
@@ -775,9 +831,9 @@ impl AuthSession {
                     TabMessage::Session(v) => adopt(&shared, Some(v)),
                     TabMessage::SignOut => adopt(&shared, None),
                     TabMessage::Hello => {
-                        let Ok(inner) = shared.try_borrow() else { return };
-                        if let (Some(l), true) = (&inner.link, inner.machine.session().is_some() && !inner.freed) {
-                            l.post(&TabMessage::Session(inner.raw.clone()));
+                        let has = shared.try_borrow().is_ok_and(|i| i.machine.session().is_some());
+                        if has {
+                            share(&shared, EventKind::SignedIn);
                         }
                     }
                     TabMessage::Claim(at, id) => {
@@ -838,7 +894,7 @@ impl AuthSession {
                     .try_borrow()
                     .is_ok_and(|i| i.machine.session().is_none() && i.machine.inflight().is_none());
                 if missing {
-                    drive(&shared, |m, now, out| m.handle(now, Input::Refresh, out));
+                    drive(&shared, |m, now, out| m.handle(now, Input::Start, out));
                 }
             });
         }
@@ -925,12 +981,18 @@ impl AuthSession {
                 web_sys::RequestInit::new()
             };
             let replayable = get(&init, "body").dyn_ref::<web_sys::ReadableStream>().is_none();
+            // A string, a `URL` (read through its `href`) or a `Request`; anything else is refused
+            // with a code, never thrown from inside this future.
             let request = match input.dyn_ref::<web_sys::Request>() {
                 Some(r) => web_sys::Request::new_with_request_and_init(r, &init)?,
-                None => web_sys::Request::new_with_str_and_init(
-                    &String::from(js_sys::JsString::from(input.clone())),
-                    &init,
-                )?,
+                None => {
+                    let text = input.as_string().or_else(|| get(&input, "href").as_string());
+                    let Some(text) = text else {
+                        return Err(error(Code::InvalidUrl, "fetch takes a URL string, a URL or a Request"));
+                    };
+                    web_sys::Request::new_with_str_and_init(&text, &init)
+                        .map_err(|_| error(Code::InvalidUrl, "fetch: the URL cannot be parsed"))?
+                }
             };
             let spare = if replayable { request.clone().ok() } else { None };
             authorize(&shared, &request, &JsFuture::from(token_promise(&shared)).await?)?;
@@ -1057,7 +1119,7 @@ impl Drop for AuthSession {
             REGISTRY.with(|r| r.borrow_mut().retain(|(i, w)| *i != id && w.strong_count() > 0));
             inner.timer = None;
             inner.token_js = None;
-            if let Some(c) = inner.abort.take() {
+            for (_, c) in inner.aborts.drain(..) {
                 c.abort();
             }
             inner.dom.clear();
@@ -1076,8 +1138,16 @@ impl Drop for AuthSession {
         };
         let (pending, watchers) = pending;
         // Sockets built on this session stop: there is no session any more.
+        let ended = Event {
+            kind: EventKind::SignedOut,
+            at_ms: now_ms(),
+            expires_at_ms: None,
+            code: Some(Code::Freed),
+            will_retry: false,
+            retry_in_ms: None,
+        };
         for w in watchers {
-            w(EventKind::SignedOut);
+            w(&ended);
         }
         let e = code_error(Code::Freed);
         for (_, rej) in pending {

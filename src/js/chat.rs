@@ -10,7 +10,7 @@ use wasm_bindgen::JsCast;
 use web_sys::{CloseEvent, MessageEvent, WebSocket};
 
 use super::auth::{self, Shared as AuthShared};
-use crate::core::auth_machine::{Answer, EventKind};
+use crate::core::auth_machine::{Answer, Event, EventKind};
 use crate::core::error::Code;
 use crate::core::options::ChatOptions;
 use crate::core::protocol::{AuthType, Incoming, Protocol};
@@ -127,6 +127,7 @@ type Shared = Rc<RefCell<Inner>>;
 /// events call back into the socket).
 enum Later {
     NeedToken,
+    ReleaseToken,
     ForceRefresh,
     Input(Input),
     Notify,
@@ -159,111 +160,180 @@ fn drive<R>(
     Some(r)
 }
 
+/// A write prepared under a short borrow and sent with none held: stringifying runs the app's
+/// `toJSON` and getters, which may call back into this socket or its session.
+enum Pending {
+    Frame {
+        ws: WebSocket,
+        payload: JsValue,
+        session_id: JsValue,
+        field: JsValue,
+        token: JsValue,
+        id: JsValue,
+        chat: bool,
+    },
+    Auth {
+        ws: WebSocket,
+        frame: Object,
+    },
+}
+
+impl Pending {
+    fn send(self) {
+        match self {
+            Pending::Frame {
+                ws,
+                payload,
+                session_id,
+                field,
+                token,
+                id,
+                chat,
+            } => {
+                let _ = aw_send(&ws, &payload, &session_id, &field, &token, &id, chat);
+            }
+            Pending::Auth { ws, frame } => {
+                if let Ok(text) = JSON::stringify(&frame) {
+                    let _ = ws.send_with_str(&String::from(text));
+                }
+            }
+        }
+    }
+}
+
 fn perform(shared: &Shared, actions: Vec<Action<JsValue>>) -> Vec<Later> {
     let mut later = Vec::new();
-    let Ok(mut inner) = shared.try_borrow_mut() else {
-        return later;
-    };
     for a in actions {
-        match a {
-            Action::Connect => {
-                if let Some(c) = inner.conn.take() {
-                    c.shut(1000);
-                }
-                inner.generation += 1;
-                match open(shared, &inner.url, inner.generation) {
-                    Some(c) => inner.conn = Some(c),
-                    // The browser refused to even start: treat it as a dropped connection.
-                    None => later.push(Later::Input(Input::Closed(1006))),
-                }
-            }
-            Action::Disconnect(code) => {
-                if let Some(c) = inner.conn.take() {
-                    c.shut(code);
-                }
-            }
-            Action::WriteAuth => {
-                let Some(template) = &inner.handshake else { continue };
-                let frame = Object::assign(&Object::new(), template);
-                if let Some(a) = &inner.auth {
-                    if let Some(t) = auth::token_js(a) {
-                        let _ = Reflect::set(&frame, &"token".into(), &t);
+        let pending = {
+            let Ok(mut inner) = shared.try_borrow_mut() else {
+                return later;
+            };
+            match a {
+                Action::Connect => {
+                    if let Some(c) = inner.conn.take() {
+                        c.shut(1000);
                     }
+                    inner.generation += 1;
+                    match open(shared, &inner.url, inner.generation) {
+                        Some(c) => inner.conn = Some(c),
+                        // The browser refused to even start: treat it as a dropped connection.
+                        None => later.push(Later::Input(Input::Closed(1006))),
+                    }
+                    None
                 }
-                if !inner.session_id.is_undefined() {
-                    let _ = Reflect::set(&frame, &"session_id".into(), &inner.session_id);
+                Action::Disconnect(code) => {
+                    if let Some(c) = inner.conn.take() {
+                        c.shut(code);
+                    }
+                    None
                 }
-                if let (Some(c), Ok(text)) = (&inner.conn, JSON::stringify(&frame)) {
-                    let _ = c.ws.send_with_str(&String::from(text));
+                Action::WriteAuth => match (&inner.handshake, &inner.conn) {
+                    (Some(template), Some(c)) => {
+                        let frame = Object::assign(&Object::new(), template);
+                        if let Some(t) = inner.auth.as_ref().and_then(auth::token_js) {
+                            let _ = Reflect::set(&frame, &"token".into(), &t);
+                        }
+                        if !inner.session_id.is_undefined() {
+                            let _ = Reflect::set(&frame, &"session_id".into(), &inner.session_id);
+                        }
+                        Some(Pending::Auth {
+                            ws: c.ws.clone(),
+                            frame,
+                        })
+                    }
+                    _ => None,
+                },
+                Action::Write(frame) => {
+                    let chat = inner.machine.config().protocol == Protocol::AuthHandshake;
+                    prepare(&inner, frame.payload, frame.message_id.as_deref(), chat)
                 }
-            }
-            Action::Write(frame) => {
-                let chat = inner.machine.config().protocol == Protocol::AuthHandshake;
-                send_frame(&inner, &frame.payload, frame.message_id.as_deref(), chat);
-            }
-            Action::Ping => {
                 // A ping is stamped like any frame in token-per-message; the server answers "pong".
-                send_frame(&inner, &frozen(&[("type", "ping".into())]), None, false);
-            }
-            Action::NeedToken => later.push(Later::NeedToken),
-            Action::ForceRefresh => later.push(Later::ForceRefresh),
-            Action::WakeAt(at) => {
-                let delay = at.saturating_sub(now_ms()).min(i32::MAX as u64) as u32;
-                let weak = Rc::downgrade(shared);
-                inner.timer = Some(Timeout::new(delay, move || feed(&weak, Input::Timer)));
-            }
-            Action::CancelWake => inner.timer = None,
-            Action::Changed => {
-                inner.snapshot = None;
-                if !inner.notify_pending {
-                    inner.notify_pending = true;
-                    later.push(Later::Notify);
+                Action::Ping => prepare(&inner, frozen(&[("type", "ping".into())]), None, false),
+                Action::NeedToken => {
+                    later.push(Later::NeedToken);
+                    None
+                }
+                Action::ReleaseToken => {
+                    later.push(Later::ReleaseToken);
+                    None
+                }
+                Action::ForceRefresh => {
+                    later.push(Later::ForceRefresh);
+                    None
+                }
+                Action::WakeAt(at) => {
+                    let delay = at.saturating_sub(now_ms()).min(i32::MAX as u64) as u32;
+                    let weak = Rc::downgrade(shared);
+                    inner.timer = Some(Timeout::new(delay, move || feed(&weak, Input::Timer)));
+                    None
+                }
+                Action::CancelWake => {
+                    inner.timer = None;
+                    None
+                }
+                Action::Changed => {
+                    inner.snapshot = None;
+                    if !inner.notify_pending {
+                        inner.notify_pending = true;
+                        later.push(Later::Notify);
+                    }
+                    None
                 }
             }
+        };
+        if let Some(p) = pending {
+            p.send();
         }
     }
     later
 }
 
-/// Writes one frame: `payload` with the session id, the token (token-per-message only) and the
-/// message id; `as_chat` wraps it as the handshake protocol's `{ type: "chat", ... }`.
-fn send_frame(inner: &Inner, payload: &JsValue, message_id: Option<&str>, as_chat: bool) {
-    let Some(c) = &inner.conn else { return };
+/// Prepares one frame: `payload` with the session id, the token (token-per-message only, read now:
+/// stamped when written, never when queued) and the message id; `as_chat` wraps it as the
+/// handshake protocol's `{ type: "chat", ... }`.
+fn prepare(inner: &Inner, payload: JsValue, message_id: Option<&str>, as_chat: bool) -> Option<Pending> {
+    let c = inner.conn.as_ref()?;
     let per_message = inner.machine.config().protocol == Protocol::TokenPerMessage;
     let token = if per_message {
         inner.auth.as_ref().and_then(auth::token_js)
     } else {
         None
     };
-    let id = message_id.map_or(JsValue::UNDEFINED, JsValue::from_str);
-    let _ = aw_send(
-        &c.ws,
+    Some(Pending::Frame {
+        ws: c.ws.clone(),
         payload,
-        &inner.session_id,
-        &inner.token_field,
-        &token.unwrap_or(JsValue::UNDEFINED),
-        &id,
-        as_chat,
-    );
+        session_id: inner.session_id.clone(),
+        field: inner.token_field.clone(),
+        token: token.unwrap_or(JsValue::UNDEFINED),
+        id: message_id.map_or(JsValue::UNDEFINED, JsValue::from_str),
+        chat: as_chat,
+    })
 }
 
 fn run_later(shared: &Shared, later: Vec<Later>) {
     for l in later {
         match l {
             Later::NeedToken => {
-                let auth = shared.try_borrow().ok().and_then(|i| i.auth.clone());
+                let (auth, holder) = match shared.try_borrow() {
+                    Ok(i) => (i.auth.clone(), i.watch.unwrap_or(0)),
+                    Err(_) => continue,
+                };
                 let Some(auth) = auth else { continue };
-                match auth::demand_token(&auth) {
-                    Answer::Ready => {
-                        drive(shared, |m, now, ok, out| m.handle(now, Input::TokenChanged, ok, out));
-                    }
-                    Answer::Wait => {} // TOKEN_REFRESHED (or a failure) reaches us through the watcher
-                    Answer::Fail(code) => {
-                        drive(shared, |m, _, _, out| {
-                            m.last_error = Some(code);
-                            out.push(Action::Changed);
-                        });
-                    }
+                let input = match auth::need_token(&auth, holder) {
+                    Answer::Ready => Input::TokenChanged,
+                    // The session keeps trying for us; its SIGNED_IN / TOKEN_REFRESHED reaches the watcher.
+                    Answer::Wait => continue,
+                    Answer::Fail(code) => Input::TokenUnavailable(code),
+                };
+                drive(shared, |m, now, ok, out| m.handle(now, input, ok, out));
+            }
+            Later::ReleaseToken => {
+                let (auth, holder) = match shared.try_borrow() {
+                    Ok(i) => (i.auth.clone(), i.watch.unwrap_or(0)),
+                    Err(_) => continue,
+                };
+                if let Some(auth) = auth {
+                    auth::release_token(&auth, holder);
                 }
             }
             Later::ForceRefresh => {
@@ -277,8 +347,10 @@ fn run_later(shared: &Shared, later: Vec<Later>) {
                     Err(Code::SignedOut | Code::Freed) => {
                         drive(shared, |m, now, ok, out| m.handle(now, Input::SessionEnded, ok, out));
                     }
-                    Err(_) => {
-                        drive(shared, |m, now, ok, out| m.handle(now, Input::RefreshFailed, ok, out));
+                    Err(code) => {
+                        drive(shared, |m, now, ok, out| {
+                            m.handle(now, Input::RefreshFailed(code), ok, out)
+                        });
                     }
                 }
             }
@@ -449,10 +521,10 @@ impl ChatSocket {
             let weak = Rc::downgrade(&shared);
             let id = auth::watch(
                 a,
-                Rc::new(move |kind: EventKind| {
-                    let input = match kind {
+                Rc::new(move |ev: &Event| {
+                    let input = match ev.kind {
                         EventKind::TokenRefreshed | EventKind::SignedIn => Input::TokenChanged,
-                        EventKind::RefreshFailed => Input::RefreshFailed,
+                        EventKind::RefreshFailed => Input::RefreshFailed(ev.code.unwrap_or(Code::NetworkError)),
                         EventKind::SignedOut => Input::SessionEnded,
                         EventKind::SessionExpired => return,
                     };
@@ -518,7 +590,8 @@ impl ChatSocket {
     /// bookkeeping, one JS call stamps and sends it (the same frame `Write` produces). Anything it
     /// cannot decide (not a plain message, a `message_id`, a token near expiry) goes the slow path.
     fn fast_send(&self, message: &JsValue) -> bool {
-        let sent = {
+        // Everything is copied out first: the send stringifies the app's object with no borrow held.
+        let (ws, session_id, field, auth) = {
             let Ok(inner) = self.shared.try_borrow() else {
                 return false;
             };
@@ -528,11 +601,17 @@ impl ChatSocket {
             let (Some(auth), Some(conn)) = (&inner.auth, &inner.conn) else {
                 return false;
             };
-            auth::with_write_token(auth, |token, until| {
-                aw_fast_send(&conn.ws, message, &inner.session_id, &inner.token_field, token, until) == 0
-            })
-            .unwrap_or(false)
+            (
+                conn.ws.clone(),
+                inner.session_id.clone(),
+                inner.token_field.clone(),
+                auth.clone(),
+            )
         };
+        let Some((token, until)) = auth::write_token(&auth) else {
+            return false;
+        };
+        let sent = aw_fast_send(&ws, message, &session_id, &field, &token, until) == 0;
         if sent {
             let notify = match self.shared.try_borrow_mut() {
                 Ok(mut i) => {

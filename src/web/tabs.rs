@@ -77,11 +77,10 @@ impl Store {
     pub fn load(&self) -> Option<String> {
         self.storage.get_item(&self.key).ok().flatten()
     }
-    /// Stores a session object as JSON.
-    pub fn save(&self, session: &JsValue) {
-        if let Ok(text) = JSON::stringify(session) {
-            let _ = self.storage.set_item(&self.key, &String::from(text));
-        }
+    /// Stores a session already turned into JSON text (by the caller, with no borrow held: the
+    /// app's object may have getters or a `toJSON` that call back into the SDK).
+    pub fn save_text(&self, text: &str) {
+        let _ = self.storage.set_item(&self.key, text);
     }
     /// Removes the session.
     pub fn clear(&self) {
@@ -95,7 +94,7 @@ impl Store {
 
 /// A message between tabs.
 pub enum TabMessage {
-    /// A tab has a (new) session: here it is.
+    /// A tab has a (new) session: here it is (received: the parsed object; posted: its JSON text).
     Session(JsValue),
     /// A tab signed out: all do.
     SignOut,
@@ -125,7 +124,12 @@ impl TabLink {
                 return;
             }
             match get(&data, "t").as_string().as_deref() {
-                Some("session") => on_message(TabMessage::Session(get(&data, "session"))),
+                // Sessions travel as JSON text: nothing of the app's object runs in another tab.
+                Some("session") => {
+                    if let Some(v) = get(&data, "text").as_string().and_then(|t| JSON::parse(&t).ok()) {
+                        on_message(TabMessage::Session(v))
+                    }
+                }
                 Some("signout") => on_message(TabMessage::SignOut),
                 Some("hello") => on_message(TabMessage::Hello),
                 Some("claim") => on_message(TabMessage::Claim(
@@ -151,9 +155,9 @@ impl TabLink {
         };
         put("from", &self.id.as_str().into());
         match m {
-            TabMessage::Session(s) => {
+            TabMessage::Session(text) => {
                 put("t", &"session".into());
-                put("session", s);
+                put("text", text);
             }
             TabMessage::SignOut => put("t", &"signout".into()),
             TabMessage::Hello => put("t", &"hello".into()),
