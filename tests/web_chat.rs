@@ -496,6 +496,69 @@ async fn bad_input_gets_coded_errors() {
     assert_eq!(code(try_chat(None, "/ws/chat", &sid, &[("auth", ao)])), "freed");
 }
 
+/// Option values are checked in the core (`core::options`), read once through `web::options::JsObj`.
+#[wasm_bindgen_test]
+async fn option_values_are_bounded_and_getters_that_throw_are_named() {
+    let (_, a) = signed_in("chat-opts", 60).await;
+    let ao = auth_object(&a);
+    let refused = |pairs: &[(&str, JsValue)]| {
+        let mut v = vec![("url", JsValue::from_str(&ws_url("/ws/chat"))), ("auth", ao.clone())];
+        v.extend(pairs.iter().cloned());
+        let e = ChatSocket::new(obj(&v)).err().expect("refused");
+        (get(&e, "code").as_string().unwrap(), get(&e, "message").as_string().unwrap())
+    };
+    let cases: Vec<(&str, JsValue, &str)> = vec![
+        ("reconnect", obj(&[("minDelayMs", f64::NAN.into())]), "options.reconnect.minDelayMs"),
+        ("reconnect", obj(&[("minDelayMs", 8.6e9.into())]), "options.reconnect.minDelayMs"),
+        ("reconnect", obj(&[("maxRetries", (-1).into())]), "options.reconnect.maxRetries"),
+        ("heartbeatMs", f64::INFINITY.into(), "options.heartbeatMs"),
+        ("heartbeatMs", "5000".into(), "options.heartbeatMs"),
+        ("maxQueued", 1e300.into(), "options.maxQueued"),
+        ("connectTimeoutMs", (-1).into(), "options.connectTimeoutMs"),
+    ];
+    for (key, value, field) in cases {
+        let (code, message) = refused(&[(key, value)]);
+        assert_eq!(code, "invalid_options", "{message}");
+        assert!(message.contains(&format!("{field} must be")), "{message}");
+    }
+    let getters = |body: &str| Function::new_no_args(body).call0(&JsValue::UNDEFINED).unwrap();
+    let o = getters("return { get marginSeconds() { throw new Error('boom'); } }");
+    let e = AuthSession::new(o).err().expect("refused");
+    assert_eq!(get(&e, "code"), "invalid_options");
+    assert!(get(&e, "message")
+        .as_string()
+        .unwrap()
+        .contains("options.marginSeconds could not be read"));
+    let o = getters("return { reconnect: { get factor() { throw new Error('boom'); } } }");
+    Reflect::set(&o, &"url".into(), &ws_url("/ws/chat").into()).unwrap();
+    Reflect::set(&o, &"auth".into(), &ao).unwrap();
+    let e = ChatSocket::new(o).err().expect("refused");
+    assert!(get(&e, "message").as_string().unwrap().contains("options.reconnect.factor"));
+    // A secret in the wrong field is never echoed.
+    let refresh = obj(&[
+        ("kind", "supabase".into()),
+        ("url", server().into()),
+        ("apiKey", "sk-SECRET-1".into()),
+    ]);
+    let e = AuthSession::new(obj(&[("refresh", refresh), ("storage", "sk-SECRET-1".into())]))
+        .err()
+        .expect("refused");
+    let message = get(&e, "message").as_string().unwrap();
+    assert!(message.contains("options.storage") && !message.contains("SECRET"), "{message}");
+    // In range: accepted (Infinity retries is unlimited).
+    let sid = unique("s-opts");
+    let c = chat(
+        Some(&a),
+        "/ws/chat",
+        &sid,
+        &[
+            ("heartbeatMs", 600_000.into()),
+            ("reconnect", obj(&[("minDelayMs", 3_600_000.into()), ("maxRetries", f64::INFINITY.into())])),
+        ],
+    );
+    c.close();
+}
+
 #[wasm_bindgen_test]
 async fn free_leaves_no_listener_timer_or_connection() {
     let (_, a) = signed_in("chat-free", 60).await;
