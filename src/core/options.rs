@@ -46,6 +46,8 @@ pub struct OptionError {
 pub mod bounds {
     /// `marginSeconds`, in seconds (fractions allowed).
     pub const MARGIN_SECONDS: (u64, u64) = (0, 86_400);
+    /// `refreshTimeoutMs`: the deadline of one refresh attempt.
+    pub const REFRESH_TIMEOUT_MS: (u64, u64) = (100, 600_000);
     /// `reconnect.minDelayMs` and `reconnect.maxDelayMs`.
     pub const DELAY_MS: (u64, u64) = (0, 3_600_000);
     /// `reconnect.factor`.
@@ -383,6 +385,9 @@ impl AuthOptions {
         let mut policy = Policy::default();
         if let Some(n) = r.number("marginSeconds", bounds::MARGIN_SECONDS, None)? {
             policy.margin_ms = (n * 1000.0) as u64;
+        }
+        if let Some(n) = r.number("refreshTimeoutMs", bounds::REFRESH_TIMEOUT_MS, None)? {
+            policy.attempt_timeout_ms = n as u64;
         }
         let storage = match r.choice("storage", &["memory", "local", "session"])? {
             Some("local") => StorageKind::Local,
