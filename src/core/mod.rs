@@ -9,5 +9,6 @@ pub mod policy;
 pub mod protocol;
 pub mod session;
 pub mod socket_machine;
+pub mod tabs;
 pub mod token;
 pub mod url;
