@@ -752,7 +752,8 @@ mod tests {
     fn number_options() -> Vec<NumberOption> {
         let auth_base = o(&[]);
         vec![
-            (true, auth_base, "marginSeconds", bounds::MARGIN_SECONDS, None),
+            (true, auth_base.clone(), "marginSeconds", bounds::MARGIN_SECONDS, None),
+            (true, auth_base, "refreshTimeoutMs", bounds::REFRESH_TIMEOUT_MS, None),
             (false, chat_base(), "maxQueued", bounds::MAX_QUEUED, None),
             (false, chat_base(), "heartbeatMs", bounds::HEARTBEAT_MS, Some(0.0)),
             (false, chat_base(), "connectTimeoutMs", bounds::CONNECT_TIMEOUT_MS, None),
@@ -849,6 +850,9 @@ mod tests {
         assert_eq!(a.policy.margin_ms, 1_500);
         let a = auth(&o(&[("marginSeconds", n(86_400.0))])).unwrap();
         assert_eq!(a.policy.margin_ms, 86_400_000);
+        let a = auth(&o(&[("refreshTimeoutMs", n(2_500.7))])).unwrap();
+        assert_eq!(a.policy.attempt_timeout_ms, 2_500);
+        assert_eq!(auth(&o(&[])).unwrap().policy.attempt_timeout_ms, 10_000, "default 10 s");
         let v = with(
             &with(
                 &with(&chat_base(), "heartbeatMs", n(25_000.9)),

@@ -31,6 +31,8 @@ export interface AuthSessionOptions {
   refresh?: RefreshSource | null;
   /** Preferred refresh lead before expiry, 0..86400 (default 60); kept within 10%..50% of the token lifetime. */
   marginSeconds?: number;
+  /** How long one refresh attempt may take before it is abandoned and retried, 100..600000 ms (default 10000). */
+  refreshTimeoutMs?: number;
   /** Allow http:// token endpoints on hosts other than loopback. */
   allowInsecure?: boolean;
   /** Log the lifecycle (never a token) to console.debug. */
