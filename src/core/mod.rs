@@ -9,6 +9,7 @@ pub mod policy;
 pub mod protocol;
 pub mod session;
 pub mod socket_machine;
+pub mod source;
 pub mod tabs;
 pub mod token;
 pub mod url;

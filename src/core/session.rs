@@ -45,7 +45,8 @@ impl Raw {
             Raw::Other(t) => t,
         }
     }
-    fn is_absent(&self) -> bool {
+    /// `undefined` or `null`.
+    pub fn is_absent(&self) -> bool {
         matches!(self, Raw::Missing | Raw::Null)
     }
     /// Converts a parsed JSON value (a stored session, a JSON response read natively).

@@ -12,7 +12,8 @@ use crate::core::auth_machine::{Action, Answer, AuthMachine, Event, EventKind, F
 use crate::core::error::Code;
 use crate::core::options::{AuthOptions, StorageKind};
 use crate::core::session::{Origin, Session};
-use crate::web::fetch::{global_fetch, request, Fetched, Source};
+use crate::core::token::Secret;
+use crate::web::fetch::{global_fetch, Fetched, Source};
 use crate::web::options;
 use crate::web::tabs::{self, Store, TabLink, TabMessage};
 use crate::web::{self, aw_emit, aw_listen, code_error, debug, error, frozen, get, now_ms, DomListener};
@@ -187,10 +188,10 @@ fn perform(shared: &Shared, actions: Vec<Action>) {
                     if let Some(c) = controller {
                         inner.aborts.push((attempt, c));
                     }
-                    let current = inner.machine.access_token().map(|t| t.expose().to_owned());
+                    let current = inner.machine.access_token().cloned();
                     let task = Attempt {
                         id: attempt,
-                        present: present.map(|p| p.expose().to_owned()),
+                        present,
                         current,
                         signal,
                     };
@@ -368,9 +369,9 @@ fn wake(weak: &Weak<RefCell<Inner>>, w: Wake) {
 struct Attempt {
     id: u64,
     /// The refresh token the machine named (never re-read later: a newer session's token is not ours).
-    present: Option<String>,
+    present: Option<Secret>,
     /// The access token held when the attempt started (a broker answering it again is asked to refresh).
-    current: Option<String>,
+    current: Option<Secret>,
     signal: Option<web_sys::AbortSignal>,
 }
 
@@ -426,8 +427,8 @@ async fn refresh_across_tabs(
     attempt: u64,
     key: String,
     source: Source,
-    refresh_token: Option<String>,
-    current: Option<String>,
+    refresh_token: Option<Secret>,
+    current: Option<Secret>,
     signal: Option<web_sys::AbortSignal>,
 ) -> Result<Fetched, Failure> {
     let slot: Rc<RefCell<Option<Result<Fetched, Failure>>>> = Rc::new(RefCell::new(None));
@@ -439,7 +440,7 @@ async fn refresh_across_tabs(
             wasm_bindgen_futures::future_to_promise(async move {
                 // Inside the lock: was this attempt superseded while waiting (another tab's session
                 // adopted), or did another tab spend our refresh token already?
-                let spent = match refresh_token.as_deref() {
+                let spent = match refresh_token.as_ref().map(Secret::expose) {
                     Some(rt) => tabs::is_spent(&key, rt).await,
                     None => false,
                 };
@@ -480,7 +481,7 @@ async fn refresh_across_tabs(
                 } else {
                     let r = source.refresh(refresh_token.clone(), current, signal).await;
                     if let (Ok(_), Some(rt)) = (&r, &refresh_token) {
-                        tabs::mark_spent(&key, rt);
+                        tabs::mark_spent(&key, rt.expose());
                     }
                     r
                 };
@@ -746,7 +747,7 @@ impl AuthSession {
         let opts = options;
         let store = storage_kind.and_then(|k| Store::open(k, key.clone()));
         let bootstrap = source.as_ref().is_some_and(Source::bootstraps);
-        let broker = matches!(source, Some(Source::Broker { .. }));
+        let broker = source.as_ref().is_some_and(|s| crate::core::source::health_call(&s.spec).is_some());
         let seed = (js_sys::Math::random() * 9_007_199_254_740_991.0) as u64;
         let id = NEXT_ID.with(|n| {
             let id = n.get();
@@ -940,7 +941,10 @@ impl AuthSession {
         });
         let result = on_change.call1(&api, callback.as_ref())?;
         let subscription = get(&get(&result, "data"), "subscription");
-        let source = Source::Callback(aw_supabase_refresher(&api));
+        let source = Source {
+            spec: crate::core::options::SourceSpec::Callback,
+            callback: Some(aw_supabase_refresher(&api)),
+        };
         {
             let mut inner = self.shared.try_borrow_mut().map_err(|_| code_error(Code::Freed))?;
             inner.source = Some(source);
@@ -1013,34 +1017,13 @@ impl AuthSession {
     #[wasm_bindgen(js_name = signOut, unchecked_return_type = "Promise<void>")]
     pub fn sign_out(&self) -> Promise {
         let (source, token) = match self.shared.try_borrow() {
-            Ok(i) if !i.freed => (
-                i.source.clone(),
-                i.machine.access_token().map(|t| t.expose().to_owned()),
-            ),
+            Ok(i) if !i.freed => (i.source.clone(), i.machine.access_token().cloned()),
             _ => (None, None),
         };
         drive(&self.shared, |m, now, out| m.handle(now, Input::SignOut, out));
         wasm_bindgen_futures::future_to_promise(async move {
-            let gotrue = match &source {
-                Some(Source::Supabase { url, api_key })
-                | Some(Source::Password {
-                    url,
-                    api_key,
-                    plain: false,
-                    ..
-                }) => Some((url.clone(), api_key.clone())),
-                _ => None,
-            };
-            if let (Some((url, api_key)), Some(token)) = (gotrue, token) {
-                let _ = request(
-                    "POST",
-                    &format!("{url}/auth/v1/logout"),
-                    Some(&api_key),
-                    Some(&token),
-                    &JsValue::UNDEFINED,
-                    None,
-                )
-                .await;
+            if let (Some(source), Some(token)) = (source, token) {
+                source.logout(&token).await;
             }
             Ok(JsValue::UNDEFINED)
         })

@@ -1,5 +1,6 @@
-//! Talking to token sources: GoTrue's refresh and password grants, a plain login URL, a token
-//! broker, and the app's own callback. Every answer is normalised to the Supabase session shape.
+//! Transport for the token sources: performs the steps `core::source` plans (HTTP requests, the
+//! app's callback) and reads their answers into the core's [`Answer`]. What to ask and what an
+//! answer means is decided in the core.
 
 use js_sys::{Function, Object, Promise, Reflect, JSON};
 use wasm_bindgen::prelude::*;
@@ -7,9 +8,12 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{AbortSignal, Headers, Request, RequestInit, Response};
 
-use super::{get, now_ms, raw, raw_session};
+use super::{get, now_ms, raw};
 use crate::core::auth_machine::Failure;
-use crate::core::session::{Origin, Raw, Session};
+use crate::core::options::SourceSpec;
+use crate::core::session::{Origin, Raw, RawSession, Session};
+use crate::core::source::{self, Answer, HttpCall, Next, Step, ERROR_FIELDS};
+use crate::core::token::Secret;
 
 #[wasm_bindgen]
 extern "C" {
@@ -18,42 +22,13 @@ extern "C" {
     pub fn global_fetch(req: &Request) -> Promise;
 }
 
-/// Where new tokens come from.
+/// Where new tokens come from: the checked spec, and the app's function for a callback source.
 #[derive(Clone)]
-pub enum Source {
-    /// GoTrue: `POST {url}/auth/v1/token?grant_type=refresh_token` with the `apikey` header.
-    Supabase {
-        /// The project URL, without trailing slash.
-        url: String,
-        /// The anon (publishable) key.
-        api_key: String,
-    },
-    /// Email and password: GoTrue's password grant (then its refresh grant), or a plain login URL
-    /// answering a token (signed in again whenever a new token is needed).
-    Password {
-        /// The GoTrue project URL, or the plain login URL.
-        url: String,
-        /// Sent as `apikey` to GoTrue.
-        api_key: String,
-        /// The account.
-        email: String,
-        /// Its password.
-        password: String,
-        /// `url` is a plain login endpoint, not GoTrue.
-        plain: bool,
-    },
-    /// A token broker: `GET {url}/api/tokens/{scope}?user_id=`, `POST {url}/api/tokens/refresh/{scope}`.
-    Broker {
-        /// The broker's base URL.
-        url: String,
-        /// The token scope.
-        scope: String,
-        /// The user the tokens are for.
-        user_id: String,
-    },
-    /// The app's async function returning a session (or a bare JWT), or null when the session is over.
-    /// It is called with the current refresh token, if there is one.
-    Callback(Function),
+pub struct Source {
+    /// What the core knows of the source.
+    pub spec: SourceSpec,
+    /// The function of a callback source (or a followed supabase-js client's refresher).
+    pub callback: Option<Function>,
 }
 
 /// A new session with what came along with it.
@@ -70,261 +45,157 @@ fn set(o: &Object, k: &str, v: &JsValue) {
     let _ = Reflect::set(o, &JsValue::from_str(k), v);
 }
 
-fn json_body(pairs: &[(&str, &str)]) -> JsValue {
-    let o = Object::new();
-    for (k, v) in pairs {
-        set(&o, k, &JsValue::from_str(v));
+fn raw_value(r: &Raw) -> JsValue {
+    match r {
+        Raw::Str(s) => JsValue::from_str(s),
+        Raw::Num(n) => JsValue::from_f64(*n),
+        Raw::Bool(b) => JsValue::from_bool(*b),
+        Raw::Null => JsValue::NULL,
+        _ => JsValue::UNDEFINED,
     }
-    JSON::stringify(&o).map(JsValue::from).unwrap_or(JsValue::UNDEFINED)
 }
 
-/// `expires_on` as brokers send it: epoch seconds (number or numeric string) or an ISO date.
-fn seconds_from(v: &JsValue) -> JsValue {
-    if let Some(n) = v.as_f64() {
-        return JsValue::from_f64(n);
+/// Reads a JS answer into the fields the core understands.
+fn read_answer(status: u16, v: &JsValue) -> Answer {
+    if let Some(jwt) = v.as_string() {
+        return Answer {
+            status,
+            bare: Some(jwt),
+            ..Default::default()
+        };
     }
-    match v.as_string() {
-        Some(s) => {
-            let n = s
-                .trim()
-                .parse::<u64>()
-                .ok()
-                .map(|n| n as f64)
-                .unwrap_or_else(|| js_sys::Date::parse(&s) / 1000.0);
-            if n.is_finite() {
-                JsValue::from_f64(n.floor())
-            } else {
-                JsValue::UNDEFINED
+    let field = |k: &str| raw(&get(v, k));
+    Answer {
+        status,
+        empty: v.is_null() || v.is_undefined(),
+        bare: None,
+        access_token: field("access_token"),
+        token: field("token"),
+        refresh_token: field("refresh_token"),
+        expires_at: field("expires_at"),
+        expires_in: field("expires_in"),
+        expires_on: field("expires_on"),
+        token_type: field("token_type"),
+        user_id: raw(&get(&get(v, "user"), "id")),
+        errors: ERROR_FIELDS.iter().filter_map(|k| get(v, k).as_string()).collect(),
+    }
+}
+
+/// Validates the core's normalised session and builds the Supabase-shaped object to store.
+fn accept(normalised: &RawSession, v: &JsValue) -> Result<Fetched, Failure> {
+    let session = Session::from_raw(normalised, now_ms(), Origin::Issued).map_err(|_| Failure::BadResponse)?;
+    let shaped = if v.is_string() {
+        v.clone()
+    } else {
+        let o = Object::new();
+        set(&o, "access_token", &raw_value(&normalised.access_token));
+        for (k, r) in [
+            ("refresh_token", &normalised.refresh_token),
+            ("expires_in", &normalised.expires_in),
+            ("expires_at", &normalised.expires_at),
+            ("token_type", &normalised.token_type),
+        ] {
+            if !r.is_absent() {
+                set(&o, k, &raw_value(r));
             }
         }
-        None => JsValue::UNDEFINED,
-    }
-}
-
-/// Normalises a token answer (`access_token` or `token`; `expires_at`, `expires_in` or
-/// `expires_on`) to the Supabase session shape, keeping `refresh_token` and `user`.
-fn normalise(v: &JsValue) -> JsValue {
-    if v.is_string() {
-        return v.clone();
-    }
-    let o = Object::new();
-    let token = get(v, "access_token");
-    set(
-        &o,
-        "access_token",
-        &if token.is_undefined() { get(v, "token") } else { token },
-    );
-    for k in ["refresh_token", "expires_in", "token_type", "user"] {
-        let x = get(v, k);
-        if !x.is_undefined() {
-            set(&o, k, &x);
+        let user = get(v, "user");
+        if !user.is_undefined() {
+            set(&o, "user", &user);
         }
-    }
-    let at = get(v, "expires_at");
-    let at = if at.is_undefined() {
-        seconds_from(&get(v, "expires_on"))
-    } else {
-        at
+        o.into()
     };
-    if !at.is_undefined() {
-        set(&o, "expires_at", &at);
-    }
-    o.into()
-}
-
-fn accept(v: &JsValue) -> Result<Fetched, Failure> {
-    let raw = normalise(v);
-    let session = Session::from_raw(&raw_session(&raw), now_ms(), Origin::Issued).map_err(|_| Failure::BadResponse)?;
     Ok(Fetched {
         session,
-        raw,
+        raw: shaped,
         headers: get(v, "headers"),
     })
-}
-
-fn http_failure(status: u16, json: &JsValue) -> Failure {
-    // GoTrue has answered `error`, `error_code` and `code` over its versions: keep them all.
-    let errors = ["error_code", "code", "error"]
-        .iter()
-        .filter_map(|k| get(json, k).as_string())
-        .collect();
-    Failure::Http { status, errors }
 }
 
 impl Source {
     /// Whether refreshing needs a refresh token.
     pub fn needs_refresh_token(&self) -> bool {
-        matches!(self, Source::Supabase { .. })
+        self.spec.needs_refresh_token()
     }
 
     /// Whether it can sign in with no session at all.
     pub fn bootstraps(&self) -> bool {
-        !self.needs_refresh_token()
+        self.spec.bootstraps()
     }
 
-    /// The URL supabase-js would derive its storage key from, when there is one.
-    pub fn gotrue_url(&self) -> Option<&str> {
-        match self {
-            Source::Supabase { url, .. } | Source::Password { url, plain: false, .. } => Some(url),
-            _ => None,
-        }
-    }
-
-    /// Gets a new session. `refresh_token` and `current` (access token) describe the one held now.
+    /// Runs one refresh attempt presenting `present`; `current` is the access token held when it
+    /// started.
     pub async fn refresh(
         &self,
-        refresh_token: Option<String>,
-        current: Option<String>,
+        present: Option<Secret>,
+        current: Option<Secret>,
         signal: Option<AbortSignal>,
     ) -> Result<Fetched, Failure> {
-        match self {
-            Source::Supabase { url, api_key } => {
-                let rt = refresh_token.ok_or(Failure::Http {
-                    status: 400,
-                    errors: vec!["refresh_token_not_found".into()],
-                })?;
-                gotrue_refresh(url, api_key, &rt, signal).await
-            }
-            Source::Password {
-                url,
-                api_key,
-                email,
-                password,
-                plain,
-            } => {
-                if let (false, Some(rt)) = (plain, &refresh_token) {
-                    return gotrue_refresh(url, api_key, rt, signal).await;
-                }
-                let endpoint = if *plain {
-                    url.clone()
-                } else {
-                    format!("{url}/auth/v1/token?grant_type=password")
-                };
-                let body = json_body(&[("email", email), ("password", password)]);
-                let (status, json) = request("POST", &endpoint, Some(api_key), None, &body, signal).await?;
-                if (200..300).contains(&status) {
-                    accept(&json)
-                } else {
-                    Err(http_failure(status, &json))
-                }
-            }
-            Source::Broker { url, scope, user_id } => {
-                let user = js_sys::encode_uri_component(user_id);
-                let scope = js_sys::encode_uri_component(scope);
-                let get_url = format!("{url}/api/tokens/{scope}?user_id={user}");
-                let (status, json) = request("GET", &get_url, None, None, &JsValue::UNDEFINED, signal.clone()).await?;
-                if !(200..300).contains(&status) {
-                    return Err(http_failure(status, &json));
-                }
-                let got = accept(&json)?;
-                if current.as_deref() != Some(got.session.access.expose()) {
-                    return Ok(got);
-                }
-                // The broker handed back the token we hold: ask it to refresh.
-                let post_url = format!("{url}/api/tokens/refresh/{scope}?user_id={user}");
-                let (status, json) = request("POST", &post_url, None, None, &JsValue::UNDEFINED, signal).await?;
-                if (200..300).contains(&status) {
-                    accept(&json)
-                } else {
-                    Err(http_failure(status, &json))
-                }
-            }
-            Source::Callback(f) => {
-                // The current refresh token is passed along (a followed supabase-js client needs it).
-                let rt = refresh_token.map_or(JsValue::UNDEFINED, |t| JsValue::from_str(&t));
-                let called = f.call1(&JsValue::UNDEFINED, &rt).map_err(|e| callback_failure(&e))?;
-                let v = JsFuture::from(Promise::resolve(&called))
-                    .await
-                    .map_err(|e| callback_failure(&e))?;
-                if v.is_null() || v.is_undefined() {
-                    return Err(Failure::Callback { gone: true });
-                }
-                accept(&v)
+        let mut step = source::first_step(&self.spec, present.as_ref())?;
+        // The core plans at most two steps (a broker's refresh after its read); the bound is a
+        // guard against a plan that never ends, not a rule.
+        for n in 0..4 {
+            let (status, value) = match step {
+                Step::Http(call) => perform(&call, signal.clone()).await?,
+                Step::Callback(rt) => (200, self.call_back(rt).await?),
+            };
+            match source::answered(&self.spec, n, &read_answer(status, &value), current.as_ref()) {
+                Next::Done(Ok(normalised)) => return accept(&normalised, &value),
+                Next::Done(Err(failure)) => return Err(failure),
+                Next::Then(next) => step = next,
             }
         }
+        Err(Failure::BadResponse)
     }
 
-    /// `GET {url}/api/tokens/health` for a broker: `Some(healthy)`; `None` for other sources.
+    async fn call_back(&self, rt: Option<Secret>) -> Result<JsValue, Failure> {
+        let f = self.callback.as_ref().ok_or(Failure::Callback { gone: false })?;
+        let thrown = |e: JsValue| source::callback_failure(&raw(&get(&e, "status")), &raw(&get(&e, "code")));
+        let rt = rt.map_or(JsValue::UNDEFINED, |t| JsValue::from_str(t.expose()));
+        let called = f.call1(&JsValue::UNDEFINED, &rt).map_err(thrown)?;
+        JsFuture::from(Promise::resolve(&called)).await.map_err(thrown)
+    }
+
+    /// Asks a broker for its health: `Some(healthy)`; `None` for other sources.
     pub async fn health(&self) -> Option<bool> {
-        let Source::Broker { url, .. } = self else { return None };
-        match request(
-            "GET",
-            &format!("{url}/api/tokens/health"),
-            None,
-            None,
-            &JsValue::UNDEFINED,
-            None,
-        )
-        .await
-        {
-            Ok((status, json)) => Some(
-                (200..300).contains(&status)
-                    && get(&json, "status")
-                        .as_string()
-                        .is_none_or(|s| s == "ok" || s == "healthy"),
-            ),
-            Err(_) => Some(false),
+        let call = source::health_call(&self.spec)?;
+        let answer = perform(&call, None).await.ok().map(|(s, json)| (s, raw(&get(&json, "status"))));
+        Some(source::healthy(answer.as_ref().map(|(s, r)| (*s, r))))
+    }
+
+    /// Revokes the session on the server, best effort (GoTrue sources only).
+    pub async fn logout(&self, access: &Secret) {
+        if let Some(call) = source::logout_call(&self.spec, access) {
+            let _ = perform(&call, None).await;
         }
     }
 }
 
-async fn gotrue_refresh(url: &str, api_key: &str, rt: &str, signal: Option<AbortSignal>) -> Result<Fetched, Failure> {
-    let endpoint = format!("{url}/auth/v1/token?grant_type=refresh_token");
-    let (status, json) = request(
-        "POST",
-        &endpoint,
-        Some(api_key),
-        None,
-        &json_body(&[("refresh_token", rt)]),
-        signal,
-    )
-    .await?;
-    if (200..300).contains(&status) {
-        accept(&json)
-    } else {
-        Err(http_failure(status, &json))
-    }
-}
-
-/// A callback that throws an error with `status` 400/401 or `code` `invalid_grant`/`signed_out`
-/// says the session is over; anything else is worth a retry.
-fn callback_failure(e: &JsValue) -> Failure {
-    let gone = matches!(raw(&get(e, "status")), Raw::Num(s) if s == 400.0 || s == 401.0)
-        || matches!(
-            get(e, "code").as_string().as_deref(),
-            Some("invalid_grant" | "signed_out" | "refresh_token_already_used" | "refresh_token_not_found")
-        );
-    Failure::Callback { gone }
-}
-
-/// Sends a request (JSON text body or none; `apikey` and bearer headers when given); returns the
-/// status and the parsed JSON body (`undefined` when it is not JSON). Tokens travel in headers and
-/// bodies, never in URLs.
-pub async fn request(
-    method: &str,
-    url: &str,
-    api_key: Option<&str>,
-    bearer: Option<&str>,
-    body: &JsValue,
-    signal: Option<AbortSignal>,
-) -> Result<(u16, JsValue), Failure> {
+/// Performs one planned request; returns the status and the parsed JSON body (`undefined` when it
+/// is not JSON).
+pub async fn perform(call: &HttpCall, signal: Option<AbortSignal>) -> Result<(u16, JsValue), Failure> {
     let init = RequestInit::new();
-    init.set_method(method);
+    init.set_method(call.method);
     let headers = Headers::new().map_err(|_| Failure::Network)?;
-    if let Some(k) = api_key.filter(|k| !k.is_empty()) {
-        let _ = headers.set("apikey", k);
+    if let Some(k) = &call.api_key {
+        let _ = headers.set("apikey", k.expose());
     }
     let _ = headers.set("X-Client-Info", concat!("authwire/", env!("CARGO_PKG_VERSION")));
-    if !body.is_undefined() {
+    if let Some(fields) = &call.body {
+        let o = Object::new();
+        for (k, v) in fields {
+            set(&o, k, &JsValue::from_str(v.expose()));
+        }
+        let body = JSON::stringify(&o).map(JsValue::from).map_err(|_| Failure::Network)?;
         let _ = headers.set("Content-Type", "application/json;charset=UTF-8");
-        init.set_body(body);
+        init.set_body(&body);
     }
-    if let Some(b) = bearer {
-        let _ = headers.set("Authorization", &format!("Bearer {b}"));
+    if let Some(b) = &call.bearer {
+        let _ = headers.set("Authorization", &format!("Bearer {}", b.expose()));
     }
     init.set_headers(&headers);
     init.set_signal(signal.as_ref());
-    let req = Request::new_with_str_and_init(url, &init).map_err(|_| Failure::Network)?;
+    let req = Request::new_with_str_and_init(&call.url, &init).map_err(|_| Failure::Network)?;
     let resp: Response = JsFuture::from(global_fetch(&req))
         .await
         .map_err(|_| Failure::Network)?

@@ -38,28 +38,10 @@ pub fn option_error(e: &OptionError) -> JsValue {
 
 /// The shell's token source for a checked spec; a callback source takes `options.refresh.fn`.
 pub fn source(spec: SourceSpec, options: &JsValue) -> Result<Source, JsValue> {
-    Ok(match spec {
-        SourceSpec::Supabase { url, api_key } => Source::Supabase {
-            url,
-            api_key: api_key.expose().to_owned(),
-        },
-        SourceSpec::Password {
-            url,
-            api_key,
-            email,
-            password,
-            plain,
-        } => Source::Password {
-            url,
-            api_key: api_key.expose().to_owned(),
-            email,
-            password: password.expose().to_owned(),
-            plain,
-        },
-        SourceSpec::Broker { url, scope, user_id } => Source::Broker { url, scope, user_id },
+    let callback = match spec {
         // The core saw a function there; a getter answering differently the second time is refused.
         SourceSpec::Callback => match get(&get(options, "refresh"), "fn").dyn_into::<Function>() {
-            Ok(f) => Source::Callback(f),
+            Ok(f) => Some(f),
             Err(v) => {
                 return Err(option_error(&OptionError {
                     code: crate::core::error::Code::InvalidOptions,
@@ -71,5 +53,7 @@ pub fn source(spec: SourceSpec, options: &JsValue) -> Result<Source, JsValue> {
                 }))
             }
         },
-    })
+        _ => None,
+    };
+    Ok(Source { spec, callback })
 }
