@@ -58,6 +58,10 @@ struct UserCfg {
     fail_refreshes: u32,
     fail_status: u16,
     refresh_delay_ms: u64,
+    /// Every refresh fails with 500 until this time (ms since the epoch): an outage.
+    fail_until_ms: u64,
+    /// Seeded source for `fail_probability`, so a soak can replay its faults.
+    rng: Option<Rng>,
 }
 
 #[derive(Debug)]
@@ -94,6 +98,34 @@ pub fn now_s() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
+}
+
+/// Milliseconds since the epoch.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// A seeded source of fault decisions (SplitMix64): the same seed, the same sequence of decisions.
+#[derive(Debug, Clone, Copy)]
+pub struct Rng(u64);
+
+impl Rng {
+    /// A source seeded with `seed`.
+    pub fn new(seed: u64) -> Self {
+        Rng(seed)
+    }
+    /// A uniform number in [0, 1).
+    pub fn next_f64(&mut self) -> f64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        (z >> 11) as f64 / (1u64 << 53) as f64
+    }
 }
 
 /// A uniform random number in [0, 1), for fault injection.
@@ -322,13 +354,20 @@ async fn refresh_grant(app: &App, body: &Value) -> Response {
     if cfg.refresh_delay_ms > 0 {
         tokio::time::sleep(Duration::from_millis(cfg.refresh_delay_ms)).await;
     }
-    let by_chance = cfg.fail_probability > 0.0 && chance() < cfg.fail_probability;
-    if cfg.fail_refreshes > 0 || by_chance {
+    let outage = cfg.fail_until_ms > now_ms();
+    let by_chance = !outage && cfg.fail_probability > 0.0 && {
+        let roll = match app.lock().users.get_mut(&email).and_then(|u| u.rng.as_mut()) {
+            Some(rng) => rng.next_f64(),
+            None => chance(),
+        };
+        roll < cfg.fail_probability
+    };
+    if cfg.fail_refreshes > 0 || by_chance || outage {
         if let Some(u) = app.lock().users.get_mut(&email) {
-            u.fail_refreshes = u.fail_refreshes.saturating_sub(if by_chance { 0 } else { 1 });
+            u.fail_refreshes = u.fail_refreshes.saturating_sub(if by_chance || outage { 0 } else { 1 });
         }
         app.count(&email, |c| c.refresh_faults += 1);
-        let status = if by_chance {
+        let status = if by_chance || outage {
             StatusCode::INTERNAL_SERVER_ERROR
         } else {
             StatusCode::from_u16(cfg.fail_status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE)
@@ -434,9 +473,13 @@ pub struct Control {
     fail_refreshes: Option<u32>,
     fail_status: Option<u16>,
     refresh_delay_ms: Option<u64>,
+    fail_until_ms: Option<u64>,
+    fault_seed: Option<u64>,
 }
 
-/// `POST /__test/control {email, ttl_seconds?, fail_refreshes?, fail_status?, fail_probability?, refresh_delay_ms?}`
+/// `POST /__test/control {email, ttl_seconds?, fail_refreshes?, fail_status?, fail_probability?,
+/// refresh_delay_ms?, fail_until_ms?, fault_seed?}`: `fail_until_ms` (ms since the epoch) fails every
+/// refresh with 500 until then; `fault_seed` makes `fail_probability`'s decisions replayable.
 pub async fn control(State(app): State<Shared>, Json(c): Json<Control>) -> Response {
     let email = c.email.trim().to_lowercase();
     let mut st = app.lock();
@@ -455,6 +498,12 @@ pub async fn control(State(app): State<Shared>, Json(c): Json<Control>) -> Respo
     }
     if let Some(d) = c.refresh_delay_ms {
         u.refresh_delay_ms = d;
+    }
+    if let Some(t) = c.fail_until_ms {
+        u.fail_until_ms = t;
+    }
+    if let Some(seed) = c.fault_seed {
+        u.rng = Some(Rng::new(seed));
     }
     StatusCode::NO_CONTENT.into_response()
 }

@@ -61,6 +61,8 @@ struct Faults {
     drop_probability: f64,
     reject_probability: f64,
     reply_delay_max_ms: u64,
+    /// Seeded source for the random faults and delays, so a soak can replay them.
+    rng: Option<crate::auth::Rng>,
 }
 
 /// Chat state shared by all connections.
@@ -82,6 +84,14 @@ impl ChatState {
             .get(sid)
             .cloned()
             .unwrap_or_default()
+    }
+    /// A uniform number in [0, 1) for a fault decision on `sid`: from its seeded source if it has one.
+    fn chance(&self, sid: &str) -> f64 {
+        let mut m = self.faults.lock().unwrap_or_else(|p| p.into_inner());
+        match m.get_mut(sid).and_then(|f| f.rng.as_mut()) {
+            Some(rng) => rng.next_f64(),
+            None => crate::auth::chance(),
+        }
     }
     fn update_faults(&self, sid: &str, f: impl FnOnce(&mut Faults)) {
         let mut m = self.faults.lock().unwrap_or_else(|p| p.into_inner());
@@ -191,7 +201,7 @@ async fn run(app: Shared, socket: WebSocket, mode: Mode) {
         chat.stat(&sid, |s| s.frames += 1);
         conn_frames += 1;
         let faults = chat.faults(&sid);
-        let random_drop = faults.drop_probability > 0.0 && crate::auth::chance() < faults.drop_probability;
+        let random_drop = faults.drop_probability > 0.0 && chat.chance(&sid) < faults.drop_probability;
         if random_drop || faults.drop_after_frames.is_some_and(|n| conn_frames > n) {
             if !random_drop {
                 chat.update_faults(&sid, |f| f.drop_after_frames = None);
@@ -265,7 +275,7 @@ async fn run(app: Shared, socket: WebSocket, mode: Mode) {
         if !token_ok {
             break;
         }
-        let random_reject = faults.reject_probability > 0.0 && crate::auth::chance() < faults.reject_probability;
+        let random_reject = faults.reject_probability > 0.0 && chat.chance(&sid) < faults.reject_probability;
         if faults.reject_next_token || random_reject {
             chat.update_faults(&sid, |f| f.reject_next_token = false);
             chat.stat(&sid, |s| s.forced_rejections += 1);
@@ -308,7 +318,12 @@ async fn run(app: Shared, socket: WebSocket, mode: Mode) {
             continue;
         }
         let reply = json!({"type": "ai_response", "message": format!("echo: {body_text}"), "session_id": sid, "message_id": message_id});
-        let delay = faults.reply_delay_ms + (crate::auth::chance() * faults.reply_delay_max_ms as f64) as u64;
+        let jitter = if faults.reply_delay_max_ms > 0 {
+            (chat.chance(&sid) * faults.reply_delay_max_ms as f64) as u64
+        } else {
+            0
+        };
+        let delay = faults.reply_delay_ms + jitter;
         if delay > 0 {
             let tx = tx.clone();
             tokio::spawn(async move {
@@ -403,9 +418,11 @@ pub struct ChatControl {
     drop_probability: Option<f64>,
     reject_probability: Option<f64>,
     reply_delay_max_ms: Option<u64>,
+    fault_seed: Option<u64>,
 }
 
-/// `POST /__test/chat-control {session_id, drop_after_frames?, reject_next_token?, reply_delay_ms?}`
+/// `POST /__test/chat-control {session_id, drop_after_frames?, reject_next_token?, reply_delay_ms?,
+/// drop_probability?, reject_probability?, reply_delay_max_ms?, fault_seed?}`
 pub async fn control(State(app): State<Shared>, Json(c): Json<ChatControl>) -> Response {
     app.chat.update_faults(&c.session_id, |f| {
         if c.drop_after_frames.is_some() {
@@ -425,6 +442,9 @@ pub async fn control(State(app): State<Shared>, Json(c): Json<ChatControl>) -> R
         }
         if let Some(d) = c.reply_delay_max_ms {
             f.reply_delay_max_ms = d;
+        }
+        if let Some(seed) = c.fault_seed {
+            f.rng = Some(crate::auth::Rng::new(seed));
         }
     });
     StatusCode::NO_CONTENT.into_response()
