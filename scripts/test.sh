@@ -40,6 +40,8 @@ echo "screenshots: target/e2e-artifacts/"
 
 echo "== soak, short version (scripts/soak.sh runs 60 s)"
 node soak/run.mjs --seconds 15
+echo "== soak, short version: a token-endpoint outage past expiry, then recovery"
+node soak/run.mjs --seconds 15 --outage
 
 urls=$(node -e 'fetch(process.argv[1] + "/__test/stats").then((r) => r.json()).then((s) => console.log(s.tokens_in_urls))' "$AUTHWIRE_SERVER_URL")
 if [ "$urls" != "0" ]; then echo "$urls request(s) carried a token in the URL"; exit 1; fi
