@@ -18,7 +18,7 @@ after(async () => {
 async function journey(page, log, { email, count, gapMs, dropAt, shot }) {
   await page.fill("#email", email);
   await page.click("#signin-button");
-  await page.waitForFunction(() => document.querySelector("#chat-status")?.textContent === "open", null, { timeout: 10_000 });
+  await page.waitForFunction(() => document.querySelector("#chat-status")?.textContent === "open", null, { timeout: 20_000 });
   const sid = (await page.textContent("#chat-session")).trim();
   const sent = [];
   for (let i = 0; i < count; i++) {
@@ -29,8 +29,9 @@ async function journey(page, log, { email, count, gapMs, dropAt, shot }) {
     sent.push(text);
     await sleep(gapMs);
   }
-  await eventually("the server to accept every message", 15_000, async () => (await chatStats(sid)).accepted === count);
-  await page.waitForFunction((n) => document.querySelectorAll("#chat-log li.agent").length === n, count, { timeout: 10_000 });
+  await eventually("the server to accept every message", 30_000, async () => (await chatStats(sid)).accepted >= count);
+  await page.waitForFunction((n) => document.querySelectorAll("#chat-log li.agent").length >= n, count, { timeout: 20_000 });
+  assert.equal(await page.evaluate(() => document.querySelectorAll("#chat-log li.agent").length), count, "one reply per message");
   const stats = await chatStats(sid);
   assert.deepEqual(stats.messages, sent, "every message once, in order");
   assert.equal(stats.stale_tokens, 0, "no frame carried a stale token");
@@ -42,7 +43,10 @@ async function journey(page, log, { email, count, gapMs, dropAt, shot }) {
   assert.equal(snap.status === "signed_in" || snap.status === "refreshing", true, snap.status);
   const server = await authStats(email);
   assert.equal(server.refresh_reused, 0, "no refresh token was used twice");
-  assert.ok(Math.abs(server.refresh_requests - snap.refreshCount) <= 1, `one request per refresh: ${server.refresh_requests} requests, ${snap.refreshCount} refreshes`);
+  // Read while 5-second tokens keep refreshing, so compared within one refresh either way of the
+  // counts read just before and just after the server's (one may be on its way).
+  const after = (await page.evaluate(() => window.authwireDemo.auth())).refreshCount;
+  assert.ok(snap.refreshCount - 1 <= server.refresh_requests && server.refresh_requests <= after + 1, `one request per refresh: ${server.refresh_requests} requests, ${snap.refreshCount}..${after} refreshes`);
   assert.equal(await page.textContent("#chat-status"), "open");
   assert.ok(Number(await page.textContent("#chat-reconnects")) >= 1);
   await page.screenshot({ path: `${ARTIFACTS}/${shot}`, fullPage: true });
@@ -70,7 +74,7 @@ test("React app under StrictMode: supabase-js sign-in, chat across refreshes, su
   await journey(page, log, { email, count: 24, gapMs: 500, dropAt: 12, shot: "react-journey.png" });
   // Signing out through supabase-js reaches authwire: the session ends and the chat goes away.
   await page.click("#signout");
-  await page.waitForFunction(() => document.querySelector("#status")?.textContent === "signed_out", null, { timeout: 5_000 });
+  await page.waitForFunction(() => document.querySelector("#status")?.textContent === "signed_out", null, { timeout: 15_000 });
   assert.equal(await page.$("#chat"), null);
   assert.deepEqual(log.errors, []);
   const nullPointer = log.console.filter((l) => /null pointer|recursive use|already borrowed/i.test(l));

@@ -2,7 +2,7 @@
 // no refresh token spent twice, every chat frame with a valid token, and one sign-out for all.
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
-import { BASE, ARTIFACTS, launch, post, chatStats, authStats, recordPage, sleep } from "./harness.mjs";
+import { BASE, ARTIFACTS, launch, post, chatStats, authStats, eventually, recordPage, sleep } from "./harness.mjs";
 
 let browser;
 after(async () => {
@@ -29,29 +29,40 @@ async function threeTabs({ seconds, withoutLocks, shot }) {
       await page.fill("#email", email);
       await page.click("#signin-button");
     }
-    await page.waitForFunction(() => window.tabsDemo?.auth().status === "signed_in", null, { timeout: 5_000 });
+    await page.waitForFunction(() => window.tabsDemo?.auth().status === "signed_in", null, { timeout: 15_000 });
   }
+  const started = Date.now();
   for (const p of pages) {
-    await p.waitForFunction(() => window.tabsDemo.chat()?.status === "open", null, { timeout: 5_000 });
+    await p.waitForFunction(() => window.tabsDemo.chat()?.status === "open", null, { timeout: 15_000 });
     await p.check("#chatter");
   }
   await sleep(seconds * 1000);
   for (const p of pages) await p.uncheck("#chatter");
-  await sleep(1_500);
 
+  // Counts are compared at a quiet moment, not while 5-second tokens keep refreshing: the next
+  // token lives a minute, and once every tab holds it no refresh is on its way.
+  await post("/__test/control", { email, ttl_seconds: 60 });
+  const elapsed = (Date.now() - started) / 1000;
+  await eventually("a long-lived token in every tab", 20_000, async () => {
+    const left = await Promise.all(pages.map((p) => p.evaluate(() => window.tabsDemo.auth().expiresAt - Date.now())));
+    return left.every((ms) => ms > 20_000);
+  });
   const server = await authStats(email);
   const byTab = await Promise.all(pages.map((p) => p.evaluate(() => window.tabsDemo.auth().refreshCount)));
-  // A 5-second token (4 s counted) refreshes at half-life: about one every 2 s for all tabs together.
+  // A 5-second token (4 s counted) refreshes at half-life: at most one every 2 s for all tabs
+  // together (plus the one in flight at the switch and the long-lived one); one per tab would
+  // be three times that.
   assert.equal(server.refresh_reused, 0, "no refresh token spent twice");
-  const expected = seconds / 2;
-  assert.ok(server.refresh_requests >= expected * 0.6 && server.refresh_requests <= expected * 1.4, `about one refresh per lead interval in all, not three: ${server.refresh_requests}`);
+  const expected = elapsed / 2;
+  assert.ok(server.refresh_requests >= Math.floor(expected * 0.6) && server.refresh_requests <= Math.floor(expected) + 3, `about one refresh per lead interval in all, not three: ${server.refresh_requests} in ${elapsed.toFixed(1)} s`);
   assert.equal(server.refresh_requests, byTab.reduce((a, b) => a + b, 0), `each refresh ran in exactly one tab: ${byTab}`);
   for (const p of pages) {
     const sid = await p.evaluate(() => window.tabsDemo.sessionId);
     const sent = await p.evaluate(() => window.tabsDemo.sent());
-    const stats = await chatStats(sid);
     assert.ok(sent >= seconds, `each tab chatted: ${sent}`);
-    assert.equal(stats.accepted, sent, "every frame accepted");
+    await eventually("every frame accepted", 20_000, async () => (await chatStats(sid)).accepted >= sent);
+    const stats = await chatStats(sid);
+    assert.equal(stats.accepted, sent, "every frame accepted, once");
     assert.equal(stats.stale_tokens, 0, "no stale token from any tab");
     assert.equal(stats.missing_tokens + stats.bad_tokens, 0);
   }
@@ -59,7 +70,7 @@ async function threeTabs({ seconds, withoutLocks, shot }) {
 
   await pages[1].click("#signout");
   for (const p of pages) {
-    await p.waitForFunction(() => window.tabsDemo.auth().status === "signed_out", null, { timeout: 3_000 });
+    await p.waitForFunction(() => window.tabsDemo.auth().status === "signed_out", null, { timeout: 15_000 });
   }
   for (const log of logs) assert.deepEqual(log.errors, []);
   await context.close();
