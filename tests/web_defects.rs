@@ -139,7 +139,8 @@ async fn queued_messages_go_out_after_refreshes_failed_past_expiry() {
     for m in &sent[..4] {
         c.send(JsValue::from_str(m)).unwrap();
     }
-    wait_for("the token to expire", 10_000, || get(&a.get_snapshot(), "status") == "expired").await;
+    let expires_at = get(&a.get_snapshot(), "expiresAt").as_f64().unwrap();
+    sleep((expires_at - js_sys::Date::now() + 300.0).max(0.0) as u32).await;
     // Sent during the outage, after expiry; then nothing more happens on the page: no send, no
     // accessToken(), no focus. Only the socket's queue waits for a token.
     for m in &sent[4..] {

@@ -303,6 +303,13 @@ pub fn encode_component(s: &str) -> String {
     out
 }
 
+/// `auth.fetch`: whether a response to a request's first try is answered by one refresh and one
+/// retry (a 401: the token was refused). Only a request whose body can be sent again is retried,
+/// and never more than once.
+pub fn retry_after(status: u16) -> bool {
+    status == 401
+}
+
 /// `POST {url}/auth/v1/logout` for a GoTrue source (best effort on `signOut()`), else nothing.
 pub fn logout_call(spec: &SourceSpec, access: &Secret) -> Option<HttpCall> {
     let (url, api_key) = match spec {

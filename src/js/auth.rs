@@ -1001,7 +1001,7 @@ impl AuthSession {
             let spare = if replayable { request.clone().ok() } else { None };
             authorize(&shared, &request, &JsFuture::from(token_promise(&shared)).await?)?;
             let response: web_sys::Response = JsFuture::from(global_fetch(&request)).await?.unchecked_into();
-            let Some(spare) = spare.filter(|_| response.status() == 401) else {
+            let Some(spare) = spare.filter(|_| crate::core::source::retry_after(response.status())) else {
                 return Ok(response.into());
             };
             if JsFuture::from(refresh_promise(&shared)).await.is_err() {

@@ -50,7 +50,7 @@ export type AuthStatus = "signed_out" | "signed_in" | "refreshing" | "expired";
 export type AuthErrorCode =
   | "invalid_session" | "invalid_options" | "session_expired" | "signed_out" | "no_refresh_source"
   | "network_error" | "server_error" | "rate_limited" | "invalid_grant" | "refresh_rejected" | "token_not_found"
-  | "invalid_response" | "callback_failed" | "freed" | "insecure_url" | "invalid_url";
+  | "invalid_response" | "callback_failed" | "freed" | "insecure_url" | "invalid_url" | "refresh_timeout";
 
 /** What `getSnapshot()` returns: the same frozen object until something changes. */
 export interface AuthSnapshot {
@@ -114,7 +114,7 @@ export type ChatStatus = "idle" | "connecting" | "authenticating" | "open" | "re
 
 export type ChatErrorCode =
   | "queue_full" | "invalid_message" | "socket_closed" | "auth_rejected" | "connection_lost"
-  | "heartbeat_timeout" | "retries_exhausted";
+  | "heartbeat_timeout" | "retries_exhausted" | "refresh_timeout";
 
 /** What `ChatSocket.getSnapshot()` returns: the same frozen object until something changes. */
 export interface ChatSnapshot {
