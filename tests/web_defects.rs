@@ -222,3 +222,69 @@ async fn to_json_may_call_back_into_the_sdk() {
         assert!(snap.is_object(), "the socket's snapshot, not undefined");
     }
 }
+
+/// Defect 7, the other callbacks: a refresh callback and a session getter that call back into the
+/// session while it works (snapshot, `accessToken()`), and event listeners that do the same.
+#[wasm_bindgen_test]
+async fn callbacks_and_getters_may_call_back_into_the_sdk() {
+    let email = unique("reenter-cb");
+    let s = sign_in(&email, 60).await;
+    let slot: Rc<RefCell<Option<Rc<AuthSession>>>> = Rc::default();
+    let seen: Rc<RefCell<Vec<JsValue>>> = Rc::default();
+    // The callback source reads the snapshot and asks for a token (it joins the refresh in flight:
+    // not awaited here, it must settle once the callback's session arrives).
+    let pending: Rc<RefCell<Vec<js_sys::Promise>>> = Rc::default();
+    let fresh = sign_in(&email, 60).await;
+    let callback = {
+        let (slot, seen, pending, fresh) = (slot.clone(), seen.clone(), pending.clone(), fresh.clone());
+        Closure::<dyn Fn(JsValue) -> JsValue>::new(move |_rt: JsValue| {
+            if let Some(a) = slot.borrow().as_ref() {
+                seen.borrow_mut().push(a.get_snapshot());
+                pending.borrow_mut().push(a.access_token());
+            }
+            js_sys::Promise::resolve(&fresh).into()
+        })
+    };
+    // A session whose `access_token` is a getter reading the snapshot.
+    let session = Object::assign(&Object::new(), s.unchecked_ref());
+    let getter = {
+        let (slot, seen) = (slot.clone(), seen.clone());
+        Closure::<dyn Fn() -> JsValue>::new(move || {
+            if let Some(a) = slot.borrow().as_ref() {
+                seen.borrow_mut().push(a.get_snapshot());
+            }
+            JsValue::from_str("eyJhbGciOiJIUzI1NiJ9.e30.x")
+        })
+    };
+    let a = Rc::new(
+        AuthSession::new(obj(&[(
+            "refresh",
+            obj(&[("kind", "callback".into()), ("fn", callback.as_ref().clone())]),
+        )]))
+        .unwrap(),
+    );
+    *slot.borrow_mut() = Some(a.clone());
+    // Listeners re-enter too.
+    let listener = {
+        let (slot, seen) = (slot.clone(), seen.clone());
+        Closure::<dyn Fn(JsValue)>::new(move |_e: JsValue| {
+            if let Some(a) = slot.borrow().as_ref() {
+                seen.borrow_mut().push(a.get_snapshot());
+            }
+        })
+    };
+    let _off = a.on_event(listener.as_ref().unchecked_ref()).unwrap();
+    let descriptor = obj(&[("get", getter.as_ref().clone()), ("enumerable", true.into())]);
+    Reflect::set(&session, &"expires_in".into(), &3600.into()).unwrap();
+    Object::define_property(&session, &"access_token".into(), descriptor.unchecked_ref());
+    a.set_session(session.into()).unwrap();
+    JsFuture::from(a.refresh()).await.expect("the callback's session");
+    for p in pending.borrow_mut().drain(..) {
+        JsFuture::from(p).await.expect("a token asked for from inside the callback settles");
+    }
+    assert!(seen.borrow().len() >= 3, "the getter, the callback and the listeners ran");
+    for snap in seen.borrow().iter() {
+        assert!(snap.is_object(), "a snapshot, not undefined");
+    }
+    assert_eq!(get(&a.get_snapshot(), "status"), "signed_in");
+}
