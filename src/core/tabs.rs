@@ -788,8 +788,27 @@ impl<S: Clone> TabsMachine<S> {
                 }
             }
             Peer::Claim { token, at, tab } => {
-                if tab == self.cfg.tab || self.spent.contains(&token) {
+                if tab == self.cfg.tab {
                     return;
+                }
+                if self.spent.contains(&token) {
+                    // A tab that missed the news (it opened after it was posted) claims a spent token.
+                    out.push(Action::Post(Post::Spent { token }));
+                    return;
+                }
+                let mine = self
+                    .claims
+                    .iter()
+                    .find(|c| c.token == token && c.tab == self.cfg.tab)
+                    .copied();
+                if let Some(m) = mine.filter(|m| (m.at, m.tab) < (at, tab)) {
+                    // It did not hear this live, smaller claim (it opened after it was posted):
+                    // say it again, it arrives within its window.
+                    out.push(Action::Post(Post::Claim {
+                        token,
+                        at: m.at,
+                        tab: m.tab,
+                    }));
                 }
                 self.claims.retain(|c| !(c.token == token && c.tab == tab));
                 if at.saturating_add(self.cfg.claim_ttl_ms()) <= now {

@@ -1,0 +1,108 @@
+//! The simulated world, in `cargo test`: thousands of seeded hours of tabs, GoTrue, locks, the
+//! BroadcastChannel and a chat server under faults, checking the SDK's invariants after every step.
+//!
+//! - `cargo test --test sim`: the regression seeds and 10,000 seeds of a simulated hour each.
+//! - `SIM_SEED=1234 cargo test --test sim replay -- --nocapture`: one seed, with its trace.
+//! - `SIM_SEEDS=1000000 cargo test --release --test sim -- --ignored` (or `scripts/sim.sh`): the long run.
+#![cfg(not(target_arch = "wasm32"))]
+
+mod servers;
+mod world;
+
+use world::{Opts, Report};
+
+/// Seeds that found bugs, kept so they stay fixed.
+const REGRESSIONS: &[(u64, &str)] = &[];
+
+fn check(seed: u64, o: &Opts) -> Report {
+    match world::run(seed, o) {
+        Ok(r) => r,
+        Err(e) => panic!("{e}\n\nreplay: SIM_SEED={seed} cargo test --test sim replay -- --nocapture"),
+    }
+}
+
+fn range(from: u64, n: u64) {
+    let o = Opts::default();
+    for seed in from..from + n {
+        check(seed, &o);
+    }
+}
+
+#[test]
+fn regressions() {
+    for (seed, what) in REGRESSIONS {
+        let o = Opts::default();
+        if let Err(e) = world::run(*seed, &o) {
+            panic!("regression `{what}` is back: {e}");
+        }
+    }
+}
+
+// 10,000 seeds in four tests, so the harness spreads them over the cores.
+#[test]
+fn seeds_0() {
+    range(0, 2_500);
+}
+#[test]
+fn seeds_1() {
+    range(2_500, 2_500);
+}
+#[test]
+fn seeds_2() {
+    range(5_000, 2_500);
+}
+#[test]
+fn seeds_3() {
+    range(7_500, 2_500);
+}
+
+/// `SIM_SEED=<n>`: one seed, traced.
+#[test]
+fn replay() {
+    let Some(seed) = std::env::var("SIM_SEED").ok().and_then(|s| s.parse::<u64>().ok()) else {
+        return;
+    };
+    let o = Opts::default();
+    println!("{:?}", world::World::new(seed, o.clone()).p);
+    match world::replay(seed, &o) {
+        Ok(r) => println!("seed {seed}: ok {r:?}"),
+        Err(e) => panic!("{e}"),
+    }
+}
+
+/// `SIM_SEEDS=<n> [SIM_FROM=<first>]`: the long run.
+#[test]
+#[ignore]
+fn long_run() {
+    let n: u64 = std::env::var("SIM_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(100_000);
+    let from: u64 = std::env::var("SIM_FROM").ok().and_then(|s| s.parse().ok()).unwrap_or(1_000_000);
+    range(from, n);
+}
+
+/// `SIM_SURVEY=<n> [SIM_FROM=<first>]`: runs seeds without stopping at the first failure and prints
+/// each failing seed's first line (for hunting, not for CI).
+#[test]
+#[ignore]
+fn survey() {
+    let n: u64 = std::env::var("SIM_SURVEY").ok().and_then(|s| s.parse().ok()).unwrap_or(1_000);
+    let from: u64 = std::env::var("SIM_FROM").ok().and_then(|s| s.parse().ok()).unwrap_or(0);
+    let o = Opts::default();
+    let (mut failed, mut events, mut rot) = (0, 0, 0);
+    let t = std::time::Instant::now();
+    for seed in from..from + n {
+        match world::run(seed, &o) {
+            Ok(r) => {
+                events += r.events;
+                rot += r.rotations;
+            }
+            Err(e) => {
+                failed += 1;
+                println!("FAIL {}", e.lines().next().unwrap_or(""));
+            }
+        }
+    }
+    println!(
+        "{n} seeds, {failed} failed, {events} events, {rot} rotations, {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
+}
