@@ -86,14 +86,34 @@ fn long_run() {
 fn survey() {
     let n: u64 = std::env::var("SIM_SURVEY").ok().and_then(|s| s.parse().ok()).unwrap_or(1_000);
     let from: u64 = std::env::var("SIM_FROM").ok().and_then(|s| s.parse().ok()).unwrap_or(0);
-    let o = Opts::default();
+    let o = Opts {
+        parse_at_send: std::env::var("SIM_PARSE_AT_RECEIPT").is_err(),
+        strict_waiters: std::env::var("SIM_STRICT_WAITERS").is_ok(),
+        ..Opts::default()
+    };
     let (mut failed, mut events, mut rot) = (0, 0, 0);
+    let mut sum = Report::default();
     let t = std::time::Instant::now();
     for seed in from..from + n {
         match world::run(seed, &o) {
             Ok(r) => {
                 events += r.events;
                 rot += r.rotations;
+                sum.requests += r.requests;
+                sum.messages += r.messages;
+                sum.delivered += r.delivered;
+                sum.lock_timeouts += r.lock_timeouts;
+                sum.peer_waits += r.peer_waits;
+                sum.late_successes += r.late_successes;
+                sum.waiter_extensions += r.waiter_extensions;
+                sum.orphan_reuses += r.orphan_reuses;
+                sum.closed_holding_lock += r.closed_holding_lock;
+                sum.orphan_loss |= r.orphan_loss;
+                sum.signed_out |= r.signed_out;
+                sum.calm_rotations += usize::from(r.orphan_loss);
+                sum.max_calm_latency_ms = sum.max_calm_latency_ms.max(r.max_calm_latency_ms);
+                sum.max_requests_per_min = sum.max_requests_per_min.max(r.max_requests_per_min);
+                sum.longest_lock_hold_ms = sum.longest_lock_hold_ms.max(r.longest_lock_hold_ms);
             }
             Err(e) => {
                 failed += 1;
@@ -101,6 +121,7 @@ fn survey() {
             }
         }
     }
+    println!("totals (calm_rotations = runs that lost the session with a closed tab): {sum:?}");
     println!(
         "{n} seeds, {failed} failed, {events} events, {rot} rotations, {:.1} s",
         t.elapsed().as_secs_f64()

@@ -162,14 +162,17 @@ impl GoTrue {
 #[derive(Default)]
 pub struct LockManager {
     pub holder: Option<(usize, u64)>,
+    /// When the current holder got it.
+    pub since: u64,
     queue: VecDeque<(usize, u64)>,
 }
 
 impl LockManager {
     /// A request; `true` when granted at once.
-    pub fn request(&mut self, tab: usize, id: u64) -> bool {
+    pub fn request(&mut self, tab: usize, id: u64, now: u64) -> bool {
         if self.holder.is_none() && self.queue.is_empty() {
             self.holder = Some((tab, id));
+            self.since = now;
             true
         } else {
             self.queue.push_back((tab, id));
@@ -183,9 +186,9 @@ impl LockManager {
         self.queue.len() != before
     }
     /// Releases (or withdraws) it; returns the request granted next, if any.
-    pub fn release(&mut self, tab: usize, id: u64) -> Option<(usize, u64)> {
+    pub fn release(&mut self, tab: usize, id: u64, now: u64) -> Option<(usize, u64)> {
         if self.holder == Some((tab, id)) {
-            self.holder = None;
+            self.since = now;
             self.holder = self.queue.pop_front();
             return self.holder;
         }
@@ -193,9 +196,10 @@ impl LockManager {
         None
     }
     /// The page closed: everything it held or asked for goes; returns the next grant, if any.
-    pub fn closed(&mut self, tab: usize) -> Option<(usize, u64)> {
+    pub fn closed(&mut self, tab: usize, now: u64) -> Option<(usize, u64)> {
         self.queue.retain(|r| r.0 != tab);
         if self.holder.is_some_and(|h| h.0 == tab) {
+            self.since = now;
             self.holder = self.queue.pop_front();
             return self.holder;
         }

@@ -27,6 +27,9 @@ pub const T0: u64 = 1_763_900_000_000;
 /// longest reconnect backoff 10 s; one connect timeout 10 s; round trips and jitter 5 s.
 pub const BOUND_MS: u64 = 30_000 + 30_000 + 10_000 + 10_000 + 10_000 + 5_000;
 
+/// The longest the refresh lock may be held: the hold cap (30 s) and a second.
+pub const LOCK_HOLD_MAX_MS: u64 = 31_000;
+
 /// Refresh requests one tab may send in any 60 s (the backoff from 200 ms doubling allows ~10,
 /// `online` and visibility wake-ups a few more).
 pub const MAX_REQUESTS_PER_MIN: usize = 20;
@@ -254,8 +257,8 @@ struct Tab {
     next_msg: u64,
     /// Sent chat messages: (number, time sent).
     sent: Vec<(u64, u64)>,
-    /// Outstanding HTTP requests: id -> time sent.
-    http: HashMap<u64, u64>,
+    /// Outstanding HTTP requests: id -> (time sent, the refresh token presented).
+    http: HashMap<u64, (u64, Option<String>)>,
     cancelled: Vec<u64>,
     /// Times of the refresh requests sent (for the rate check).
     request_times: VecDeque<u64>,
@@ -278,6 +281,12 @@ pub struct Report {
     pub calm_rotations: usize,
     pub reuses_allowed: usize,
     pub waiter_extensions: u64,
+    /// A tab closed with its refresh on the wire and its successor session was lost with it; a
+    /// later reuse beyond GoTrue's reuse interval then ended the session (inherent, not a bug).
+    pub orphan_loss: bool,
+    pub orphan_reuses: u64,
+    pub closed_holding_lock: u64,
+    pub longest_lock_hold_ms: u64,
     pub signed_out: bool,
 }
 
@@ -308,6 +317,8 @@ pub struct World {
     pub report: Report,
     pub trace: Vec<String>,
     pending_violation: Option<String>,
+    /// Refresh tokens whose presentation was on the wire when its tab closed.
+    orphaned: Vec<String>,
 }
 
 type Out<T> = Vec<T>;
@@ -340,6 +351,7 @@ impl World {
             report: Report::default(),
             trace: Vec::new(),
             pending_violation: None,
+            orphaned: Vec::new(),
             o,
         };
         w.setup();
@@ -627,13 +639,19 @@ impl World {
             }
             match a {
                 tb::Action::AcquireLock { id, deadline_ms, .. } => {
-                    if self.locks.request(i, id) {
+                    let most = self.now + self.tab(i).tabs.config().lock_timeout_ms;
+                    if deadline_ms > most {
+                        self.pending_violation.get_or_insert_with(|| {
+                            format!("tab {i} waits for the lock until {deadline_ms}, past {most}")
+                        });
+                    }
+                    if self.locks.request(i, id, self.now) {
                         self.at(self.now, Ev::LockGrant { tab: i, id });
                     }
                     self.at(deadline_ms, Ev::LockDeadline { tab: i, id });
                 }
                 tb::Action::ReleaseLock { id } => {
-                    if let Some((t, id)) = self.locks.release(i, id) {
+                    if let Some((t, id)) = self.locks.release(i, id, self.now) {
                         self.at(self.now, Ev::LockGrant { tab: t, id });
                     }
                 }
@@ -793,7 +811,7 @@ impl World {
     fn http_send(&mut self, i: usize, id: u64, present: Option<String>) {
         let now = self.now;
         let t = self.tab(i);
-        t.http.insert(id, now);
+        t.http.insert(id, (now, present.clone()));
         t.request_times.push_back(now);
         while t.request_times.front().is_some_and(|x| *x + MIN <= now) {
             t.request_times.pop_front();
@@ -976,6 +994,11 @@ impl World {
             }
             self.now = s.at;
             let ev = s.ev;
+            if matches!(ev, Ev::OpenTab | Ev::CloseTab) && self.now < self.asleep_until {
+                let at = self.asleep_until;
+                self.at(at, ev);
+                continue;
+            }
             if let Some(t) = ev.tab() {
                 if !self.is_open(t) {
                     continue;
@@ -998,6 +1021,7 @@ impl World {
                 return Err(self.fail(v));
             }
             self.check_waiters()?;
+            self.check_lock()?;
         }
         self.now = self.end;
         Ok(())
@@ -1076,12 +1100,19 @@ impl World {
                 hang,
             } => {
                 let server_now = self.server_now();
-                if self.gotrue.reuse_interval_ms == 0 && self.gotrue.is_used(&present) {
+                let orphan = self.orphaned.contains(&present);
+                if orphan && self.gotrue.is_used(&present) {
+                    self.report.orphan_reuses += 1;
+                }
+                if self.gotrue.reuse_interval_ms == 0 && self.gotrue.is_used(&present) && !orphan {
                     return Err(self.fail(format!(
                         "a refresh token was presented twice (tab {tab}, request {req}): GoTrue sees a reuse"
                     )));
                 }
                 let result = self.gotrue.refresh(&present, server_now).map_err(Some);
+                if orphan && result.is_err() {
+                    self.report.orphan_loss = true;
+                }
                 self.log(|| format!("GoTrue answers request {req} of tab {tab}: ok={}", result.is_ok()));
                 let d = if hang { self.rng.range(10_000, 20_000) } else { self.rng.range(10, 150) };
                 self.at(self.now + d, Ev::HttpAnswer { tab, req, result, sent_at });
@@ -1281,10 +1312,33 @@ impl World {
         // pagehide: the protocol withdraws its claims; the socket closes.
         self.tabs_input(i, tb::Input::Closing);
         self.sock_input(i, sm::Input::Close);
+        let presented: Vec<String> = self.tab(i).http.values().filter_map(|(_, p)| p.clone()).collect();
+        self.orphaned.extend(presented);
         self.tabs[i] = None;
-        if let Some((t, id)) = self.locks.closed(i) {
+        if self.locks.holder.is_some_and(|h| h.0 == i) {
+            self.report.closed_holding_lock += 1;
+        }
+        if let Some((t, id)) = self.locks.closed(i, self.now) {
             self.at(self.now, Ev::LockGrant { tab: t, id });
         }
+    }
+
+    /// The lock is released on every path: no tab keeps it longer than its slowest answer (the
+    /// hold cap), unless the laptop slept meanwhile.
+    fn check_lock(&mut self) -> Result<(), String> {
+        if self.locks.holder.is_some() {
+            let held = self.now - self.locks.since;
+            if self.locks.since >= self.asleep_until {
+                self.report.longest_lock_hold_ms = self.report.longest_lock_hold_ms.max(held);
+                if held > LOCK_HOLD_MAX_MS {
+                    return Err(self.fail(format!(
+                        "tab {} holds the refresh lock for {held} ms",
+                        self.locks.holder.unwrap().0
+                    )));
+                }
+            }
+        }
+        Ok(())
     }
 
     fn check_waiters(&mut self) -> Result<(), String> {
@@ -1304,6 +1358,10 @@ impl World {
     fn finish(&mut self) -> Result<Report, String> {
         self.report.rotations = self.gotrue.rotations.len();
         self.report.reuses_allowed = self.gotrue.reuses.len();
+        if self.report.orphan_loss {
+            // Everything after the loss of the session is moot.
+            return Ok(self.report.clone());
+        }
         if self.report.signed_out {
             return Err(self.fail("the session was lost (SIGNED_OUT) although nobody signed out".into()));
         }
