@@ -104,7 +104,13 @@ impl Params {
         };
         let calm = o.calm_at_ms;
         let faulty = !r.chance(0.1);
-        let f = |r: &mut Rng, p: f64| if faulty && r.chance(0.6) { p * (r.range(1, 100) as f64 / 50.0) } else { 0.0 };
+        let f = |r: &mut Rng, p: f64| {
+            if faulty && r.chance(0.6) {
+                p * (r.range(1, 100) as f64 / 50.0)
+            } else {
+                0.0
+            }
+        };
         let spells = |r: &mut Rng, max_n: u64, lo: u64, hi: u64| -> Vec<(u64, u64)> {
             if !faulty {
                 return vec![];
@@ -118,13 +124,21 @@ impl Params {
                 .collect()
         };
         let offline = spells(&mut r, 3, 5_000, 3 * MIN);
-        let sleeps = if r.chance(0.3) { spells(&mut r, 1, MIN, 20 * MIN) } else { vec![] };
+        let sleeps = if r.chance(0.3) {
+            spells(&mut r, 1, MIN, 20 * MIN)
+        } else {
+            vec![]
+        };
         let freezes = spells(&mut r, 3, 10_000, 5 * MIN)
             .into_iter()
             .map(|(s, d)| (r.range(0, tabs as u64 - 1) as usize, s, d))
             .collect();
         let churn = faulty && tabs > 1 && r.chance(0.3);
-        let closes = if churn { (0..r.range(1, 2)).map(|_| r.range(0, calm)).collect() } else { vec![] };
+        let closes = if churn {
+            (0..r.range(1, 2)).map(|_| r.range(0, calm)).collect()
+        } else {
+            vec![]
+        };
         let opens = if mode != Mode::Alone && (churn || r.chance(0.15)) {
             (0..r.range(1, 2)).map(|_| r.range(0, calm)).collect()
         } else {
@@ -147,7 +161,11 @@ impl Params {
             p_reject: f(&mut r, 0.003),
             p_connect_fail: f(&mut r, 0.05),
             p_connect_hang: f(&mut r, 0.02),
-            drop_mean_ms: if faulty && r.chance(0.6) { r.pick(&[2 * MIN, 10 * MIN, 30 * MIN]) } else { 0 },
+            drop_mean_ms: if faulty && r.chance(0.6) {
+                r.pick(&[2 * MIN, 10 * MIN, 30 * MIN])
+            } else {
+                0
+            },
             offline,
             freezes,
             sleeps,
@@ -166,30 +184,96 @@ enum Which {
 
 #[derive(Debug)]
 enum Ev {
-    Timer { tab: usize, which: Which, gen: u64 },
-    LockDeadline { tab: usize, id: u64 },
-    LockGrant { tab: usize, id: u64 },
-    SpentAnswer { tab: usize, id: u64, spent: bool },
-    Msg { tab: usize, msg: Peer<Session> },
-    HttpArrive { tab: usize, req: u64, present: Option<String>, sent_at: u64 },
-    HttpProcess { tab: usize, req: u64, present: String, sent_at: u64, hang: bool },
-    HttpAnswer { tab: usize, req: u64, result: Result<Issued, Option<Refusal>>, sent_at: u64 },
-    WsOpened { tab: usize, conn: u64 },
-    WsClosed { tab: usize, conn: u64, code: u16 },
-    WsToServer { conn: u64, token: String, n: u64, id: Option<String> },
-    WsToClient { tab: usize, conn: u64, frame: Incoming },
-    WsServerClose { conn: u64 },
-    AppSend { tab: usize },
-    AppToken { tab: usize },
+    Timer {
+        tab: usize,
+        which: Which,
+        gen: u64,
+    },
+    LockDeadline {
+        tab: usize,
+        id: u64,
+    },
+    LockGrant {
+        tab: usize,
+        id: u64,
+    },
+    SpentAnswer {
+        tab: usize,
+        id: u64,
+        spent: bool,
+    },
+    Msg {
+        tab: usize,
+        msg: Peer<Session>,
+    },
+    HttpArrive {
+        tab: usize,
+        req: u64,
+        present: Option<String>,
+        sent_at: u64,
+    },
+    HttpProcess {
+        tab: usize,
+        req: u64,
+        present: String,
+        sent_at: u64,
+        hang: bool,
+    },
+    HttpAnswer {
+        tab: usize,
+        req: u64,
+        result: Result<Issued, Option<Refusal>>,
+        sent_at: u64,
+    },
+    WsOpened {
+        tab: usize,
+        conn: u64,
+    },
+    WsClosed {
+        tab: usize,
+        conn: u64,
+        code: u16,
+    },
+    WsToServer {
+        conn: u64,
+        token: String,
+        n: u64,
+        id: Option<String>,
+    },
+    WsToClient {
+        tab: usize,
+        conn: u64,
+        frame: Incoming,
+    },
+    WsServerClose {
+        conn: u64,
+    },
+    AppSend {
+        tab: usize,
+    },
+    AppToken {
+        tab: usize,
+    },
     OpenTab,
     CloseTab,
-    FreezeStart { tab: usize, dur: u64 },
-    FreezeEnd { tab: usize },
-    SleepStart { dur: u64 },
+    FreezeStart {
+        tab: usize,
+        dur: u64,
+    },
+    FreezeEnd {
+        tab: usize,
+    },
+    SleepStart {
+        dur: u64,
+    },
     SleepEnd,
-    OfflineStart { dur: u64 },
+    OfflineStart {
+        dur: u64,
+    },
     OfflineEnd,
-    DropConn { tab: usize },
+    DropConn {
+        tab: usize,
+    },
 }
 
 impl Ev {
@@ -495,7 +579,11 @@ impl World {
     fn auth_input(&mut self, i: usize, input: am::Input) {
         let now = self.now;
         let mut out = vec![];
-        let shown = if self.o.trace { format!("{input:?}") } else { String::new() };
+        let shown = if self.o.trace {
+            format!("{input:?}")
+        } else {
+            String::new()
+        };
         self.tab(i).auth.handle(now, input, &mut out);
         self.log(|| format!("tab {i} auth <- {shown} -> {out:?}"));
         self.perform_auth(i, out);
@@ -613,17 +701,31 @@ impl World {
                 continue;
             }
             // Per-pair order; usually sub-millisecond, sometimes tens of ms (well inside the claim window).
-            let d = if self.rng.chance(0.1) { self.rng.range(5, 60) } else { self.rng.range(0, 2) };
+            let d = if self.rng.chance(0.1) {
+                self.rng.range(5, 60)
+            } else {
+                self.rng.range(0, 2)
+            };
             let last = self.last_msg.entry((from, to)).or_insert(0);
             let t = (self.now + d).max(*last);
             *last = t;
-            self.at(t, Ev::Msg { tab: to, msg: msg.clone() });
+            self.at(
+                t,
+                Ev::Msg {
+                    tab: to,
+                    msg: msg.clone(),
+                },
+            );
         }
     }
 
     fn tabs_input(&mut self, i: usize, input: tb::Input<Session>) {
         let now = self.now;
-        let shown = if self.o.trace { format!("{input:?}") } else { String::new() };
+        let shown = if self.o.trace {
+            format!("{input:?}")
+        } else {
+            String::new()
+        };
         let t = self.tab(i);
         let local = t.auth.session().map(Summary::of);
         let mut out = vec![];
@@ -853,7 +955,14 @@ impl World {
         let now = self.now;
         if self.offline() || (self.faulty() && self.rng.chance(self.p.p_connect_fail)) {
             let d = self.rng.range(5, 200);
-            self.at(now + d, Ev::WsClosed { tab: i, conn, code: 1006 });
+            self.at(
+                now + d,
+                Ev::WsClosed {
+                    tab: i,
+                    conn,
+                    code: 1006,
+                },
+            );
         } else if self.faulty() && self.rng.chance(self.p.p_connect_hang) {
             // Never answers: the socket's connect timeout gives up on it.
         } else {
@@ -874,7 +983,12 @@ impl World {
     fn ws_write(&mut self, i: usize, frame: sm::Frame<u64>) {
         self.report.frames += 1;
         let Some(conn) = self.tab(i).conn else { return };
-        let token = self.tab(i).auth.access_token().map(|t| t.expose().to_owned()).unwrap_or_default();
+        let token = self
+            .tab(i)
+            .auth
+            .access_token()
+            .map(|t| t.expose().to_owned())
+            .unwrap_or_default();
         let d = self.rng.range(5, 120);
         let now = self.now;
         let Some(c) = self.conns.get_mut(&conn) else { return };
@@ -1067,18 +1181,38 @@ impl World {
                         status: 503,
                         error: "unavailable",
                     };
-                    self.at(self.now + d, Ev::HttpAnswer { tab, req, result: Err(Some(r)), sent_at });
+                    self.at(
+                        self.now + d,
+                        Ev::HttpAnswer {
+                            tab,
+                            req,
+                            result: Err(Some(r)),
+                            sent_at,
+                        },
+                    );
                 } else if faulty && self.rng.chance(self.p.p_429) {
                     let r = Refusal {
                         status: 429,
                         error: "over_request_rate_limit",
                     };
-                    self.at(self.now + d, Ev::HttpAnswer { tab, req, result: Err(Some(r)), sent_at });
+                    self.at(
+                        self.now + d,
+                        Ev::HttpAnswer {
+                            tab,
+                            req,
+                            result: Err(Some(r)),
+                            sent_at,
+                        },
+                    );
                 } else {
                     let Some(present) = present else {
                         unreachable!("every tab has a refresh token to present")
                     };
-                    let slow = if faulty && self.rng.chance(self.p.p_slow) { self.rng.range(500, 8_000) } else { 0 };
+                    let slow = if faulty && self.rng.chance(self.p.p_slow) {
+                        self.rng.range(500, 8_000)
+                    } else {
+                        0
+                    };
                     let hang = faulty && self.rng.chance(self.p.p_hang);
                     self.at(
                         self.now + slow,
@@ -1114,8 +1248,20 @@ impl World {
                     self.report.orphan_loss = true;
                 }
                 self.log(|| format!("GoTrue answers request {req} of tab {tab}: ok={}", result.is_ok()));
-                let d = if hang { self.rng.range(10_000, 20_000) } else { self.rng.range(10, 150) };
-                self.at(self.now + d, Ev::HttpAnswer { tab, req, result, sent_at });
+                let d = if hang {
+                    self.rng.range(10_000, 20_000)
+                } else {
+                    self.rng.range(10, 150)
+                };
+                self.at(
+                    self.now + d,
+                    Ev::HttpAnswer {
+                        tab,
+                        req,
+                        result,
+                        sent_at,
+                    },
+                );
             }
             Ev::HttpAnswer {
                 tab,
@@ -1376,7 +1522,10 @@ impl World {
         let mut max_lat = 0;
         for i in 0..self.tabs.len() {
             let Some(t) = self.tabs[i].as_ref() else { continue };
-            let delivered: HashMap<u64, u64> = self.delivered.get(&i).map_or_else(HashMap::new, |d| d.iter().copied().collect());
+            let delivered: HashMap<u64, u64> = self
+                .delivered
+                .get(&i)
+                .map_or_else(HashMap::new, |d| d.iter().copied().collect());
             for &(n, sent) in &t.sent {
                 let from = sent.max(self.calm_at);
                 let must = from + BOUND_MS;
@@ -1455,7 +1604,12 @@ pub fn replay(seed: u64, o: &Opts) -> Result<Report, String> {
 impl World {
     fn run_keeping_trace(mut self, tail: &mut String) -> Result<Report, String> {
         let r = self.run_inner().and_then(|()| self.finish());
-        let start = self.trace.len().saturating_sub(std::env::var("SIM_TAIL").ok().and_then(|s| s.parse().ok()).unwrap_or(300));
+        let start = self.trace.len().saturating_sub(
+            std::env::var("SIM_TAIL")
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(300),
+        );
         for l in &self.trace[start..] {
             let _ = writeln!(tail, "{l}");
         }
