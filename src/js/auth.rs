@@ -8,12 +8,14 @@ use js_sys::{Function, Object, Promise, Reflect, JSON};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::{spawn_local, JsFuture};
 
-use crate::core::auth_machine::{Action, Answer, AuthMachine, Event, EventKind, Failure, Input, Wake};
+use crate::core::auth_machine::{Action, Answer, AuthMachine, Event, EventKind, Input, Wake};
 use crate::core::error::Code;
 use crate::core::options::{AuthOptions, StorageKind};
 use crate::core::session::{Origin, Session};
-use crate::core::token::Secret;
-use crate::web::fetch::{global_fetch, Fetched, Source};
+use crate::core::tabs::{
+    Action as TabsAction, Config as TabsConfig, Input as TabsInput, Mode, Peer, Post, Published, Summary, TabsMachine,
+};
+use crate::web::fetch::{global_fetch, Source};
 use crate::web::options;
 use crate::web::tabs::{self, Store, TabLink, TabMessage};
 use crate::web::{self, aw_emit, aw_listen, code_error, debug, error, frozen, get, now_ms, DomListener};
@@ -119,9 +121,16 @@ pub(crate) struct Inner {
     machine: AuthMachine,
     source: Option<Source>,
     timer: Option<Timeout>,
-    /// One controller per attempt in flight, made when the machine says `Fetch`, so that an
-    /// `Abort` in the same tick stops the request before it is ever sent.
-    aborts: Vec<(u64, web_sys::AbortController)>,
+    /// The cross-tab protocol: which tab presents a refresh token, and when (`core::tabs`). With
+    /// `crossTab` off it runs alone and sends each request at once.
+    tabs: TabsMachine<Got>,
+    tabs_timer: Option<Timeout>,
+    /// Requests in flight by the tabs machine's request id (cancelled only on `CancelFetch`).
+    requests: Vec<(u64, web_sys::AbortController)>,
+    /// Web Locks held, by lock request id: calling the function releases the lock.
+    held: Vec<(u64, Function)>,
+    /// Receives lock grants and lock timeouts (`cb(id, release | null)`).
+    lock_cb: Option<Closure<dyn FnMut(f64, JsValue)>>,
     token_waiters: Vec<Settler>,
     refresh_waiters: Vec<Settler>,
     subscribers: js_sys::Set,
@@ -149,8 +158,37 @@ pub(crate) struct Inner {
     health: Option<bool>,
     /// Set while taking over what another tab published, so it is not echoed back.
     adopting: bool,
-    /// Refresh claims heard from other tabs (time claimed, tab id), for browsers without Web Locks.
-    claims: Vec<(f64, String)>,
+    /// DOM listener for `pagehide`: the tab withdraws its claims and releases its lock.
+    pagehide: Option<DomListener>,
+}
+
+/// A session as the tabs machine carries it: validated, with the object it came as (stored and
+/// published) and the extra headers its source sent.
+#[derive(Clone)]
+pub(crate) struct Got {
+    session: Session,
+    raw: JsValue,
+    headers: JsValue,
+}
+
+impl Got {
+    fn summary(&self) -> Summary {
+        Summary::of(&self.session)
+    }
+}
+
+/// A session published by another tab or found in storage, read as handed over.
+fn published(v: JsValue) -> Option<Published<Got>> {
+    let session = Session::from_raw(&web::raw_session(&v), now_ms(), Origin::HandedOver).ok()?;
+    let got = Got {
+        session,
+        raw: v,
+        headers: JsValue::UNDEFINED,
+    };
+    Some(Published {
+        summary: got.summary(),
+        session: got,
+    })
 }
 
 pub(crate) type Shared = Rc<RefCell<Inner>>;
@@ -175,33 +213,41 @@ fn perform(shared: &Shared, actions: Vec<Action>) {
     let mut events: Vec<Event> = Vec::new();
     let mut settle: Vec<(Function, JsValue)> = Vec::new();
     let mut shares: Vec<EventKind> = Vec::new();
+    let mut tabs_later: Vec<TabsInput<Got>> = Vec::new();
     {
         let Ok(mut inner) = shared.try_borrow_mut() else { return };
         for a in actions {
             match a {
-                Action::Fetch { attempt, present, .. } => {
+                Action::Fetch {
+                    attempt,
+                    deadline_ms,
+                    present,
+                } => {
                     if inner.debug {
                         debug("[authwire] refreshing, attempt", &JsValue::from_f64(attempt as f64));
                     }
-                    let controller = web_sys::AbortController::new().ok();
-                    let signal = controller.as_ref().map(|c| c.signal());
-                    if let Some(c) = controller {
-                        inner.aborts.push((attempt, c));
-                    }
-                    let current = inner.machine.access_token().cloned();
-                    let task = Attempt {
-                        id: attempt,
-                        present,
-                        current,
-                        signal,
-                    };
-                    spawn_local(refresh_task(Rc::downgrade(shared), task));
+                    // Handed to the tabs machine on the next microtask, and only if the attempt is
+                    // still the current one: an attempt superseded in the same tick
+                    // (`refresh(); setSession(s2)`, `signOut()`) never sends its request.
+                    let weak = Rc::downgrade(shared);
+                    spawn_local(async move {
+                        let Some(shared) = weak.upgrade() else { return };
+                        let current = shared
+                            .try_borrow()
+                            .is_ok_and(|i| !i.freed && i.machine.inflight() == Some(attempt));
+                        if current {
+                            drive_tabs(
+                                &shared,
+                                TabsInput::Want {
+                                    attempt,
+                                    present,
+                                    deadline_ms,
+                                },
+                            );
+                        }
+                    });
                 }
-                Action::Abort { attempt } => {
-                    if let Some(pos) = inner.aborts.iter().position(|(a, _)| *a == attempt) {
-                        inner.aborts.swap_remove(pos).1.abort();
-                    }
-                }
+                Action::Abort { attempt } => tabs_later.push(TabsInput::Abort { attempt }),
                 Action::WakeAt(at) => {
                     let delay = at.saturating_sub(now_ms()).min(i32::MAX as u64) as u32;
                     if inner.debug {
@@ -256,6 +302,9 @@ fn perform(shared: &Shared, actions: Vec<Action>) {
             inner.snapshot = None;
         }
     }
+    for input in tabs_later {
+        drive_tabs(shared, input);
+    }
     for kind in shares {
         share(shared, kind);
     }
@@ -282,34 +331,11 @@ fn perform(shared: &Shared, actions: Vec<Action>) {
 }
 
 /// Stores and announces a session change made here (not one taken over from another tab).
-/// The session is turned into JSON text with no borrow held: the app's object may have getters
-/// or a `toJSON` that call back into the SDK (or throw: then it is not shared).
 fn share(shared: &Shared, kind: EventKind) {
-    let raw = match shared.try_borrow() {
-        Ok(i) if !i.freed && (i.store.is_some() || i.link.is_some()) => i.raw.clone(),
-        _ => return,
-    };
-    let text = match kind {
-        EventKind::SignedIn | EventKind::TokenRefreshed if raw.is_object() || raw.is_string() => {
-            match JSON::stringify(&raw).ok().and_then(|t| t.as_string()) {
-                Some(t) => Some(t),
-                None => return,
-            }
-        }
-        EventKind::SignedOut => None,
-        _ => return,
-    };
-    let Ok(inner) = shared.try_borrow() else { return };
-    match text {
-        Some(text) => {
-            if let Some(s) = &inner.store {
-                s.save_text(&text);
-            }
-            if let Some(l) = &inner.link {
-                l.post(&TabMessage::Session(JsValue::from_str(&text)));
-            }
-        }
-        None => {
+    match kind {
+        EventKind::SignedIn | EventKind::TokenRefreshed => publish(shared, true),
+        EventKind::SignedOut => {
+            let Ok(inner) = shared.try_borrow() else { return };
             if let Some(s) = &inner.store {
                 s.clear();
             }
@@ -317,45 +343,30 @@ fn share(shared: &Shared, kind: EventKind) {
                 l.post(&TabMessage::SignOut);
             }
         }
+        _ => {}
     }
 }
 
-/// Takes over a session another tab published (or `null`: it signed out). An older or identical
-/// session is ignored; its events reach this tab's sockets as usual.
-fn adopt(shared: &Shared, published: Option<JsValue>) {
-    let input = match published {
-        None => Input::SignOut,
-        Some(v) => {
-            let Ok(s) = Session::from_raw(&web::raw_session(&v), now_ms(), Origin::HandedOver) else {
-                return;
-            };
-            let Ok(mut inner) = shared.try_borrow_mut() else { return };
-            let newer = inner
-                .machine
-                .session()
-                .is_none_or(|cur| cur.access != s.access && s.expires_at_ms >= cur.expires_at_ms);
-            if !newer || inner.machine.check(&s, now_ms()).is_err() {
-                return;
-            }
-            if inner.debug {
-                debug(
-                    "[authwire] adopting a session published by another tab, expiring at",
-                    &JsValue::from_f64(s.expires_at_ms as f64),
-                );
-            }
-            inner.raw = v;
-            Input::SetSession(s)
-        }
+/// Posts the session held now to the other tabs (and stores it, when `store`). It is turned into
+/// JSON text with no borrow held: the app's object may have getters or a `toJSON` that call back
+/// into the SDK (or throw: then it is not shared).
+fn publish(shared: &Shared, store: bool) {
+    let raw = match shared.try_borrow() {
+        Ok(i) if !i.freed && (i.store.is_some() || i.link.is_some()) => i.raw.clone(),
+        _ => return,
     };
-    if let Ok(mut inner) = shared.try_borrow_mut() {
-        if matches!(input, Input::SignOut) && inner.machine.session().is_none() {
-            return;
-        }
-        inner.adopting = true;
+    if !(raw.is_object() || raw.is_string()) {
+        return;
     }
-    drive(shared, |m, now, out| m.handle(now, input, out));
-    if let Ok(mut inner) = shared.try_borrow_mut() {
-        inner.adopting = false;
+    let Some(text) = JSON::stringify(&raw).ok().and_then(|t| t.as_string()) else {
+        return;
+    };
+    let Ok(inner) = shared.try_borrow() else { return };
+    if let (true, Some(s)) = (store, &inner.store) {
+        s.save_text(&text);
+    }
+    if let Some(l) = &inner.link {
+        l.post(&TabMessage::Session(JsValue::from_str(&text)));
     }
 }
 
@@ -365,163 +376,208 @@ fn wake(weak: &Weak<RefCell<Inner>>, w: Wake) {
     }
 }
 
-/// One refresh attempt as the machine started it: what it presents is fixed at that moment.
-struct Attempt {
-    id: u64,
-    /// The refresh token the machine named (never re-read later: a newer session's token is not ours).
-    present: Option<Secret>,
-    /// The access token held when the attempt started (a broker answering it again is asked to refresh).
-    current: Option<Secret>,
-    signal: Option<web_sys::AbortSignal>,
+/// Feeds the tabs machine one input (with the time now and this tab's session), then performs
+/// its actions.
+fn drive_tabs(shared: &Shared, input: TabsInput<Got>) {
+    let mut out = Vec::new();
+    {
+        let Ok(mut inner) = shared.try_borrow_mut() else { return };
+        if inner.freed {
+            return;
+        }
+        let inner = &mut *inner;
+        let local = inner.machine.session().map(Summary::of);
+        inner.tabs.handle(now_ms(), local.as_ref(), input, &mut out);
+    }
+    perform_tabs(shared, out);
 }
 
-async fn refresh_task(weak: Weak<RefCell<Inner>>, task: Attempt) {
-    let Attempt {
-        id: attempt,
-        present: refresh_token,
-        current,
-        signal,
-    } = task;
-    let (source, cross_tab_key) = {
-        let Some(shared) = weak.upgrade() else { return };
-        let Ok(inner) = shared.try_borrow() else { return };
-        let Some(source) = inner.source.clone() else { return };
-        (source, inner.link.is_some().then(|| inner.key.clone()))
-    };
-    // Superseded in the tick it was made (`refresh(); setSession(s2)`, `signOut()`): never sent.
-    if signal.as_ref().is_some_and(|s| s.aborted()) {
-        return;
-    }
-    let result = match cross_tab_key {
-        None => source.refresh(refresh_token, current, signal).await,
-        Some(key) => refresh_across_tabs(weak.clone(), attempt, key, source, refresh_token, current, signal).await,
-    };
-    let Some(shared) = weak.upgrade() else { return };
-    if let Ok(mut inner) = shared.try_borrow_mut() {
-        inner.aborts.retain(|(a, _)| *a != attempt);
-    }
-    let input = match result {
-        Ok(Fetched { session, raw, headers }) => {
-            if let Ok(mut inner) = shared.try_borrow_mut() {
-                if inner.machine.inflight() == Some(attempt) {
-                    inner.raw = raw;
-                    inner.headers = headers;
+/// Performs the tabs machine's actions in order, each one JS call (or one input to the session
+/// machine), with no borrow held while JS runs.
+fn perform_tabs(shared: &Shared, actions: Vec<TabsAction<Got>>) {
+    for a in actions {
+        if shared.try_borrow().map_or(true, |i| i.freed) {
+            return;
+        }
+        match a {
+            TabsAction::AcquireLock { id, name, deadline_ms } => {
+                let cb = shared
+                    .try_borrow()
+                    .ok()
+                    .and_then(|i| i.lock_cb.as_ref().map(|c| c.as_ref().unchecked_ref::<Function>().clone()));
+                if let Some(cb) = cb {
+                    tabs::acquire(&name, deadline_ms.saturating_sub(now_ms()), id, &cb);
                 }
             }
-            Input::RefreshOk { attempt, session }
-        }
-        Err(failure) => {
-            check_health(&weak);
-            Input::RefreshErr { attempt, failure }
-        }
-    };
-    drive(&shared, |m, now, out| m.handle(now, input, out));
-}
-
-/// One refresh for all the tabs: under the Web Lock of this session key, and only if no other tab
-/// spent our refresh token already (then its new session is in storage or on its way over the
-/// channel: take it, and let it supersede this attempt). Without Web Locks, the earliest claim on
-/// the channel refreshes.
-async fn refresh_across_tabs(
-    weak: Weak<RefCell<Inner>>,
-    attempt: u64,
-    key: String,
-    source: Source,
-    refresh_token: Option<Secret>,
-    current: Option<Secret>,
-    signal: Option<web_sys::AbortSignal>,
-) -> Result<Fetched, Failure> {
-    let slot: Rc<RefCell<Option<Result<Fetched, Failure>>>> = Rc::new(RefCell::new(None));
-    let weak_for_claim = weak.clone();
-    let task = {
-        let slot = slot.clone();
-        let key = key.clone();
-        move || {
-            wasm_bindgen_futures::future_to_promise(async move {
-                // Inside the lock: was this attempt superseded while waiting (another tab's session
-                // adopted), or did another tab spend our refresh token already?
-                let spent = match refresh_token.as_ref().map(Secret::expose) {
-                    Some(rt) => tabs::is_spent(&key, rt).await,
-                    None => false,
-                };
-                let shared = weak.upgrade();
-                let superseded = shared.as_ref().is_none_or(|s| {
-                    s.try_borrow()
-                        .map_or(true, |i| i.freed || i.machine.inflight() != Some(attempt))
+            TabsAction::ReleaseLock { id } => {
+                let release = shared.try_borrow_mut().ok().and_then(|mut i| {
+                    let pos = i.held.iter().position(|(h, _)| *h == id)?;
+                    Some(i.held.swap_remove(pos).1)
                 });
-                if let Some(sh) = &shared {
-                    if sh.try_borrow().is_ok_and(|i| i.debug) {
-                        debug(
-                            "[authwire] in the refresh lock; superseded, spent:",
-                            &js_sys::Array::of2(&superseded.into(), &spent.into()),
-                        );
+                if let Some(f) = release {
+                    let _ = f.call0(&JsValue::UNDEFINED);
+                }
+            }
+            TabsAction::QuerySpent { id, token } => {
+                let weak = Rc::downgrade(shared);
+                let key = shared.try_borrow().map(|i| i.key.clone()).unwrap_or_default();
+                spawn_local(async move {
+                    let spent = tabs::is_spent(&key, token).await;
+                    if let Some(shared) = weak.upgrade() {
+                        drive_tabs(&shared, TabsInput::SpentAnswer { id, spent });
+                    }
+                });
+            }
+            TabsAction::MarkSpent { token } => {
+                let key = shared.try_borrow().map(|i| i.key.clone()).unwrap_or_default();
+                tabs::mark_spent(&key, token);
+            }
+            TabsAction::ReadStored => {
+                let text = shared.try_borrow().ok().and_then(|i| i.store.as_ref().and_then(Store::load));
+                let stored = text.as_deref().and_then(parse_stored).and_then(published);
+                drive_tabs(shared, TabsInput::Stored(stored));
+            }
+            TabsAction::Post(p) => {
+                let m = match p {
+                    Post::MySession => {
+                        publish(shared, false);
+                        continue;
+                    }
+                    Post::Hello => TabMessage::Hello,
+                    Post::Claim { token, at, tab } => TabMessage::Claim { token, at, tab },
+                    Post::Unclaim { token, tab } => TabMessage::Unclaim { token, tab },
+                    Post::Spent { token } => TabMessage::Spent { token },
+                };
+                if let Ok(inner) = shared.try_borrow() {
+                    if let Some(l) = &inner.link {
+                        l.post(&m);
                     }
                 }
-                let result = if superseded {
-                    Err(Failure::Network) // ignored: the attempt is no longer the one in flight
-                } else if spent {
-                    // Its session is in storage (when stored) or on its way over the channel: take it.
-                    if let Some(shared) = &shared {
-                        let stored = shared
-                            .try_borrow()
-                            .ok()
-                            .and_then(|i| i.store.as_ref().and_then(Store::load));
-                        match stored.as_deref().and_then(parse_stored) {
-                            Some(v) => adopt(shared, Some(v)),
-                            None => {
-                                if let Ok(inner) = shared.try_borrow() {
-                                    if let Some(l) = &inner.link {
-                                        l.post(&TabMessage::Hello);
-                                    }
-                                }
-                            }
+            }
+            TabsAction::Fetch { id, present } => {
+                let Ok(mut inner) = shared.try_borrow_mut() else { return };
+                let Some(source) = inner.source.clone() else { continue };
+                let controller = web_sys::AbortController::new().ok();
+                let signal = controller.as_ref().map(|c| c.signal());
+                if let Some(c) = controller {
+                    inner.requests.push((id, c));
+                }
+                let current = inner.machine.access_token().cloned();
+                drop(inner);
+                let weak = Rc::downgrade(shared);
+                spawn_local(async move {
+                    let result = source.refresh(present, current, signal).await;
+                    let Some(shared) = weak.upgrade() else { return };
+                    if let Ok(mut inner) = shared.try_borrow_mut() {
+                        inner.requests.retain(|(r, _)| *r != id);
+                    }
+                    let result = result.map(|f| Got {
+                        session: f.session,
+                        raw: f.raw,
+                        headers: f.headers,
+                    });
+                    drive_tabs(&shared, TabsInput::Fetched { id, result });
+                });
+            }
+            TabsAction::CancelFetch { id } => {
+                let controller = shared.try_borrow_mut().ok().and_then(|mut i| {
+                    let pos = i.requests.iter().position(|(r, _)| *r == id)?;
+                    Some(i.requests.swap_remove(pos).1)
+                });
+                if let Some(c) = controller {
+                    c.abort();
+                }
+            }
+            TabsAction::RefreshOk { attempt, session } => {
+                if let Ok(mut inner) = shared.try_borrow_mut() {
+                    if inner.machine.inflight() == Some(attempt) {
+                        inner.raw = session.raw;
+                        inner.headers = session.headers;
+                    }
+                }
+                let s = session.session;
+                drive(shared, |m, now, out| m.handle(now, Input::RefreshOk { attempt, session: s }, out));
+            }
+            TabsAction::Refreshed(got) => {
+                if let Ok(mut inner) = shared.try_borrow_mut() {
+                    inner.raw = got.raw;
+                    inner.headers = got.headers;
+                }
+                let s = got.session;
+                drive(shared, |m, now, out| m.handle(now, Input::Refreshed(s), out));
+            }
+            TabsAction::RefreshErr { attempt, failure } => {
+                check_health(&Rc::downgrade(shared));
+                drive(shared, |m, now, out| m.handle(now, Input::RefreshErr { attempt, failure }, out));
+            }
+            TabsAction::Adopt(got) => {
+                let ok = shared.try_borrow().is_ok_and(|i| i.machine.check(&got.session, now_ms()).is_ok());
+                if !ok {
+                    continue;
+                }
+                if let Ok(mut inner) = shared.try_borrow_mut() {
+                    if inner.debug {
+                        debug(
+                            "[authwire] adopting a session published by another tab, expiring at",
+                            &JsValue::from_f64(got.session.expires_at_ms as f64),
+                        );
+                    }
+                    inner.raw = got.raw;
+                    inner.adopting = true;
+                }
+                let s = got.session;
+                drive(shared, |m, now, out| m.handle(now, Input::SetSession(s), out));
+                if let Ok(mut inner) = shared.try_borrow_mut() {
+                    inner.adopting = false;
+                }
+            }
+            TabsAction::SignOut => {
+                if let Ok(mut inner) = shared.try_borrow_mut() {
+                    inner.adopting = true;
+                }
+                drive(shared, |m, now, out| m.handle(now, Input::SignOut, out));
+                if let Ok(mut inner) = shared.try_borrow_mut() {
+                    inner.adopting = false;
+                }
+            }
+            TabsAction::Waiting { attempt } => {
+                if shared.try_borrow().is_ok_and(|i| i.debug) {
+                    debug(
+                        "[authwire] waiting for another tab's session, attempt",
+                        &JsValue::from_f64(attempt as f64),
+                    );
+                }
+            }
+            TabsAction::WakeAt(at) => {
+                let delay = at.saturating_sub(now_ms()).min(i32::MAX as u64) as u32;
+                let weak = Rc::downgrade(shared);
+                if let Ok(mut inner) = shared.try_borrow_mut() {
+                    inner.tabs_timer = Some(Timeout::new(delay, move || {
+                        if let Some(shared) = weak.upgrade() {
+                            drive_tabs(&shared, TabsInput::Timer);
                         }
-                    }
-                    Err(Failure::Network)
-                } else {
-                    let r = source.refresh(refresh_token.clone(), current, signal).await;
-                    if let (Ok(_), Some(rt)) = (&r, &refresh_token) {
-                        tabs::mark_spent(&key, rt.expose());
-                    }
-                    r
-                };
-                *slot.borrow_mut() = Some(result);
-                Ok(JsValue::UNDEFINED)
-            })
+                    }));
+                }
+            }
+            TabsAction::CancelWake => {
+                if let Ok(mut inner) = shared.try_borrow_mut() {
+                    inner.tabs_timer = None;
+                }
+            }
         }
-    };
-    if tabs::has_locks() {
-        if let Some(p) = tabs::with_lock(&format!("authwire-refresh:{key}"), task) {
-            let _ = wasm_bindgen_futures::JsFuture::from(p).await;
-        }
-    } else if claim_refresh(&weak_for_claim).await {
-        // Without Web Locks: the earliest claim on the channel refreshes; the others wait for its
-        // session. The spent marker (localStorage here) is the second line of defence.
-        let _ = wasm_bindgen_futures::JsFuture::from(task()).await;
     }
-    let taken = slot.borrow_mut().take();
-    taken.unwrap_or(Err(Failure::Network))
 }
 
-/// Claims the next refresh on the tab channel and waits 150 ms for competing claims: `true` when
-/// this tab's claim is the earliest (time, then tab id), so it may refresh.
-async fn claim_refresh(weak: &Weak<RefCell<Inner>>) -> bool {
-    let mine = {
-        let Some(shared) = weak.upgrade() else { return false };
-        let Ok(inner) = shared.try_borrow() else { return false };
-        let Some(link) = &inner.link else { return true };
-        let at = now_ms() as f64;
-        link.post(&TabMessage::Claim(at, String::new()));
-        (at, link.id().to_owned())
-    };
-    gloo_timers::future::TimeoutFuture::new(150).await;
-    let Some(shared) = weak.upgrade() else { return false };
-    let Ok(inner) = shared.try_borrow() else { return false };
-    // A competing claim made within the window before ours (or at the same ms by a smaller id) wins.
-    !inner
-        .claims
-        .iter()
-        .any(|(at, id)| (*at > mine.0 - 150.0) && (*at < mine.0 || (*at == mine.0 && *id < mine.1)))
+/// The message of another tab, as the tabs machine's input.
+fn peer_input(m: TabMessage) -> Option<TabsInput<Got>> {
+    Some(TabsInput::Peer(match m {
+        TabMessage::Session(v) => Peer::Session(published(v)?),
+        TabMessage::SignOut => Peer::SignOut,
+        TabMessage::Hello => Peer::Hello,
+        TabMessage::Claim { token, at, tab } => Peer::Claim { token, at, tab },
+        TabMessage::Unclaim { token, tab } => Peer::Unclaim { token, tab },
+        TabMessage::Spent { token } => Peer::Spent { token },
+    }))
 }
 
 /// Asks a broker source for its health and puts it in the snapshot.
@@ -761,11 +817,25 @@ impl AuthSession {
             seed,
         )
         .with_bootstrap(bootstrap);
+        let mode = match (cross_tab, tabs::has_locks()) {
+            (false, _) => Mode::Alone,
+            (true, true) => Mode::Locks,
+            (true, false) => Mode::Claims,
+        };
+        // Below 2^53: the tab id travels as a JS number.
+        let tab_id = (js_sys::Math::random() * 9_007_199_254_740_991.0) as u64;
+        let mut tabs_config = TabsConfig::new(mode, key.clone(), tab_id);
+        // A request is waited for as long as an attempt may take, then abandoned.
+        tabs_config.hold_cap_ms = policy.attempt_timeout_ms;
         let shared: Shared = Rc::new(RefCell::new(Inner {
             machine,
             source,
             timer: None,
-            aborts: Vec::new(),
+            tabs: TabsMachine::new(tabs_config),
+            tabs_timer: None,
+            requests: Vec::new(),
+            held: Vec::new(),
+            lock_cb: None,
             token_waiters: Vec::new(),
             refresh_waiters: Vec::new(),
             subscribers: js_sys::Set::new(&JsValue::UNDEFINED),
@@ -787,7 +857,7 @@ impl AuthSession {
             headers: JsValue::UNDEFINED,
             health: None,
             adopting: false,
-            claims: Vec::new(),
+            pagehide: None,
         }));
         REGISTRY.with(|r| r.borrow_mut().push((id, Rc::downgrade(&shared))));
         let this = AuthSession { shared };
@@ -826,29 +896,43 @@ impl AuthSession {
         let dom = web::wake_listeners(Rc::new(move |w| wake(&weak, w)));
         let weak = Rc::downgrade(&this.shared);
         let link = if cross_tab {
-            TabLink::join(&key, move |m| {
+            TabLink::join(&key, tab_id, move |m| {
                 let Some(shared) = weak.upgrade() else { return };
-                match m {
-                    TabMessage::Session(v) => adopt(&shared, Some(v)),
-                    TabMessage::SignOut => adopt(&shared, None),
-                    TabMessage::Hello => {
-                        let has = shared.try_borrow().is_ok_and(|i| i.machine.session().is_some());
-                        if has {
-                            share(&shared, EventKind::SignedIn);
-                        }
-                    }
-                    TabMessage::Claim(at, id) => {
-                        if let Ok(mut inner) = shared.try_borrow_mut() {
-                            let now = now_ms() as f64;
-                            inner.claims.retain(|(t, _)| now - t < 5_000.0);
-                            inner.claims.push((at, id));
-                        }
-                    }
+                if let Some(input) = peer_input(m) {
+                    drive_tabs(&shared, input);
                 }
             })
         } else {
             None
         };
+        let weak = Rc::downgrade(&this.shared);
+        let lock_cb = Closure::<dyn FnMut(f64, JsValue)>::new(move |id: f64, release: JsValue| {
+            let id = id as u64;
+            let Some(shared) = weak.upgrade().filter(|s| s.try_borrow().is_ok_and(|i| !i.freed)) else {
+                // Freed meanwhile: let go of a granted lock at once.
+                if let Some(f) = release.dyn_ref::<Function>() {
+                    let _ = f.call0(&JsValue::UNDEFINED);
+                }
+                return;
+            };
+            match release.dyn_into::<Function>() {
+                Ok(f) => {
+                    if let Ok(mut inner) = shared.try_borrow_mut() {
+                        inner.held.push((id, f));
+                    }
+                    drive_tabs(&shared, TabsInput::LockGranted { id });
+                }
+                Err(_) => drive_tabs(&shared, TabsInput::LockTimedOut { id }),
+            }
+        });
+        let weak = Rc::downgrade(&this.shared);
+        let pagehide = web_sys::window().filter(|_| cross_tab).and_then(|w| {
+            DomListener::new(&w, "pagehide", move |_| {
+                if let Some(shared) = weak.upgrade() {
+                    drive_tabs(&shared, TabsInput::Closing);
+                }
+            })
+        });
         let weak = Rc::downgrade(&this.shared);
         let storage_listener = web_sys::window().filter(|_| storage_kind.is_some()).and_then(|w| {
             DomListener::new(&w, "storage", move |e| {
@@ -860,14 +944,11 @@ impl AuthSession {
                     .try_borrow()
                     .is_ok_and(|i| i.store.as_ref().is_some_and(|s| s.is_about(e)));
                 if about {
-                    match e.new_value() {
-                        None => adopt(&shared, None),
-                        Some(text) => {
-                            if let Some(v) = parse_stored(&text) {
-                                adopt(&shared, Some(v));
-                            }
-                        }
-                    }
+                    let input = match e.new_value() {
+                        None => TabsInput::Peer(Peer::SignOut),
+                        Some(text) => TabsInput::Stored(parse_stored(&text).and_then(published)),
+                    };
+                    drive_tabs(&shared, input);
                 }
             })
         });
@@ -876,6 +957,8 @@ impl AuthSession {
             inner.dom = dom;
             inner.link = link;
             inner.storage_listener = storage_listener;
+            inner.lock_cb = Some(lock_cb);
+            inner.pagehide = pagehide;
             if let (Some(l), None) = (&inner.link, inner.machine.session()) {
                 l.post(&TabMessage::Hello);
             }
@@ -1101,10 +1184,18 @@ impl Drop for AuthSession {
             let id = inner.id;
             REGISTRY.with(|r| r.borrow_mut().retain(|(i, w)| *i != id && w.strong_count() > 0));
             inner.timer = None;
+            inner.tabs_timer = None;
             inner.token_js = None;
-            for (_, c) in inner.aborts.drain(..) {
+            for (_, c) in inner.requests.drain(..) {
                 c.abort();
             }
+            // Held Web Locks are let go (a lock granted later finds the callback gone and lets go
+            // at once); the page's claims are withdrawn by `pagehide`, or expire.
+            let held: Vec<Function> = inner.held.drain(..).map(|(_, f)| f).collect();
+            for f in held {
+                let _ = f.call0(&JsValue::UNDEFINED);
+            }
+            inner.pagehide = None;
             inner.dom.clear();
             inner.link = None;
             inner.storage_listener = None;

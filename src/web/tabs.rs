@@ -2,30 +2,25 @@
 //! Web Locks mutex around refreshes, and the "spent refresh token" marker that closes the gap
 //! between one tab releasing the lock and the others hearing about its new session.
 
-use js_sys::{Object, Promise, Reflect, JSON};
+use js_sys::{Function, Object, Promise, Reflect, JSON};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use web_sys::{BroadcastChannel, MessageEvent, Storage};
 
 use super::get;
+use crate::core::tabs::Fp;
 
 #[wasm_bindgen(inline_js = r#"
-export function aw_with_lock(name, acquireMs, holdMs, task) {
-  const locks = globalThis.navigator && globalThis.navigator.locks;
-  if (!locks || typeof locks.request !== "function") return null;
+export function aw_acquire(name, ms, id, cb) {
+  // One lock request with a deadline: cb(id, release) when granted (the lock is held until
+  // release() is called), cb(id, null) when the deadline passes first. A callback that throws
+  // (its session was freed) lets go of the lock at once.
   const ac = new AbortController();
-  const t = setTimeout(() => ac.abort(), acquireMs);
-  let ran = false;
-  const run = () => { ran = true; return task(); };
-  return locks.request(name, { signal: ac.signal }, () => {
+  const t = setTimeout(() => ac.abort(), ms);
+  navigator.locks.request(name, { signal: ac.signal }, () => {
     clearTimeout(t);
-    // Never hold the lock longer than holdMs, whatever happens to the request inside.
-    return Promise.race([run(), new Promise((resolve) => setTimeout(resolve, holdMs))]);
-  }).catch((e) => {
-    // An orphaned lock (a frozen tab, a crashed one) is waited for at most acquireMs.
-    if (!ran) return run();
-    throw e;
-  });
+    return new Promise((release) => cb(id, release));
+  }).catch(() => { clearTimeout(t); try { cb(id, null); } catch (_) {} });
 }
 const held = [];
 export function aw_hold_marker(name) {
@@ -48,9 +43,8 @@ export async function aw_marker_held(name) {
 extern "C" {
     fn aw_hold_marker(name: &str);
     fn aw_marker_held(name: &str) -> Promise;
-    /// Runs `task` (returning a promise) holding the Web Lock `name`: acquired within `acquire_ms`
-    /// (else run without it), held at most `hold_ms`. `null` where the browser has no Web Locks.
-    fn aw_with_lock(name: &str, acquire_ms: u32, hold_ms: u32, task: &JsValue) -> JsValue;
+    /// Requests the Web Lock `name`, giving up after `ms`; `cb(id, release | null)`.
+    fn aw_acquire(name: &str, ms: f64, id: f64, cb: &Function);
 }
 
 /// Persistent storage of the session under one key (`localStorage` or `sessionStorage`).
@@ -92,7 +86,7 @@ impl Store {
     }
 }
 
-/// A message between tabs.
+/// A message between tabs (fingerprints, never tokens).
 pub enum TabMessage {
     /// A tab has a (new) session: here it is (received: the parsed object; posted: its JSON text).
     Session(JsValue),
@@ -100,44 +94,73 @@ pub enum TabMessage {
     SignOut,
     /// A tab just opened: whoever has a session, send it.
     Hello,
-    /// Without Web Locks: a tab claims the next refresh at this time (ms); the earliest claim wins
-    /// (ties broken by the tab id).
-    Claim(f64, String),
+    /// A tab wants to present the refresh token with this fingerprint (no Web Locks).
+    Claim {
+        /// The refresh token's fingerprint.
+        token: Fp,
+        /// When it claimed (ms since the epoch).
+        at: u64,
+        /// The claiming tab.
+        tab: u64,
+    },
+    /// A tab withdraws its claim.
+    Unclaim {
+        /// The refresh token's fingerprint.
+        token: Fp,
+        /// The tab.
+        tab: u64,
+    },
+    /// The refresh token with this fingerprint was presented and rotated.
+    Spent {
+        /// The refresh token's fingerprint.
+        token: Fp,
+    },
 }
 
 /// The BroadcastChannel of one session key. Closed (and its handler dropped) with it.
 pub struct TabLink {
     channel: BroadcastChannel,
     _handler: Closure<dyn FnMut(MessageEvent)>,
-    id: String,
+    id: u64,
+}
+
+fn fp_of(v: &JsValue) -> Option<Fp> {
+    v.as_string().and_then(|s| u64::from_str_radix(&s, 16).ok()).map(Fp)
+}
+
+fn num(v: &JsValue) -> Option<u64> {
+    v.as_f64().filter(|n| n.is_finite() && *n >= 0.0).map(|n| n as u64)
 }
 
 impl TabLink {
     /// Joins the channel `authwire:<key>`; `on_message` gets the messages of the other tabs.
-    pub fn join(key: &str, mut on_message: impl FnMut(TabMessage) + 'static) -> Option<TabLink> {
+    /// `id` names this tab (below 2^53: it travels as a JS number).
+    pub fn join(key: &str, id: u64, mut on_message: impl FnMut(TabMessage) + 'static) -> Option<TabLink> {
         let channel = BroadcastChannel::new(&format!("authwire:{key}")).ok()?;
-        let id = format!("{}", (js_sys::Math::random() * 1e15) as u64);
-        let me = id.clone();
         let handler = Closure::<dyn FnMut(MessageEvent)>::new(move |e: MessageEvent| {
             let data = e.data();
-            if get(&data, "from").as_string().as_deref() == Some(me.as_str()) {
+            if num(&get(&data, "from")) == Some(id) {
                 return;
             }
-            match get(&data, "t").as_string().as_deref() {
+            let token = fp_of(&get(&data, "token"));
+            let tab = num(&get(&data, "tab"));
+            let m = match (get(&data, "t").as_string().as_deref(), token, tab) {
                 // Sessions travel as JSON text: nothing of the app's object runs in another tab.
-                Some("session") => {
-                    if let Some(v) = get(&data, "text").as_string().and_then(|t| JSON::parse(&t).ok()) {
-                        on_message(TabMessage::Session(v))
-                    }
-                }
-                Some("signout") => on_message(TabMessage::SignOut),
-                Some("hello") => on_message(TabMessage::Hello),
-                Some("claim") => on_message(TabMessage::Claim(
-                    get(&data, "at").as_f64().unwrap_or(0.0),
-                    get(&data, "from").as_string().unwrap_or_default(),
-                )),
-                _ => {}
-            }
+                (Some("session"), _, _) => match get(&data, "text").as_string().and_then(|t| JSON::parse(&t).ok()) {
+                    Some(v) => TabMessage::Session(v),
+                    None => return,
+                },
+                (Some("signout"), _, _) => TabMessage::SignOut,
+                (Some("hello"), _, _) => TabMessage::Hello,
+                (Some("claim"), Some(token), Some(tab)) => match num(&get(&data, "at")) {
+                    Some(at) => TabMessage::Claim { token, at, tab },
+                    None => return,
+                },
+                (Some("unclaim"), Some(token), Some(tab)) => TabMessage::Unclaim { token, tab },
+                (Some("spent"), Some(token), _) => TabMessage::Spent { token },
+                _ => return,
+            };
+            on_message(m);
         });
         channel.set_onmessage(Some(handler.as_ref().unchecked_ref()));
         Some(TabLink {
@@ -153,7 +176,9 @@ impl TabLink {
         let put = |k: &str, v: &JsValue| {
             let _ = Reflect::set(&o, &k.into(), v);
         };
-        put("from", &self.id.as_str().into());
+        put("from", &JsValue::from_f64(self.id as f64));
+        let n = |v: u64| JsValue::from_f64(v as f64);
+        let fp = |t: &Fp| JsValue::from_str(&t.to_string());
         match m {
             TabMessage::Session(text) => {
                 put("t", &"session".into());
@@ -161,19 +186,28 @@ impl TabLink {
             }
             TabMessage::SignOut => put("t", &"signout".into()),
             TabMessage::Hello => put("t", &"hello".into()),
-            TabMessage::Claim(at, _) => {
+            TabMessage::Claim { token, at, tab } => {
                 put("t", &"claim".into());
-                put("at", &JsValue::from_f64(*at));
+                put("token", &fp(token));
+                put("at", &n(*at));
+                put("tab", &n(*tab));
+            }
+            TabMessage::Unclaim { token, tab } => {
+                put("t", &"unclaim".into());
+                put("token", &fp(token));
+                put("tab", &n(*tab));
+            }
+            TabMessage::Spent { token } => {
+                put("t", &"spent".into());
+                put("token", &fp(token));
             }
         }
         let _ = self.channel.post_message(&o);
     }
-}
 
-impl TabLink {
-    /// This tab's id on the channel.
-    pub fn id(&self) -> &str {
-        &self.id
+    /// This tab's id on the channel (breaks claim ties).
+    pub fn id(&self) -> u64 {
+        self.id
     }
 }
 
@@ -184,45 +218,31 @@ impl Drop for TabLink {
     }
 }
 
-/// FNV-1a of a refresh token: what the spent marker holds (never the token).
-fn fingerprint(token: &str) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in token.bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    let digits = b"0123456789abcdef";
-    (0..16)
-        .map(|i| digits[((h >> (60 - 4 * i)) & 15) as usize] as char)
-        .collect()
-}
-
 fn marker_store() -> Option<Storage> {
     web_sys::window()?.local_storage().ok().flatten()
 }
 
-/// How many spent fingerprints are remembered (a tab that slept through several refreshes still
-/// recognises its old token as spent).
+/// How many spent fingerprints localStorage remembers (a tab that slept through several refreshes
+/// still recognises its old token as spent).
 const SPENT_KEPT: usize = 16;
 
-/// Records that `refresh_token` was just spent (rotated) by this tab. Call it inside the refresh
-/// lock, before releasing it: the marker lock is then granted before the next tab gets the lock.
-pub fn mark_spent(key: &str, refresh_token: &str) {
-    aw_hold_marker(&format!("authwire-spent:{key}:{}", fingerprint(refresh_token)));
+/// Sets the spent marker of a refresh token: a marker lock held by this page (Web Locks: every tab
+/// sees it at once), and the localStorage list (browsers without Web Locks, best effort).
+pub fn mark_spent(key: &str, token: Fp) {
+    let fp = token.to_string();
+    aw_hold_marker(&format!("authwire-spent:{key}:{fp}"));
     let Some(s) = marker_store() else { return };
     let name = format!("authwire-spent:{key}");
     let old = s.get_item(&name).ok().flatten().unwrap_or_default();
-    let mut list: Vec<&str> = old.split(',').filter(|f| f.len() == 16).collect();
-    let fp = fingerprint(refresh_token);
+    let mut list: Vec<&str> = old.split(',').filter(|f| f.len() == 16 && *f != fp).collect();
     list.push(&fp);
     let start = list.len().saturating_sub(SPENT_KEPT);
     let _ = s.set_item(&name, &list[start..].join(","));
 }
 
-/// Whether another tab already spent `refresh_token`: a marker lock is held (Web Locks), or the
-/// localStorage marker says so (browsers without Web Locks, where it is best effort).
-pub async fn is_spent(key: &str, refresh_token: &str) -> bool {
-    let fp = fingerprint(refresh_token);
+/// Whether the spent marker of a refresh token is set (by any tab).
+pub async fn is_spent(key: &str, token: Fp) -> bool {
+    let fp = token.to_string();
     let held = wasm_bindgen_futures::JsFuture::from(aw_marker_held(&format!("authwire-spent:{key}:{fp}"))).await;
     if held.is_ok_and(|v| v.as_bool() == Some(true)) {
         return true;
@@ -234,13 +254,14 @@ pub async fn is_spent(key: &str, refresh_token: &str) -> bool {
 
 /// Whether the browser has Web Locks (`navigator.locks`).
 pub fn has_locks() -> bool {
-    web_sys::window().is_some_and(|w| Reflect::get(&w.navigator(), &"locks".into()).is_ok_and(|l| l.is_object()))
+    web_sys::window().is_some_and(|w| {
+        Reflect::get(&w.navigator(), &"locks".into())
+            .is_ok_and(|l| l.is_object() && Reflect::get(&l, &"request".into()).is_ok_and(|r| r.is_function()))
+    })
 }
 
-/// Runs `task` under the Web Lock `name` (see `aw_with_lock`). Call only when [`has_locks`].
-pub fn with_lock(name: &str, task: impl FnOnce() -> Promise + 'static) -> Option<Promise> {
-    // once_into_js: the closure frees itself when called, and aw_with_lock calls it exactly once
-    // on every path (lock granted, or acquisition timed out).
-    let f = Closure::once_into_js(task);
-    aw_with_lock(name, 5_000, 15_000, &f).dyn_into::<Promise>().ok()
+/// Requests the Web Lock `name` for at most `ms`; `cb(id, release)` when granted (call `release`
+/// to let go), `cb(id, null)` when the deadline passed first. Call only when [`has_locks`].
+pub fn acquire(name: &str, ms: u64, id: u64, cb: &Function) {
+    aw_acquire(name, ms as f64, id as f64, cb);
 }
