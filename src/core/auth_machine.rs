@@ -403,6 +403,15 @@ impl AuthMachine {
         }
     }
 
+    /// Whether a handed-over session is taken: `Ok(false)` when it carries the access token held
+    /// now (nothing changes), `Err` when it has expired and cannot be refreshed.
+    pub fn accepts(&self, s: &Session, now: u64) -> Result<bool, Code> {
+        if self.session.as_ref().is_some_and(|cur| cur.access == s.access) {
+            return Ok(false);
+        }
+        self.check(s, now).map(|()| true)
+    }
+
     /// Whether the current token may be handed out or written into a frame at `now`:
     /// it outlives the transit margin.
     pub fn usable(&self, now: u64) -> bool {

@@ -116,6 +116,19 @@ pub fn is_auth_error(code: &str) -> bool {
     AUTH_ERROR_CODES.iter().any(|c| c.eq_ignore_ascii_case(code))
 }
 
+/// The fields a frame's error code may come in, in order (servers differ).
+pub const CODE_FIELDS: [&str; 3] = ["code", "error_code", "error"];
+
+impl Incoming {
+    /// Reads a frame from its string fields: `codes` in [`CODE_FIELDS`] order. The code kept is
+    /// the first that names an auth failure, else the first present.
+    pub fn read(kind: Option<String>, codes: [Option<String>; 3], message_id: Option<String>) -> Incoming {
+        let auth = codes.iter().flatten().find(|c| is_auth_error(c)).cloned();
+        let code = auth.or_else(|| codes.into_iter().flatten().next());
+        Incoming { kind, code, message_id }
+    }
+}
+
 /// Classifies an incoming frame.
 pub fn classify(i: &Incoming) -> Meaning {
     let kind = i.kind.as_deref().unwrap_or("");
@@ -177,5 +190,16 @@ mod tests {
         assert!(AuthType::BearerToken.uses_token() && !AuthType::ApiKey.uses_token());
         assert_eq!(AuthType::Custom.required(), &[("custom_headers", true)]);
         assert!(AUTH_CLOSE_CODES.contains(&4001) && !AUTH_CLOSE_CODES.contains(&1006));
+    }
+
+    #[test]
+    fn the_code_kept_is_the_auth_failure_whichever_field_names_it() {
+        let some = |s: &str| Some(s.to_owned());
+        let i = Incoming::read(some("error"), [some("E42"), None, some("token_expired")], None);
+        assert_eq!(i.code.as_deref(), Some("token_expired"));
+        assert!(matches!(classify(&i), Meaning::AuthRejected(None)));
+        let i = Incoming::read(some("error"), [None, some("rate_limited"), some("busy")], None);
+        assert_eq!(i.code.as_deref(), Some("rate_limited"));
+        assert_eq!(classify(&i), Meaning::Other);
     }
 }

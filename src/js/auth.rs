@@ -651,13 +651,13 @@ fn apply_session(shared: &Shared, session: &JsValue, refreshed: bool) -> Result<
         if inner.freed {
             return Err(code_error(Code::Freed));
         }
-        if inner.machine.session().is_some_and(|cur| cur.access == s.access) {
+        let taken = inner
+            .machine
+            .accepts(&s, now)
+            .map_err(|c| error(c, "the session has expired and no refresh source can renew it"))?;
+        if !taken {
             return Ok(());
         }
-        inner
-            .machine
-            .check(&s, now)
-            .map_err(|c| error(c, "the session has expired and no refresh source can renew it"))?;
     }
     if let Ok(mut inner) = shared.try_borrow_mut() {
         inner.raw = session.clone();

@@ -13,7 +13,7 @@ use super::auth::{self, Shared as AuthShared};
 use crate::core::auth_machine::{Answer, Event, EventKind};
 use crate::core::error::Code;
 use crate::core::options::ChatOptions;
-use crate::core::protocol::{AuthType, Incoming, Protocol};
+use crate::core::protocol::{AuthType, Incoming, Protocol, CODE_FIELDS};
 use crate::core::socket_machine::{Action, Input, SocketMachine};
 use crate::web::options;
 use crate::web::{aw_emit, aw_listen, code_error, error, frozen, get, now_ms, DomListener};
@@ -405,12 +405,7 @@ fn open(shared: &Shared, url: &str, generation: u64) -> Option<Conn> {
             Some(text) => match JSON::parse(&text) {
                 Ok(v) if v.is_object() => {
                     let pick = |k: &str| get(&v, k).as_string();
-                    let code = pick("code").or_else(|| pick("error_code")).or_else(|| pick("error"));
-                    let inc = Incoming {
-                        kind: pick("type"),
-                        code,
-                        message_id: pick("message_id"),
-                    };
+                    let inc = Incoming::read(pick("type"), CODE_FIELDS.map(pick), pick("message_id"));
                     (v, inc)
                 }
                 // Not JSON (or not an object): handed on as it came.
