@@ -252,13 +252,15 @@ pub fn iso8601_seconds(s: &str) -> Option<f64> {
             if b.get(i) == Some(&b'.') {
                 let start = i + 1;
                 i = start;
-                while b.get(i).is_some_and(u8::is_ascii_digit) {
+                let mut scale = 1.0;
+                while let Some(d) = b.get(i).filter(|c| c.is_ascii_digit()) {
+                    scale /= 10.0;
+                    frac += f64::from(d - b'0') * scale;
                     i += 1;
                 }
                 if i == start {
                     return None;
                 }
-                frac = format!("0.{}", &s[start..i]).parse().ok()?;
             }
         }
         match b.get(i) {
