@@ -105,9 +105,14 @@ impl Summary {
             expires_at_ms: s.expires_at_ms,
         }
     }
-    /// The newer-session rule: take this session instead of `current`?
+    /// The newer-session rule: take this session instead of `current`? A later expiry wins; at the
+    /// same expiry (sessions stored with whole-second `expires_at`) the larger access fingerprint
+    /// wins, so two tabs holding two such sessions converge instead of adopting each other's
+    /// forever (a storm the simulation found with `>=`).
     pub fn newer_than(&self, current: Option<&Summary>) -> bool {
-        current.is_none_or(|c| c.access != self.access && self.expires_at_ms >= c.expires_at_ms)
+        current.is_none_or(|c| {
+            self.expires_at_ms > c.expires_at_ms || (self.expires_at_ms == c.expires_at_ms && self.access > c.access)
+        })
     }
 }
 
@@ -768,8 +773,19 @@ impl<S: Clone> TabsMachine<S> {
         out.push(Action::Fetch { id, present });
     }
 
+    /// The newer-session rule, with what this tab knows of spent tokens: later expiry first; at the
+    /// same expiry a session whose refresh token is not known spent, then the larger access
+    /// fingerprint. A strict order, so tabs converge instead of adopting each other's sessions.
+    fn newer(&self, p: &Summary, local: Option<&Summary>) -> bool {
+        let key = |s: &Summary| {
+            let unspent = s.refresh.is_some_and(|r| !self.spent.contains(&r));
+            (s.expires_at_ms, unspent, s.access)
+        };
+        local.is_none_or(|l| key(p) > key(l))
+    }
+
     fn offer(&mut self, p: &Published<S>, local: Option<&Summary>, out: &mut Vec<Action<S>>) {
-        if p.summary.newer_than(local) {
+        if self.newer(&p.summary, local) {
             out.push(Action::Adopt(p.session.clone()));
         }
     }
@@ -1247,8 +1263,13 @@ mod tests {
     #[test]
     fn newer_session_rule() {
         let cur = local(X, 100_000);
-        assert!(local("y", 100_000).newer_than(Some(&cur)), "same expiry, other token");
+        assert!(local("y", 100_001).newer_than(Some(&cur)), "expires later");
         assert!(!local("y", 99_999).newer_than(Some(&cur)), "expires earlier");
+        let (a, b) = (local("y", 100_000), local("z", 100_000));
+        assert!(
+            a.newer_than(Some(&b)) != b.newer_than(Some(&a)),
+            "same expiry: exactly one way, never back and forth"
+        );
         assert!(!cur.newer_than(Some(&cur)), "the same token");
         assert!(cur.newer_than(None));
         let mut m = locks();

@@ -64,6 +64,26 @@ fn expires_in_is_counted_from_the_request_not_the_answer() {
     check(17, &Opts::default());
 }
 
+/// Found by the sim in the shell (`src/js/auth.rs` `share`/`adopt`): publishing and storing
+/// GoTrue's JSON as received (`inner.raw`) and adopting it as a handed-over session reads the
+/// server's `expires_at` on the browser's clock and counts `expires_in` from adoption. With the
+/// server's clock ahead, a tab writes with a token the server has expired (seed 18, by 36 s); with
+/// it behind, adopted sessions look expired and every tab refreshes again (seed 5). Publishing the
+/// session with its expiry on the (shared) browser clock is what the sim does by default.
+#[test]
+fn published_sessions_carry_the_browser_clock_expiry() {
+    let raw = Opts {
+        publish_raw: true,
+        ..Opts::default()
+    };
+    let e = world::run(18, &raw).expect_err("raw publishing writes expired tokens");
+    assert!(e.contains("expired when the server reads it"), "{e}");
+    let e = world::run(5, &raw).expect_err("raw publishing refreshes too often");
+    assert!(e.contains("refreshes in the last"), "{e}");
+    check(18, &Opts::default());
+    check(5, &Opts::default());
+}
+
 /// `accessToken()` waiters held to `call + attempt_timeout_ms` whatever happens. Fails today
 /// (e.g. seed 201): when a peer's session that is already unusable (its answer hung past the
 /// token's life) supersedes the attempt, the AuthMachine carries the waiter to a fresh attempt
@@ -100,13 +120,24 @@ fn seeds_3() {
     range(7_500, 2_500);
 }
 
+/// The shell variants the sim can play, for hunting: `SIM_PARSE_AT_RECEIPT`, `SIM_STRICT_WAITERS`,
+/// `SIM_PUBLISH_RAW` (see [`Opts`]).
+fn opts_from_env() -> Opts {
+    Opts {
+        parse_at_send: std::env::var("SIM_PARSE_AT_RECEIPT").is_err(),
+        strict_waiters: std::env::var("SIM_STRICT_WAITERS").is_ok(),
+        publish_raw: std::env::var("SIM_PUBLISH_RAW").is_ok(),
+        ..Opts::default()
+    }
+}
+
 /// `SIM_SEED=<n>`: one seed, traced.
 #[test]
 fn replay() {
     let Some(seed) = std::env::var("SIM_SEED").ok().and_then(|s| s.parse::<u64>().ok()) else {
         return;
     };
-    let o = Opts::default();
+    let o = opts_from_env();
     println!("{:?}", world::World::new(seed, o.clone()).p);
     match world::replay(seed, &o) {
         Ok(r) => println!("seed {seed}: ok {r:?}"),
@@ -167,11 +198,7 @@ fn survey() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(1_000);
     let from: u64 = std::env::var("SIM_FROM").ok().and_then(|s| s.parse().ok()).unwrap_or(0);
-    let o = Opts {
-        parse_at_send: std::env::var("SIM_PARSE_AT_RECEIPT").is_err(),
-        strict_waiters: std::env::var("SIM_STRICT_WAITERS").is_ok(),
-        ..Opts::default()
-    };
+    let o = opts_from_env();
     let (mut failed, mut events, mut rot) = (0, 0, 0);
     let mut sum = Report::default();
     let t = std::time::Instant::now();

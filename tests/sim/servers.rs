@@ -67,6 +67,8 @@ pub struct GoTrue {
     rts: HashMap<String, Rt>,
     /// Access token -> expiry in ms, server clock.
     pub access_exp: HashMap<String, u64>,
+    /// Access token -> the answer that carried it (what a shell storing the raw JSON keeps).
+    pub issued: HashMap<String, Issued>,
     revoked: Vec<u64>,
     next: u64,
     /// Successful rotations, with their server time.
@@ -89,6 +91,7 @@ impl GoTrue {
             reuse_interval_ms,
             rts: HashMap::new(),
             access_exp: HashMap::new(),
+            issued: HashMap::new(),
             revoked: Vec::new(),
             next: 0,
             rotations: Vec::new(),
@@ -104,12 +107,14 @@ impl GoTrue {
         // GoTrue: exp = floor(now) + expires_in, whole seconds.
         let expires_at = server_now / 1000 + self.lifetime_s;
         self.access_exp.insert(access.clone(), expires_at * 1000);
-        Issued {
+        let issued = Issued {
             access,
             refresh,
             expires_at,
             expires_in: self.lifetime_s,
-        }
+        };
+        self.issued.insert(issued.access.clone(), issued.clone());
+        issued
     }
 
     /// A password sign-in: a new family.

@@ -27,6 +27,9 @@ pub const T0: u64 = 1_763_900_000_000;
 /// longest reconnect backoff 10 s; one connect timeout 10 s; round trips and jitter 5 s.
 pub const BOUND_MS: u64 = 30_000 + 30_000 + 10_000 + 10_000 + 10_000 + 5_000;
 
+/// A run that needs more events than this is looping (a typical hour needs 5,000).
+pub const MAX_EVENTS: u64 = 2_000_000;
+
 /// The longest the refresh lock may be held: the hold cap (30 s) and a second.
 pub const LOCK_HOLD_MAX_MS: u64 = 31_000;
 
@@ -50,6 +53,10 @@ pub struct Opts {
     /// unusable session (a peer's answer that hung past its token's life) superseded the attempt
     /// and the AuthMachine carried the waiter over to a fresh attempt with a fresh deadline.
     pub strict_waiters: bool,
+    /// Publish and store GoTrue's JSON as received (what `src/js` does: `inner.raw`), parsed by
+    /// the receiving tab when it adopts it, instead of the session with its expiry on the shared
+    /// browser clock.
+    pub publish_raw: bool,
 }
 
 impl Default for Opts {
@@ -60,6 +67,7 @@ impl Default for Opts {
             parse_at_send: true,
             trace: false,
             strict_waiters: false,
+            publish_raw: false,
         }
     }
 }
@@ -528,7 +536,10 @@ impl World {
         // The constructor: the app's session, else the stored one, else ask the other tabs.
         let initial = handed.or_else(|| if self.p.storage { self.stored.clone() } else { None });
         match initial {
-            Some(s) => self.auth_input(i, am::Input::SetSession(s)),
+            Some(s) => {
+                let s = if i == 0 { s } else { self.as_received(s).session };
+                self.auth_input(i, am::Input::SetSession(s))
+            }
             None => self.broadcast(i, Peer::Hello),
         }
         let ok = self.usable(i);
@@ -768,10 +779,7 @@ impl World {
                     self.markers.push_back(token);
                 }
                 tb::Action::ReadStored => {
-                    let s = self.stored.clone().map(|s| Published {
-                        summary: Summary::of(&s),
-                        session: s,
-                    });
+                    let s = self.stored.clone().map(|s| self.as_received(s));
                     self.tabs_input(i, tb::Input::Stored(s));
                 }
                 tb::Action::Post(p) => {
@@ -1130,6 +1138,9 @@ impl World {
                 }
             }
             self.report.events += 1;
+            if self.report.events > MAX_EVENTS {
+                return Err(self.fail(format!("more than {MAX_EVENTS} events: a message or timer storm")));
+            }
             self.step(ev)?;
             if let Some(v) = self.pending_violation.take() {
                 return Err(self.fail(v));
@@ -1167,7 +1178,13 @@ impl World {
                 }
             }
             Ev::SpentAnswer { tab, id, spent } => self.tabs_input(tab, tb::Input::SpentAnswer { id, spent }),
-            Ev::Msg { tab, msg } => self.tabs_input(tab, tb::Input::Peer(msg)),
+            Ev::Msg { tab, msg } => {
+                let msg = match msg {
+                    Peer::Session(p) => Peer::Session(self.as_received(p.session)),
+                    m => m,
+                };
+                self.tabs_input(tab, tb::Input::Peer(msg))
+            }
             Ev::HttpArrive {
                 tab,
                 req,
@@ -1368,6 +1385,16 @@ impl World {
                     .iter()
                     .copied()
                     .filter(|i| self.p.reuse_interval_ms > 0 || self.tabs[*i].as_ref().unwrap().http.is_empty())
+                    .collect();
+                // Without storage the session lives only in the tabs: keep one that holds it.
+                let holders = |s: &Self, but: usize| {
+                    open.iter()
+                        .filter(|j| **j != but && s.tabs[**j].as_ref().unwrap().auth.session().is_some())
+                        .count()
+                };
+                let candidates: Vec<usize> = candidates
+                    .into_iter()
+                    .filter(|i| self.p.storage || holders(self, *i) > 0)
                     .collect();
                 if open.len() > 1 && !candidates.is_empty() {
                     let i = self.rng.pick(&candidates);
@@ -1579,6 +1606,31 @@ impl World {
             )));
         }
         Ok(self.report.clone())
+    }
+
+    /// A session another tab published or stored, as this tab reads it: the publishing tab's
+    /// session as is (its expiry on the shared browser clock), or, with `publish_raw`, GoTrue's
+    /// JSON parsed now as a handed-over session (`expires_at` by the server's clock, `expires_in`
+    /// counted from now).
+    fn as_received(&self, s: Session) -> Published<Session> {
+        let s = match (self.o.publish_raw, self.gotrue.issued.get(s.access.expose())) {
+            (true, Some(issued)) => {
+                let raw = RawSession {
+                    access_token: Raw::Str(issued.access.clone()),
+                    refresh_token: Raw::Str(issued.refresh.clone()),
+                    expires_at: Raw::Num(issued.expires_at as f64),
+                    expires_in: Raw::Num(issued.expires_in as f64),
+                    user_id: Raw::Str("user-1".into()),
+                    ..Default::default()
+                };
+                Session::from_raw(&raw, self.now, Origin::HandedOver).expect("valid")
+            }
+            _ => s,
+        };
+        Published {
+            summary: Summary::of(&s),
+            session: s,
+        }
     }
 
     fn server_now_at(&self, local: u64) -> u64 {
