@@ -23,8 +23,10 @@
 //!    without rotating, it was frozen through its window, or its page closed), or after
 //!    [`Config::claim_ttl_ms`], which outlasts anything its winner can still present: a winner
 //!    presents only within `claim_window_ms + claim_grace_ms` of its claim and abandons its request
-//!    at `hold_cap_ms`. Safety of claims assumes a message between live tabs arrives within the
-//!    window (the BroadcastChannel delivers in microseconds to milliseconds).
+//!    at `hold_cap_ms`. A tab that hears a claim for a token it holds a smaller live claim on (or
+//!    knows spent) says so again: a tab that opened after the first claim was posted never heard
+//!    it. Safety of claims assumes a message round trip between live tabs fits in the window (the
+//!    BroadcastChannel delivers in microseconds to milliseconds; the window is 150 ms).
 //! 3. **A lock is only ever waited for with a deadline** (`lock_timeout_ms`, never past the attempt
 //!    deadline). On acquire timeout the tab does *not* refresh without the lock: it re-reads what
 //!    other tabs stored, adopts it when newer, and otherwise fails the attempt with a retryable
@@ -37,8 +39,12 @@
 //!    tab still holds the session it rotated; the shell then stores and publishes it as usual.
 //!    The lock is held until the answer (at most `hold_cap_ms`, then the request is abandoned: the
 //!    one case where the token's fate is unknown, so it is not marked spent).
-//! 6. **Newer-session rule**: a peer's (or stored) session is adopted only if its access token
-//!    differs from ours and it expires no earlier (or we have none).
+//! 6. **Newer-session rule**: a peer's (or stored) session is adopted only if it is newer by a
+//!    strict order: later expiry; at the same expiry, a refresh token not known spent over one that
+//!    is; then the larger access fingerprint (we have none: any). Strict, so that tabs converge: with
+//!    "differs and expires no earlier", two same-expiry sessions were adopted back and forth forever.
+//!    Published sessions must carry their expiry on the browser clock (all tabs share it), not the
+//!    server's `expires_at`: see `tests/sim`.
 //! 7. On a success the order is: mark spent, post `Spent`, deliver (the shell stores and posts the
 //!    session), release the lock: the next lock holder finds the marker and the stored session.
 //! 8. `Hello`: a new tab asks; any tab with a session answers with it.

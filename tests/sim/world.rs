@@ -1499,15 +1499,12 @@ impl World {
     /// The lock is released on every path: no tab keeps it longer than its slowest answer (the
     /// hold cap), unless the laptop slept meanwhile.
     fn check_lock(&mut self) -> Result<(), String> {
-        if self.locks.holder.is_some() {
+        if let Some((holder, _)) = self.locks.holder {
             let held = self.now - self.locks.since;
             if self.locks.since >= self.asleep_until {
                 self.report.longest_lock_hold_ms = self.report.longest_lock_hold_ms.max(held);
                 if held > LOCK_HOLD_MAX_MS {
-                    return Err(self.fail(format!(
-                        "tab {} holds the refresh lock for {held} ms",
-                        self.locks.holder.unwrap().0
-                    )));
+                    return Err(self.fail(format!("tab {holder} holds the refresh lock for {held} ms")));
                 }
             }
         }
