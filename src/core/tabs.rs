@@ -1295,6 +1295,32 @@ mod tests {
         );
     }
 
+    #[test]
+    fn at_the_same_expiry_a_live_refresh_token_beats_a_spent_one_and_nothing_flips_back() {
+        let mut m = locks();
+        let mine = local(X, 100_000);
+        let theirs = Published {
+            summary: Summary {
+                access: Fp(0), // the smallest fingerprint: the plain order would keep ours
+                refresh: Some(fp("refresh-y")),
+                expires_at_ms: 100_000,
+            },
+            session: "sy",
+        };
+        assert!(run(&mut m, 0, Some(&mine), Input::Peer(Peer::Session(theirs.clone()))).is_empty());
+        run(&mut m, 1, Some(&mine), Input::Peer(Peer::Spent { token: fp(X) }));
+        assert_eq!(
+            run(&mut m, 2, Some(&mine), Input::Peer(Peer::Session(theirs.clone()))),
+            vec![Action::Adopt("sy")],
+            "ours is spent: theirs is the one that can be refreshed"
+        );
+        let back = Published {
+            summary: mine,
+            session: "sx",
+        };
+        assert!(run(&mut m, 3, Some(&theirs.summary), Input::Peer(Peer::Session(back))).is_empty());
+    }
+
     /// Two tabs on a channel that delivers at once: whoever claims, exactly one presents.
     #[test]
     fn claims_let_exactly_one_tab_present_a_token() {
