@@ -51,6 +51,16 @@ impl Policy {
     }
 }
 
+/// How long a new tab whose source signs in from nothing (password, broker, callback) waits for
+/// the other tabs to answer its hello before it signs in itself (0 with `crossTab` off).
+pub fn start_delay_ms(cross_tab: bool) -> u64 {
+    if cross_tab {
+        300
+    } else {
+        0
+    }
+}
+
 /// Exponential backoff with "equal jitter" (half of each delay fixed, half random), used for
 /// refresh retries and socket reconnects alike.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -15,7 +15,7 @@
 
 use super::auth_machine::Failure;
 use super::options::SourceSpec;
-use super::session::{Raw, RawSession};
+use super::session::{Raw, RawSession, Session};
 use super::token::Secret;
 
 /// One HTTP request. Tokens travel in headers and bodies, never in URLs.
@@ -72,6 +72,9 @@ pub struct Answer {
     pub errors: Vec<String>,
 }
 
+/// The status a callback's value is read with (it answered: a 2xx).
+pub const CALLBACK_STATUS: u16 = 200;
+
 /// The body fields an [`Answer`] is read from (the shell reads exactly these).
 pub const ERROR_FIELDS: [&str; 3] = ["error_code", "code", "error"];
 
@@ -84,7 +87,12 @@ pub enum Next {
     Then(Step),
 }
 
-fn call(method: &'static str, url: String, api_key: Option<&Secret>, body: Option<Vec<(&'static str, Secret)>>) -> Step {
+fn call(
+    method: &'static str,
+    url: String,
+    api_key: Option<&Secret>,
+    body: Option<Vec<(&'static str, Secret)>>,
+) -> Step {
     Step::Http(HttpCall {
         method,
         url,
@@ -131,13 +139,19 @@ pub fn first_step(spec: &SourceSpec, present: Option<&Secret>) -> Result<Step, F
                 "POST",
                 format!("{url}/auth/v1/token?grant_type=password"),
                 Some(api_key),
-                Some(vec![("email", Secret::new(email.clone())), ("password", password.clone())]),
+                Some(vec![
+                    ("email", Secret::new(email.clone())),
+                    ("password", password.clone()),
+                ]),
             ),
             (true, _) => call(
                 "POST",
                 url.clone(),
                 Some(api_key),
-                Some(vec![("email", Secret::new(email.clone())), ("password", password.clone())]),
+                Some(vec![
+                    ("email", Secret::new(email.clone())),
+                    ("password", password.clone()),
+                ]),
             ),
         },
         SourceSpec::Broker { url, scope, user_id } => call("GET", broker_url(url, scope, user_id, false), None, None),
@@ -203,6 +217,18 @@ pub fn normalise(a: &Answer) -> RawSession {
         expires_in: a.expires_in.clone(),
         token_type: a.token_type.clone(),
         user_id: a.user_id.clone(),
+    }
+}
+
+/// The session as it is stored and published to other tabs: the normalised answer, with
+/// `expires_at` rewritten to the expiry this tab computed on its own clock (from `expires_in` at
+/// receipt). Every tab of a browser shares that clock; the server's `expires_at` read on a clock
+/// that runs ahead would make a fresh session look expired to the other tabs (and each of them
+/// refresh it again, a storm), and on one that runs behind would make a token look valid too long.
+pub fn to_publish(normalised: &RawSession, session: &Session) -> RawSession {
+    RawSession {
+        expires_at: Raw::Num((session.expires_at_ms / 1000) as f64),
+        ..normalised.clone()
     }
 }
 
@@ -335,7 +361,9 @@ pub fn logout_call(spec: &SourceSpec, access: &Secret) -> Option<HttpCall> {
 
 /// `GET {url}/api/tokens/health` for a broker (asked after a failed refresh), else nothing.
 pub fn health_call(spec: &SourceSpec) -> Option<HttpCall> {
-    let SourceSpec::Broker { url, .. } = spec else { return None };
+    let SourceSpec::Broker { url, .. } = spec else {
+        return None;
+    };
     Some(HttpCall {
         method: "GET",
         url: format!("{url}/api/tokens/health"),
@@ -420,10 +448,14 @@ mod tests {
             password: secret("pw"),
             plain: false,
         };
-        let Step::Http(c) = first_step(&gotrue, None).unwrap() else { panic!() };
+        let Step::Http(c) = first_step(&gotrue, None).unwrap() else {
+            panic!()
+        };
         assert!(c.url.ends_with("grant_type=password"));
         assert_eq!(c.api_key, None, "an empty apikey is not sent");
-        let Step::Http(c) = first_step(&gotrue, Some(&secret("rt"))).unwrap() else { panic!() };
+        let Step::Http(c) = first_step(&gotrue, Some(&secret("rt"))).unwrap() else {
+            panic!()
+        };
         assert!(c.url.ends_with("grant_type=refresh_token"));
         let plain = SourceSpec::Password {
             url: "https://login.example/token".into(),
@@ -432,14 +464,21 @@ mod tests {
             password: secret("pw"),
             plain: true,
         };
-        let Step::Http(c) = first_step(&plain, Some(&secret("rt"))).unwrap() else { panic!() };
+        let Step::Http(c) = first_step(&plain, Some(&secret("rt"))).unwrap() else {
+            panic!()
+        };
         assert_eq!(c.url, "https://login.example/token");
     }
 
     #[test]
     fn a_broker_answering_the_held_token_is_asked_to_refresh_once() {
-        let Step::Http(c) = first_step(&broker(), None).unwrap() else { panic!() };
-        assert_eq!(c.url, "https://b.example/api/tokens/chat%20write?user_id=u%2F1%26x%3D%C3%A9");
+        let Step::Http(c) = first_step(&broker(), None).unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            c.url,
+            "https://b.example/api/tokens/chat%20write?user_id=u%2F1%26x%3D%C3%A9"
+        );
         let held = secret("t-1");
         let Next::Then(Step::Http(post)) = answered(&broker(), 0, &ok("t-1"), Some(&held)) else {
             panic!("the same token: refresh")
@@ -447,8 +486,14 @@ mod tests {
         assert_eq!(post.method, "POST");
         assert!(post.url.contains("/api/tokens/refresh/"));
         // The second answer is taken whatever it is: no loop.
-        assert!(matches!(answered(&broker(), 1, &ok("t-1"), Some(&held)), Next::Done(Ok(_))));
-        assert!(matches!(answered(&broker(), 0, &ok("t-2"), Some(&held)), Next::Done(Ok(_))));
+        assert!(matches!(
+            answered(&broker(), 1, &ok("t-1"), Some(&held)),
+            Next::Done(Ok(_))
+        ));
+        assert!(matches!(
+            answered(&broker(), 0, &ok("t-2"), Some(&held)),
+            Next::Done(Ok(_))
+        ));
     }
 
     #[test]
@@ -487,7 +532,15 @@ mod tests {
         assert_eq!(iso8601_seconds("2000-02-29T12:30:00.5Z"), Some(951_827_400.5));
         assert_eq!(iso8601_seconds("2026-11-24T21:00:00+01:00"), Some(1_795_550_400.0));
         assert_eq!(iso8601_seconds("2026-11-24T19:00-01:00"), Some(1_795_550_400.0));
-        for bad in ["", "2026", "2026-13-01", "2026-11-24T25:00", "2026-11-24Tx", "2026-11-24T20:00:00Zjunk", "é"] {
+        for bad in [
+            "",
+            "2026",
+            "2026-13-01",
+            "2026-11-24T25:00",
+            "2026-11-24Tx",
+            "2026-11-24T20:00:00Zjunk",
+            "é",
+        ] {
             assert_eq!(iso8601_seconds(bad), None, "{bad}");
         }
     }
@@ -515,12 +568,18 @@ mod tests {
             answered(&SourceSpec::Callback, 0, &none, None),
             Next::Done(Err(Failure::Callback { gone: true }))
         );
-        assert_eq!(callback_failure(&Raw::Num(401.0), &Raw::Missing), Failure::Callback { gone: true });
+        assert_eq!(
+            callback_failure(&Raw::Num(401.0), &Raw::Missing),
+            Failure::Callback { gone: true }
+        );
         assert_eq!(
             callback_failure(&Raw::Missing, &Raw::Str("invalid_grant".into())),
             Failure::Callback { gone: true }
         );
-        assert_eq!(callback_failure(&Raw::Num(503.0), &Raw::Missing), Failure::Callback { gone: false });
+        assert_eq!(
+            callback_failure(&Raw::Num(503.0), &Raw::Missing),
+            Failure::Callback { gone: false }
+        );
     }
 
     #[test]
@@ -529,11 +588,37 @@ mod tests {
         assert_eq!(c.url, "https://p.supabase.co/auth/v1/logout");
         assert_eq!(c.bearer.unwrap().expose(), "at");
         assert_eq!(logout_call(&broker(), &secret("at")), None);
-        assert_eq!(health_call(&broker()).unwrap().url, "https://b.example/api/tokens/health");
+        assert_eq!(
+            health_call(&broker()).unwrap().url,
+            "https://b.example/api/tokens/health"
+        );
         assert!(healthy(Some((200, &Raw::Missing))));
         assert!(healthy(Some((200, &Raw::Str("healthy".into())))));
         assert!(!healthy(Some((200, &Raw::Str("degraded".into())))));
         assert!(!healthy(Some((503, &Raw::Missing))));
         assert!(!healthy(None));
+    }
+
+    #[test]
+    fn a_published_session_carries_the_expiry_of_this_tabs_clock() {
+        use crate::core::session::Origin;
+        // The server's clock is an hour ahead of the browser's.
+        let now = 1_800_000_000_000;
+        let answer = Answer {
+            status: 200,
+            access_token: Raw::Str("opaque".into()),
+            refresh_token: Raw::Str("r".into()),
+            expires_in: Raw::Num(60.0),
+            expires_at: Raw::Num(((now + 3_600_000) / 1000 + 60) as f64),
+            ..Default::default()
+        };
+        let normalised = normalise(&answer);
+        let issued = Session::from_raw(&normalised, now, Origin::Issued).unwrap();
+        let published = to_publish(&normalised, &issued);
+        // Another tab, same clock, reads it as handed over: the same expiry, not an hour later.
+        let peer = Session::from_raw(&published, now + 50, Origin::HandedOver).unwrap();
+        assert!(peer.expires_at_ms <= issued.expires_at_ms);
+        assert!(peer.expires_at_ms + 1_000 >= issued.expires_at_ms);
+        assert_eq!(published.refresh_token, Raw::Str("r".into()));
     }
 }

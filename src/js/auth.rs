@@ -401,10 +401,11 @@ fn perform_tabs(shared: &Shared, actions: Vec<TabsAction<Got>>) {
         }
         match a {
             TabsAction::AcquireLock { id, name, deadline_ms } => {
-                let cb = shared
-                    .try_borrow()
-                    .ok()
-                    .and_then(|i| i.lock_cb.as_ref().map(|c| c.as_ref().unchecked_ref::<Function>().clone()));
+                let cb = shared.try_borrow().ok().and_then(|i| {
+                    i.lock_cb
+                        .as_ref()
+                        .map(|c| c.as_ref().unchecked_ref::<Function>().clone())
+                });
                 if let Some(cb) = cb {
                     tabs::acquire(&name, deadline_ms.saturating_sub(now_ms()), id, &cb);
                 }
@@ -433,7 +434,10 @@ fn perform_tabs(shared: &Shared, actions: Vec<TabsAction<Got>>) {
                 tabs::mark_spent(&key, token);
             }
             TabsAction::ReadStored => {
-                let text = shared.try_borrow().ok().and_then(|i| i.store.as_ref().and_then(Store::load));
+                let text = shared
+                    .try_borrow()
+                    .ok()
+                    .and_then(|i| i.store.as_ref().and_then(Store::load));
                 let stored = text.as_deref().and_then(parse_stored).and_then(published);
                 drive_tabs(shared, TabsInput::Stored(stored));
             }
@@ -496,7 +500,9 @@ fn perform_tabs(shared: &Shared, actions: Vec<TabsAction<Got>>) {
                     }
                 }
                 let s = session.session;
-                drive(shared, |m, now, out| m.handle(now, Input::RefreshOk { attempt, session: s }, out));
+                drive(shared, |m, now, out| {
+                    m.handle(now, Input::RefreshOk { attempt, session: s }, out)
+                });
             }
             TabsAction::Refreshed(got) => {
                 if let Ok(mut inner) = shared.try_borrow_mut() {
@@ -508,10 +514,14 @@ fn perform_tabs(shared: &Shared, actions: Vec<TabsAction<Got>>) {
             }
             TabsAction::RefreshErr { attempt, failure } => {
                 check_health(&Rc::downgrade(shared));
-                drive(shared, |m, now, out| m.handle(now, Input::RefreshErr { attempt, failure }, out));
+                drive(shared, |m, now, out| {
+                    m.handle(now, Input::RefreshErr { attempt, failure }, out)
+                });
             }
             TabsAction::Adopt(got) => {
-                let ok = shared.try_borrow().is_ok_and(|i| i.machine.check(&got.session, now_ms()).is_ok());
+                let ok = shared
+                    .try_borrow()
+                    .is_ok_and(|i| i.machine.check(&got.session, now_ms()).is_ok());
                 if !ok {
                     continue;
                 }
@@ -803,7 +813,9 @@ impl AuthSession {
         let opts = options;
         let store = storage_kind.and_then(|k| Store::open(k, key.clone()));
         let bootstrap = source.as_ref().is_some_and(Source::bootstraps);
-        let broker = source.as_ref().is_some_and(|s| crate::core::source::health_call(&s.spec).is_some());
+        let broker = source
+            .as_ref()
+            .is_some_and(|s| crate::core::source::health_call(&s.spec).is_some());
         let seed = (js_sys::Math::random() * 9_007_199_254_740_991.0) as u64;
         let id = NEXT_ID.with(|n| {
             let id = n.get();
@@ -970,7 +982,7 @@ impl AuthSession {
         if bootstrap && !signed_in {
             // Sign in now; across tabs, give the others a moment to answer the hello first.
             let weak = Rc::downgrade(&this.shared);
-            let delay = if cross_tab { 300 } else { 0 };
+            let delay = crate::core::policy::start_delay_ms(cross_tab) as u32;
             spawn_local(async move {
                 gloo_timers::future::TimeoutFuture::new(delay).await;
                 let Some(shared) = weak.upgrade() else { return };

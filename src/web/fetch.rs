@@ -84,27 +84,25 @@ fn read_answer(status: u16, v: &JsValue) -> Answer {
 /// Validates the core's normalised session and builds the Supabase-shaped object to store.
 fn accept(normalised: &RawSession, v: &JsValue) -> Result<Fetched, Failure> {
     let session = Session::from_raw(normalised, now_ms(), Origin::Issued).map_err(|_| Failure::BadResponse)?;
-    let shaped = if v.is_string() {
-        v.clone()
-    } else {
-        let o = Object::new();
-        set(&o, "access_token", &raw_value(&normalised.access_token));
-        for (k, r) in [
-            ("refresh_token", &normalised.refresh_token),
-            ("expires_in", &normalised.expires_in),
-            ("expires_at", &normalised.expires_at),
-            ("token_type", &normalised.token_type),
-        ] {
-            if !r.is_absent() {
-                set(&o, k, &raw_value(r));
-            }
+    let normalised = &source::to_publish(normalised, &session);
+    // Always the Supabase shape (a bare JWT answer too), with this tab's expiry.
+    let o = Object::new();
+    set(&o, "access_token", &raw_value(&normalised.access_token));
+    for (k, r) in [
+        ("refresh_token", &normalised.refresh_token),
+        ("expires_in", &normalised.expires_in),
+        ("expires_at", &normalised.expires_at),
+        ("token_type", &normalised.token_type),
+    ] {
+        if !r.is_absent() {
+            set(&o, k, &raw_value(r));
         }
-        let user = get(v, "user");
-        if !user.is_undefined() {
-            set(&o, "user", &user);
-        }
-        o.into()
-    };
+    }
+    let user = get(v, "user");
+    if !user.is_undefined() {
+        set(&o, "user", &user);
+    }
+    let shaped: JsValue = o.into();
     Ok(Fetched {
         session,
         raw: shaped,
@@ -137,7 +135,7 @@ impl Source {
         for n in 0..4 {
             let (status, value) = match step {
                 Step::Http(call) => perform(&call, signal.clone()).await?,
-                Step::Callback(rt) => (200, self.call_back(rt).await?),
+                Step::Callback(rt) => (source::CALLBACK_STATUS, self.call_back(rt).await?),
             };
             match source::answered(&self.spec, n, &read_answer(status, &value), current.as_ref()) {
                 Next::Done(Ok(normalised)) => return accept(&normalised, &value),
@@ -159,7 +157,10 @@ impl Source {
     /// Asks a broker for its health: `Some(healthy)`; `None` for other sources.
     pub async fn health(&self) -> Option<bool> {
         let call = source::health_call(&self.spec)?;
-        let answer = perform(&call, None).await.ok().map(|(s, json)| (s, raw(&get(&json, "status"))));
+        let answer = perform(&call, None)
+            .await
+            .ok()
+            .map(|(s, json)| (s, raw(&get(&json, "status"))));
         Some(source::healthy(answer.as_ref().map(|(s, r)| (*s, r))))
     }
 
