@@ -505,12 +505,27 @@ async fn option_values_are_bounded_and_getters_that_throw_are_named() {
         let mut v = vec![("url", JsValue::from_str(&ws_url("/ws/chat"))), ("auth", ao.clone())];
         v.extend(pairs.iter().cloned());
         let e = ChatSocket::new(obj(&v)).err().expect("refused");
-        (get(&e, "code").as_string().unwrap(), get(&e, "message").as_string().unwrap())
+        (
+            get(&e, "code").as_string().unwrap(),
+            get(&e, "message").as_string().unwrap(),
+        )
     };
     let cases: Vec<(&str, JsValue, &str)> = vec![
-        ("reconnect", obj(&[("minDelayMs", f64::NAN.into())]), "options.reconnect.minDelayMs"),
-        ("reconnect", obj(&[("minDelayMs", 8.6e9.into())]), "options.reconnect.minDelayMs"),
-        ("reconnect", obj(&[("maxRetries", (-1).into())]), "options.reconnect.maxRetries"),
+        (
+            "reconnect",
+            obj(&[("minDelayMs", f64::NAN.into())]),
+            "options.reconnect.minDelayMs",
+        ),
+        (
+            "reconnect",
+            obj(&[("minDelayMs", 8.6e9.into())]),
+            "options.reconnect.minDelayMs",
+        ),
+        (
+            "reconnect",
+            obj(&[("maxRetries", (-1).into())]),
+            "options.reconnect.maxRetries",
+        ),
         ("heartbeatMs", f64::INFINITY.into(), "options.heartbeatMs"),
         ("heartbeatMs", "5000".into(), "options.heartbeatMs"),
         ("maxQueued", 1e300.into(), "options.maxQueued"),
@@ -533,7 +548,10 @@ async fn option_values_are_bounded_and_getters_that_throw_are_named() {
     Reflect::set(&o, &"url".into(), &ws_url("/ws/chat").into()).unwrap();
     Reflect::set(&o, &"auth".into(), &ao).unwrap();
     let e = ChatSocket::new(o).err().expect("refused");
-    assert!(get(&e, "message").as_string().unwrap().contains("options.reconnect.factor"));
+    assert!(get(&e, "message")
+        .as_string()
+        .unwrap()
+        .contains("options.reconnect.factor"));
     // A secret in the wrong field is never echoed.
     let refresh = obj(&[
         ("kind", "supabase".into()),
@@ -544,7 +562,10 @@ async fn option_values_are_bounded_and_getters_that_throw_are_named() {
         .err()
         .expect("refused");
     let message = get(&e, "message").as_string().unwrap();
-    assert!(message.contains("options.storage") && !message.contains("SECRET"), "{message}");
+    assert!(
+        message.contains("options.storage") && !message.contains("SECRET"),
+        "{message}"
+    );
     // In range: accepted (Infinity retries is unlimited).
     let sid = unique("s-opts");
     let c = chat(
@@ -553,7 +574,10 @@ async fn option_values_are_bounded_and_getters_that_throw_are_named() {
         &sid,
         &[
             ("heartbeatMs", 600_000.into()),
-            ("reconnect", obj(&[("minDelayMs", 3_600_000.into()), ("maxRetries", f64::INFINITY.into())])),
+            (
+                "reconnect",
+                obj(&[("minDelayMs", 3_600_000.into()), ("maxRetries", f64::INFINITY.into())]),
+            ),
         ],
     );
     c.close();

@@ -41,7 +41,10 @@ async fn a_hung_refresh_settles_callers_at_its_deadline_and_recovers() {
     let r = JsFuture::from(a.access_token()).await;
     let waited = js_sys::Date::now() - started;
     assert_eq!(error_code(&r.unwrap_err()), "refresh_timeout");
-    assert!(waited < 30_000.0, "settled by the deadline, not left pending ({waited} ms)");
+    assert!(
+        waited < 30_000.0,
+        "settled by the deadline, not left pending ({waited} ms)"
+    );
     assert_ne!(get(&a.get_snapshot(), "status"), "refreshing");
     // The endpoint recovers: the next demand gets a token.
     control(&email, &[("refresh_delay_ms", 0.into())]).await;
@@ -65,8 +68,14 @@ async fn a_refresh_superseded_in_the_same_tick_never_spends_the_new_sessions_tok
     a.set_session(s2).unwrap();
     // The superseded refresh() is settled (resolved by the new session), not left pending.
     let _ = JsFuture::from(superseded).await;
-    JsFuture::from(a.refresh()).await.expect("s2's refresh token is still good");
-    assert_eq!(stat(&email, "refresh_reused").await, 0, "no refresh token presented twice");
+    JsFuture::from(a.refresh())
+        .await
+        .expect("s2's refresh token is still good");
+    assert_eq!(
+        stat(&email, "refresh_reused").await,
+        0,
+        "no refresh token presented twice"
+    );
     assert_eq!(get(&a.get_snapshot(), "status"), "signed_in");
 }
 
@@ -90,7 +99,11 @@ async fn sign_out_right_after_construction_stays_signed_out() {
     let _ = JsFuture::from(a.sign_out()).await;
     sleep(1_500).await;
     assert_eq!(get(&a.get_snapshot(), "status"), "signed_out");
-    assert_eq!(stat(&email, "password_grants").await, 0, "no sign-in request after the sign-out");
+    assert_eq!(
+        stat(&email, "password_grants").await,
+        0,
+        "no sign-in request after the sign-out"
+    );
 }
 
 /// Defect 3: `auth.fetch(new URL(...))` never settled. URL objects are accepted; a value that is no
@@ -214,9 +227,15 @@ async fn to_json_may_call_back_into_the_sdk() {
     let msg = obj(&[("prompt", "hi".into())]);
     Reflect::set(&msg, &"toJSON".into(), &to_json_calling(&chat_probe)).unwrap();
     c.send(msg.clone()).unwrap(); // queued while connecting: written by the machine's flush
-    eventually("the first message", 10_000, || async { chat_stat(&sid, "accepted").await == 1 }).await;
+    eventually("the first message", 10_000, || async {
+        chat_stat(&sid, "accepted").await == 1
+    })
+    .await;
     c.send(msg).unwrap(); // open: the one-call fast path
-    eventually("the second message", 10_000, || async { chat_stat(&sid, "accepted").await == 2 }).await;
+    eventually("the second message", 10_000, || async {
+        chat_stat(&sid, "accepted").await == 2
+    })
+    .await;
     assert!(chat_seen.borrow().len() >= 2, "toJSON ran for both");
     for snap in chat_seen.borrow().iter() {
         assert!(snap.is_object(), "the socket's snapshot, not undefined");
@@ -280,9 +299,14 @@ async fn callbacks_and_getters_may_call_back_into_the_sdk() {
     a.set_session(session.into()).unwrap();
     JsFuture::from(a.refresh()).await.expect("the callback's session");
     for p in pending.borrow_mut().drain(..) {
-        JsFuture::from(p).await.expect("a token asked for from inside the callback settles");
+        JsFuture::from(p)
+            .await
+            .expect("a token asked for from inside the callback settles");
     }
-    assert!(seen.borrow().len() >= 3, "the getter, the callback and the listeners ran");
+    assert!(
+        seen.borrow().len() >= 3,
+        "the getter, the callback and the listeners ran"
+    );
     for snap in seen.borrow().iter() {
         assert!(snap.is_object(), "a snapshot, not undefined");
     }

@@ -50,7 +50,11 @@ async fn without_web_locks_the_tab_that_lost_the_claim_waits_for_a_slow_winner()
         assert!(ta.is_ok() && tb.is_ok(), "both tabs get tokens: {ta:?} {tb:?}");
         sleep(500).await;
     }
-    assert_eq!(stat(&email, "refresh_reused").await, 0, "no refresh token presented twice");
+    assert_eq!(
+        stat(&email, "refresh_reused").await,
+        0,
+        "no refresh token presented twice"
+    );
     for (tab, events) in [("a", &ea), ("b", &eb)] {
         let kinds = types(events);
         assert!(
