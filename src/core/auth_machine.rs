@@ -140,6 +140,8 @@ pub enum Failure {
     },
     /// No answer before the attempt's deadline.
     Timeout,
+    /// The cross-tab refresh lock was not granted before its deadline.
+    LockTimeout,
 }
 
 /// What to do after a failure.
@@ -168,6 +170,7 @@ impl Failure {
         match self {
             Failure::Network => (Class::Retry, Code::NetworkError),
             Failure::Timeout => (Class::Retry, Code::RefreshTimeout),
+            Failure::LockTimeout => (Class::Retry, Code::LockTimeout),
             Failure::BadResponse => (Class::Retry, Code::InvalidResponse),
             Failure::Callback { gone: true } => (Class::Gone, Code::InvalidGrant),
             Failure::Callback { gone: false } => (Class::Retry, Code::CallbackFailed),
@@ -282,6 +285,9 @@ pub struct AuthMachine {
     refresh_waiters: usize,
     holders: Vec<u64>,
     owed: bool,
+    /// When the promise callers waiting now (`accessToken()`, `refresh()`) are settled at the
+    /// latest: one attempt's timeout after the first of them came, whatever attempts follow.
+    waiters_deadline: Option<u64>,
     wake_at: Option<u64>,
     refresh_count: u64,
     last_error: Option<Code>,
@@ -312,6 +318,7 @@ impl AuthMachine {
             refresh_waiters: 0,
             holders: Vec::new(),
             owed: false,
+            waiters_deadline: None,
             wake_at: None,
             refresh_count: 0,
             last_error: None,
@@ -430,6 +437,7 @@ impl AuthMachine {
                 return Answer::Fail(self.last_error.unwrap_or(Code::SignedOut));
             }
             self.token_waiters += 1;
+            self.note_waiter(now);
             self.step(now, false, out);
             return Answer::Wait;
         }
@@ -442,6 +450,7 @@ impl AuthMachine {
             Answer::Fail(self.last_error.unwrap_or(Code::SessionExpired))
         } else {
             self.token_waiters += 1;
+            self.note_waiter(now);
             Answer::Wait
         };
         self.step(now, false, out);
@@ -498,6 +507,7 @@ impl AuthMachine {
             return Err(Code::NoRefreshSource);
         }
         self.refresh_waiters += 1;
+        self.note_waiter(now);
         self.handle(now, Input::Refresh, out);
         Ok(())
     }
@@ -681,10 +691,27 @@ impl AuthMachine {
         self.step(now, false, out);
     }
 
+    fn note_waiter(&mut self, now: u64) {
+        if self.waiters_deadline.is_none() {
+            self.waiters_deadline = Some(now.saturating_add(self.policy.attempt_timeout_ms.max(1)));
+        }
+    }
+
+    /// Settles the promise callers whose deadline passed (a new attempt does not extend it).
+    fn expire_waiters(&mut self, now: u64, out: &mut Vec<Action>) {
+        if self.waiters_deadline.is_some_and(|d| now >= d) {
+            self.settle_token_waiters(Some(Code::RefreshTimeout), out);
+            self.settle_refresh_waiters(Some(Code::RefreshTimeout), out);
+        }
+    }
+
     fn settle_token_waiters(&mut self, error: Option<Code>, out: &mut Vec<Action>) {
         if self.token_waiters > 0 {
             self.token_waiters = 0;
             out.push(error.map_or(Action::ResolveTokenWaiters, Action::RejectTokenWaiters));
+        }
+        if self.refresh_waiters == 0 {
+            self.waiters_deadline = None;
         }
     }
 
@@ -692,6 +719,9 @@ impl AuthMachine {
         if self.refresh_waiters > 0 {
             self.refresh_waiters = 0;
             out.push(Action::SettleRefreshWaiters(error));
+        }
+        if self.token_waiters == 0 {
+            self.waiters_deadline = None;
         }
     }
 
@@ -724,6 +754,7 @@ impl AuthMachine {
     /// Re-evaluates everything against `now`: expiry, whether to refresh, the next wake-up.
     /// `demand`: someone asked (a waiter, `refresh()`, a wake-up after expiry).
     fn step(&mut self, now: u64, demand: bool, out: &mut Vec<Action>) {
+        self.expire_waiters(now, out);
         let Some(s) = &self.session else {
             let demand = demand || self.token_waiters > 0 || self.refresh_waiters > 0;
             let mut wake = None;
@@ -745,6 +776,7 @@ impl AuthMachine {
                 },
                 out,
             );
+            let wake = earliest(wake, self.waiters_deadline);
             self.set_wake(wake, out);
             return;
         };
@@ -790,7 +822,15 @@ impl AuthMachine {
                 (a, b) => a.or(b),
             };
         }
+        let next = earliest(next, self.waiters_deadline);
         self.set_wake(next, out);
+    }
+}
+
+fn earliest(a: Option<u64>, b: Option<u64>) -> Option<u64> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
     }
 }
 
@@ -1537,5 +1577,38 @@ mod tests {
         sim.m.handle(sim.now, Input::SignOut, &mut out);
         sim.take(out);
         assert_eq!(sim.m.holders(), 0);
+    }
+
+    /// A session that arrives already unusable supersedes the attempt; the new attempt must not
+    /// extend the deadline of the callers already waiting (the sim's seed 201).
+    #[test]
+    fn waiters_are_settled_by_their_own_deadline_whatever_attempts_follow() {
+        let mut sim = Sim::new(20_000);
+        sim.now = T0 + 19_000;
+        let mut out = vec![];
+        assert_eq!(sim.m.want_token(sim.now, &mut out), Answer::Wait);
+        sim.take(out);
+        let first_deadline = sim.now + 10_000;
+        // 6 s later another tab's session arrives, valid but inside its transit margin already.
+        sim.now += 6_000;
+        let stale = session(sim.now - 19_800, 20_000, 7);
+        sim.feed(Input::SetSession(stale));
+        assert!(
+            sim.m.inflight().is_some(),
+            "a new attempt started, with a later deadline"
+        );
+        assert!(sim.m.deadline().unwrap() > first_deadline);
+        assert!(sim.rejected.is_empty() && sim.resolved == 0);
+        // The endpoint hangs: only timers fire.
+        while let Some(t) = sim.m.wake_at().filter(|t| *t <= first_deadline) {
+            sim.now = t;
+            sim.feed(Input::Wake(Wake::Timer));
+        }
+        assert_eq!(sim.now, first_deadline, "the waiters' own deadline is scheduled");
+        assert_eq!(
+            sim.rejected,
+            vec![Code::RefreshTimeout],
+            "settled by their own deadline"
+        );
     }
 }

@@ -51,6 +51,8 @@ pub enum Code {
     RetriesExhausted,
     /// A refresh attempt got no answer before its deadline (`refreshTimeoutMs`).
     RefreshTimeout,
+    /// Another tab held the refresh lock past the wait's deadline (and no newer session was stored).
+    LockTimeout,
 }
 
 impl Code {
@@ -81,6 +83,7 @@ impl Code {
             Code::HeartbeatTimeout => "heartbeat_timeout",
             Code::RetriesExhausted => "retries_exhausted",
             Code::RefreshTimeout => "refresh_timeout",
+            Code::LockTimeout => "lock_timeout",
         }
     }
 
@@ -113,6 +116,7 @@ impl Code {
             Code::HeartbeatTimeout => "the server stopped answering heartbeats",
             Code::RetriesExhausted => "gave up reconnecting after the configured retries",
             Code::RefreshTimeout => "the refresh request got no answer before its deadline",
+            Code::LockTimeout => "another tab held the refresh lock too long; retrying",
         }
     }
 }
@@ -148,6 +152,7 @@ mod tests {
             Code::HeartbeatTimeout,
             Code::RetriesExhausted,
             Code::RefreshTimeout,
+            Code::LockTimeout,
         ];
         let set: std::collections::HashSet<_> = all.iter().map(|c| c.as_str()).collect();
         assert_eq!(set.len(), all.len());

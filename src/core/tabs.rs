@@ -30,7 +30,7 @@
 //! 3. **A lock is only ever waited for with a deadline** (`lock_timeout_ms`, never past the attempt
 //!    deadline). On acquire timeout the tab does *not* refresh without the lock: it re-reads what
 //!    other tabs stored, adopts it when newer, and otherwise fails the attempt with a retryable
-//!    `Failure::Timeout` (the AuthMachine backs off and tries again).
+//!    `Failure::LockTimeout` (the AuthMachine backs off and tries again).
 //! 4. **The lock is released on every path**: after the answer (success, failure, hold cap), when
 //!    the token turns out spent, when a grant arrives for an attempt that is gone. A tab that
 //!    closes while holding it loses it to the lock manager, and the others proceed.
@@ -597,7 +597,7 @@ impl<S: Clone> TabsMachine<S> {
                 if self.lock == Lock::Requested(id) {
                     self.lock = Lock::Free;
                     if let Some(a) = self.attempt.as_mut().filter(|a| a.phase == Phase::Locking) {
-                        a.phase = Phase::Rereading(Some(Failure::Timeout));
+                        a.phase = Phase::Rereading(Some(Failure::LockTimeout));
                         out.push(Action::ReadStored);
                     }
                 }
@@ -1120,7 +1120,7 @@ mod tests {
             out,
             vec![Action::RefreshErr {
                 attempt: 1,
-                failure: Failure::Timeout
+                failure: Failure::LockTimeout
             }]
         );
         // A grant that arrives after all is given back.

@@ -50,7 +50,7 @@ export type AuthStatus = "signed_out" | "signed_in" | "refreshing" | "expired";
 export type AuthErrorCode =
   | "invalid_session" | "invalid_options" | "session_expired" | "signed_out" | "no_refresh_source"
   | "network_error" | "server_error" | "rate_limited" | "invalid_grant" | "refresh_rejected" | "token_not_found"
-  | "invalid_response" | "callback_failed" | "freed" | "insecure_url" | "invalid_url" | "refresh_timeout";
+  | "invalid_response" | "callback_failed" | "freed" | "insecure_url" | "invalid_url" | "refresh_timeout" | "lock_timeout";
 
 /** What `getSnapshot()` returns: the same frozen object until something changes. */
 export interface AuthSnapshot {

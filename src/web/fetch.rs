@@ -82,8 +82,11 @@ fn read_answer(status: u16, v: &JsValue) -> Answer {
 }
 
 /// Validates the core's normalised session and builds the Supabase-shaped object to store.
-fn accept(normalised: &RawSession, v: &JsValue) -> Result<Fetched, Failure> {
-    let session = Session::from_raw(normalised, now_ms(), Origin::Issued).map_err(|_| Failure::BadResponse)?;
+/// `sent_at`: when the request that got this answer was sent. `expires_in` is counted from then,
+/// not from arrival: an answer that hung or a tab that slept in between must not stretch the
+/// token's life (the simulation's seed 17 wrote frames with tokens 6 s past expiry).
+fn accept(normalised: &RawSession, v: &JsValue, sent_at: u64) -> Result<Fetched, Failure> {
+    let session = Session::from_raw(normalised, sent_at, Origin::Issued).map_err(|_| Failure::BadResponse)?;
     let normalised = &source::to_publish(normalised, &session);
     // Always the Supabase shape (a bare JWT answer too), with this tab's expiry.
     let o = Object::new();
@@ -133,12 +136,13 @@ impl Source {
         // The core plans at most two steps (a broker's refresh after its read); the bound is a
         // guard against a plan that never ends, not a rule.
         for n in 0..4 {
+            let sent_at = now_ms();
             let (status, value) = match step {
                 Step::Http(call) => perform(&call, signal.clone()).await?,
                 Step::Callback(rt) => (source::CALLBACK_STATUS, self.call_back(rt).await?),
             };
             match source::answered(&self.spec, n, &read_answer(status, &value), current.as_ref()) {
-                Next::Done(Ok(normalised)) => return accept(&normalised, &value),
+                Next::Done(Ok(normalised)) => return accept(&normalised, &value, sent_at),
                 Next::Done(Err(failure)) => return Err(failure),
                 Next::Then(next) => step = next,
             }

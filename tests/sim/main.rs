@@ -23,6 +23,12 @@ const REGRESSIONS: &[(u64, &str)] = &[
         46,
         "claims, three tabs: the same at start-up (a tab constructed after the first claim was posted)",
     ),
+    (
+        201,
+        "an accessToken() caller waited past its deadline: a peer's session, already unusable when it \
+         arrived, superseded the attempt and the new attempt's deadline was taken as the caller's \
+         (the AuthMachine now keeps the callers' own deadline)",
+    ),
 ];
 
 fn check(seed: u64, o: &Opts) -> Report {
@@ -101,24 +107,6 @@ fn same_expiry_sessions_converge_instead_of_storming() {
     }
 }
 
-/// `accessToken()` waiters held to `call + attempt_timeout_ms` whatever happens. Fails today
-/// (e.g. seed 201): when a peer's session that is already unusable (its answer hung past the
-/// token's life) supersedes the attempt, the AuthMachine carries the waiter to a fresh attempt
-/// with a fresh deadline. Run with `-- --ignored` once the AuthMachine keeps each waiter's deadline.
-#[test]
-#[ignore]
-fn strict_waiters() {
-    let o = Opts {
-        strict_waiters: true,
-        ..Opts::default()
-    };
-    for seed in 0..2_000 {
-        if let Err(e) = world::run(seed, &o) {
-            panic!("{e}\n\nreplay: SIM_SEED={seed} cargo test --test sim replay -- --nocapture");
-        }
-    }
-}
-
 // 10,000 seeds in four tests, so the harness spreads them over the cores.
 #[test]
 fn seeds_0() {
@@ -137,12 +125,12 @@ fn seeds_3() {
     range(7_500, 2_500);
 }
 
-/// The shell variants the sim can play, for hunting: `SIM_PARSE_AT_RECEIPT`, `SIM_STRICT_WAITERS`,
+/// The shell variants the sim can play, for hunting: `SIM_PARSE_AT_RECEIPT`, `SIM_LENIENT_WAITERS`,
 /// `SIM_PUBLISH_RAW` (see [`Opts`]).
 fn opts_from_env() -> Opts {
     Opts {
         parse_at_send: std::env::var("SIM_PARSE_AT_RECEIPT").is_err(),
-        strict_waiters: std::env::var("SIM_STRICT_WAITERS").is_ok(),
+        strict_waiters: std::env::var("SIM_LENIENT_WAITERS").is_err(),
         publish_raw: std::env::var("SIM_PUBLISH_RAW").is_ok(),
         ..Opts::default()
     }

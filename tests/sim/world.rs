@@ -66,7 +66,7 @@ impl Default for Opts {
             calm_at_ms: 45 * MIN,
             parse_at_send: true,
             trace: false,
-            strict_waiters: false,
+            strict_waiters: true,
             publish_raw: false,
         }
     }
@@ -812,7 +812,7 @@ impl World {
                     self.auth_input(i, am::Input::Refreshed(s))
                 }
                 tb::Action::RefreshErr { attempt, failure } => {
-                    if failure == Failure::Timeout {
+                    if failure == Failure::LockTimeout {
                         self.report.lock_timeouts += 1;
                     }
                     self.auth_input(i, am::Input::RefreshErr { attempt, failure })
