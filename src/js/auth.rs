@@ -836,9 +836,10 @@ impl AuthSession {
         };
         // Below 2^53: the tab id travels as a JS number.
         let tab_id = (js_sys::Math::random() * 9_007_199_254_740_991.0) as u64;
-        let mut tabs_config = TabsConfig::new(mode, key.clone(), tab_id);
-        // A request is waited for as long as an attempt may take, then abandoned.
-        tabs_config.hold_cap_ms = policy.attempt_timeout_ms;
+        // The defaults the simulation proves: a request is waited for up to 30 s before its fate
+        // counts as unknown (a shorter cap re-presents tokens the server may have rotated: the
+        // sim finds reuses at once with 10 s).
+        let tabs_config = TabsConfig::new(mode, key.clone(), tab_id);
         let shared: Shared = Rc::new(RefCell::new(Inner {
             machine,
             source,
