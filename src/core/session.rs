@@ -255,7 +255,16 @@ impl Session {
                 })
             }
         };
-        let at = seconds("expires_at", &raw.expires_at)?.map(ms);
+        // An `expires_at` of 0 (the epoch itself) is never a real expiry: it is a missing value.
+        let at = match seconds("expires_at", &raw.expires_at)? {
+            Some(t) if t <= 0.0 => {
+                return Err(SessionError {
+                    field: "expires_at",
+                    problem: Problem::BadNumber,
+                })
+            }
+            t => t.map(ms),
+        };
         let inn = seconds("expires_in", &raw.expires_in)?.map(counted_from_receipt);
         // The JWT is read only when needed for the expiry; otherwise a failure to read it is not an error.
         let needs_jwt = at.is_none() && inn.is_none();
