@@ -334,15 +334,51 @@ const SESSION_FIELDS: &[&str] = &[
 
 /// Host forms for URL generators: loopback in its many spellings, and hosts that are not.
 const LOOPBACK_HOSTS: &[&str] = &[
-    "localhost", "LOCALHOST", "LocalHost.", "app.localhost", "a.b.LOCALHOST.", "127.0.0.1", "127.1",
-    "127.0.1", "0x7f.0.0.1", "0X7F.1", "2130706433", "0x7f000001", "0177.0.0.1", "017700000001",
-    "127.0.0.1.", "127.255.0.0x1", "[::1]", "[0:0::1]", "%6c%6f%63%61%6c%68%6f%73%74", "127%2e0.0.1",
+    "localhost",
+    "LOCALHOST",
+    "LocalHost.",
+    "app.localhost",
+    "a.b.LOCALHOST.",
+    "127.0.0.1",
+    "127.1",
+    "127.0.1",
+    "0x7f.0.0.1",
+    "0X7F.1",
+    "2130706433",
+    "0x7f000001",
+    "0177.0.0.1",
+    "017700000001",
+    "127.0.0.1.",
+    "127.255.0.0x1",
+    "[::1]",
+    "[0:0::1]",
+    "%6c%6f%63%61%6c%68%6f%73%74",
+    "127%2e0.0.1",
 ];
 const OTHER_HOSTS: &[&str] = &[
-    "evil.com", "EVIL.com", "localhost.evil.com", "127.0.0.1.evil.com", "evillocalhost", "10.0.0.1",
-    "0.0.0.0", "0x80.0.0.1", "0200.1", "[::ffff:127.0.0.1]", "[::]", "[::2]", "ex%41mple.com",
-    "xn--bcher-kva.example", "bücher.example", "ｌｏｃａｌｈｏｓｔ", "foo.127", "127.0.0.256", "a..b",
-    "evil.com.", "4294967296", "[::1", "",
+    "evil.com",
+    "EVIL.com",
+    "localhost.evil.com",
+    "127.0.0.1.evil.com",
+    "evillocalhost",
+    "10.0.0.1",
+    "0.0.0.0",
+    "0x80.0.0.1",
+    "0200.1",
+    "[::ffff:127.0.0.1]",
+    "[::]",
+    "[::2]",
+    "ex%41mple.com",
+    "xn--bcher-kva.example",
+    "bücher.example",
+    "ｌｏｃａｌｈｏｓｔ",
+    "foo.127",
+    "127.0.0.256",
+    "a..b",
+    "evil.com.",
+    "4294967296",
+    "[::1",
+    "",
 ];
 
 /// A piece of URL syntax that moves the host's boundaries in the browser.
@@ -350,8 +386,13 @@ fn url_piece() -> impl Strategy<Value = String> {
     prop_oneof![
         prop::sample::select(LOOPBACK_HOSTS).prop_map(str::to_owned),
         prop::sample::select(OTHER_HOSTS).prop_map(str::to_owned),
-        prop::sample::select(&["\\", "/", "@", ":", "?", "#", "%", "%2f", "%40", "%5c", "[", "]", ".", "user:pw@", "@@", "\t", "\n", "\r", " ", ":80", ":0443", ":65536", ":8080"][..])
-            .prop_map(str::to_owned),
+        prop::sample::select(
+            &[
+                "\\", "/", "@", ":", "?", "#", "%", "%2f", "%40", "%5c", "[", "]", ".", "user:pw@", "@@", "\t", "\n",
+                "\r", " ", ":80", ":0443", ":65536", ":8080"
+            ][..]
+        )
+        .prop_map(str::to_owned),
         "[a-zA-Z0-9._-]{0,6}",
     ]
 }
@@ -363,7 +404,13 @@ fn tricky_url() -> impl Strategy<Value = String> {
         prop::sample::select(&["http", "HTTP", "https", "ws", "Ws", "wss", "WSS", "ftp", "javascript"][..]),
         prop::sample::select(&["://", ":\\\\", ":/\\", ":///", ":", ":/", "//"][..]),
         prop::collection::vec(url_piece(), 1..6),
-        prop::collection::vec((any::<prop::sample::Index>(), prop::sample::select(&["\t", "\n", "\r"][..])), 0..3),
+        prop::collection::vec(
+            (
+                any::<prop::sample::Index>(),
+                prop::sample::select(&["\t", "\n", "\r"][..]),
+            ),
+            0..3,
+        ),
         prop::sample::select(&["", " ", "\u{0}", "\u{1f} ", "\n"][..]),
         prop::sample::select(&["", " ", "\u{7}", "\t\n"][..]),
     )
@@ -401,7 +448,9 @@ fn plain_to_canonical_loopback(out: &str) -> bool {
         || (name.ends_with(".localhost") && !name.starts_with('.') && !name.contains(".."))
         || (octets.len() == 4
             && octets[0] == "127"
-            && octets.iter().all(|o| o.parse::<u8>().is_ok_and(|v| v.to_string() == *o)))
+            && octets
+                .iter()
+                .all(|o| o.parse::<u8>().is_ok_and(|v| v.to_string() == *o)))
 }
 
 proptest! {

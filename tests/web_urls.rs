@@ -242,7 +242,13 @@ fn browser(url: &str, base: Option<&str>) -> Option<(String, String, String, Str
              return [x.protocol, x.hostname, x.port, x.href]; } catch (e) { return null; }",
         );
     }
-    let got = PARSE.with(|f| f.call2(&JsValue::NULL, &url.into(), &base.map_or(JsValue::UNDEFINED, JsValue::from)));
+    let got = PARSE.with(|f| {
+        f.call2(
+            &JsValue::NULL,
+            &url.into(),
+            &base.map_or(JsValue::UNDEFINED, JsValue::from),
+        )
+    });
     let got = got.ok()?;
     if got.is_null() {
         return None;
@@ -304,17 +310,41 @@ fn the_core_reads_urls_as_the_browser_does_or_refuses_them() {
         )
         .into(),
     );
-    assert!(disagreements.is_empty(), "{} disagreements:\n{}", disagreements.len(), disagreements.join("\n"));
-    assert!(CORPUS.len() >= 100 && accepted >= 60, "a corpus of {} with {accepted} accepted", CORPUS.len());
+    assert!(
+        disagreements.is_empty(),
+        "{} disagreements:\n{}",
+        disagreements.len(),
+        disagreements.join("\n")
+    );
+    assert!(
+        CORPUS.len() >= 100 && accepted >= 60,
+        "a corpus of {} with {accepted} accepted",
+        CORPUS.len()
+    );
 }
 
 /// Hosts × ports × schemes × separators: every combination the core accepts agrees with the browser.
 #[wasm_bindgen_test]
 fn combinations_agree_with_the_browser() {
     let hosts = [
-        "localhost", "LocalHost.", "a.localhost", "127.1", "0x7f.1", "0177.0.0.1", "2130706433", "[::1]",
-        "[::ffff:127.0.0.1]", "evil.com", "evil.com\\@localhost", "u:p@evil.com", "evil.com@localhost",
-        "%6c%6f%63%61%6c%68%6f%73%74", "loc\talhost", "127.0.0.1.evil.com", "1.2.3.4.", "foo.09",
+        "localhost",
+        "LocalHost.",
+        "a.localhost",
+        "127.1",
+        "0x7f.1",
+        "0177.0.0.1",
+        "2130706433",
+        "[::1]",
+        "[::ffff:127.0.0.1]",
+        "evil.com",
+        "evil.com\\@localhost",
+        "u:p@evil.com",
+        "evil.com@localhost",
+        "%6c%6f%63%61%6c%68%6f%73%74",
+        "loc\talhost",
+        "127.0.0.1.evil.com",
+        "1.2.3.4.",
+        "foo.09",
     ];
     let ports = ["", ":", ":80", ":443", ":0", ":8080", ":65535", ":65536", ":08"];
     let tails = ["", "/", "\\", "/a\\b", "?q\\", "#f", "\\@localhost/"];
@@ -341,5 +371,10 @@ fn combinations_agree_with_the_browser() {
         }
     }
     web_sys::console::log_1(&format!("URL combinations: {count} accepted by the core and compared").into());
-    assert!(disagreements.is_empty(), "{} disagreements:\n{}", disagreements.len(), disagreements.join("\n"));
+    assert!(
+        disagreements.is_empty(),
+        "{} disagreements:\n{}",
+        disagreements.len(),
+        disagreements.join("\n")
+    );
 }

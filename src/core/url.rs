@@ -175,7 +175,11 @@ fn parse_host(input: &str) -> Result<(String, HostKind, bool), Code> {
     if let Some(inner) = input.strip_prefix('[') {
         let inner = inner.strip_suffix(']').ok_or(Code::InvalidUrl)?;
         let address = parse_ipv6(inner.as_bytes()).ok_or(Code::InvalidUrl)?;
-        return Ok((format!("[{}]", serialize_ipv6(&address)), HostKind::Ipv6, is_loopback_v6(&address)));
+        return Ok((
+            format!("[{}]", serialize_ipv6(&address)),
+            HostKind::Ipv6,
+            is_loopback_v6(&address),
+        ));
     }
     let domain = percent_decode(input.as_bytes()).ok_or(Code::InvalidUrl)?;
     // Only ASCII is left (checked by `percent_decode`).
@@ -482,11 +486,26 @@ mod tests {
 
     #[test]
     fn secure_urls_pass_and_lose_the_trailing_slash() {
-        assert_eq!(check("https://abc.supabase.co/", Kind::Http, false).unwrap(), "https://abc.supabase.co");
-        assert_eq!(check("wss://chat.example.com/ws?x=1", Kind::Ws, false).unwrap(), "wss://chat.example.com/ws?x=1");
-        assert_eq!(check("https://h.example:8443/a/", Kind::Http, false).unwrap(), "https://h.example:8443/a");
-        assert_eq!(check("HTTPS://H.Example:443\\a\\b", Kind::Http, false).unwrap(), "https://h.example/a/b");
-        assert_eq!(check("  https://h.example/a?q=\\#f\\ \n", Kind::Http, false).unwrap(), "https://h.example/a?q=\\#f\\");
+        assert_eq!(
+            check("https://abc.supabase.co/", Kind::Http, false).unwrap(),
+            "https://abc.supabase.co"
+        );
+        assert_eq!(
+            check("wss://chat.example.com/ws?x=1", Kind::Ws, false).unwrap(),
+            "wss://chat.example.com/ws?x=1"
+        );
+        assert_eq!(
+            check("https://h.example:8443/a/", Kind::Http, false).unwrap(),
+            "https://h.example:8443/a"
+        );
+        assert_eq!(
+            check("HTTPS://H.Example:443\\a\\b", Kind::Http, false).unwrap(),
+            "https://h.example/a/b"
+        );
+        assert_eq!(
+            check("  https://h.example/a?q=\\#f\\ \n", Kind::Http, false).unwrap(),
+            "https://h.example/a?q=\\#f\\"
+        );
     }
 
     #[test]
@@ -497,7 +516,10 @@ mod tests {
         assert_eq!(host("http:/\\evil.com"), "evil.com");
         assert_eq!(host("https:///evil.com/x"), "evil.com");
         assert_eq!(parse("http://evil.com\\@localhost/").unwrap().rest, "/@localhost/");
-        for (url, kind) in [("http://evil.com\\@localhost/", Kind::Http), ("ws://evil.com\\@127.0.0.1/ws", Kind::Ws)] {
+        for (url, kind) in [
+            ("http://evil.com\\@localhost/", Kind::Http),
+            ("ws://evil.com\\@127.0.0.1/ws", Kind::Ws),
+        ] {
             assert_eq!(check(url, kind, false), Err(Code::InsecureUrl), "{url}");
         }
         assert_eq!(
@@ -522,7 +544,11 @@ mod tests {
         assert!(p.credentials);
         assert_eq!((p.host.as_str(), p.port), ("h.example", Some(8443)));
         assert!(!parse("https://h.example/@x").unwrap().credentials);
-        for bad in ["https://user:pw@h.example/", "https://@h.example/", "http://localhost@127.0.0.1/"] {
+        for bad in [
+            "https://user:pw@h.example/",
+            "https://@h.example/",
+            "http://localhost@127.0.0.1/",
+        ] {
             assert_eq!(check(bad, Kind::Http, true), Err(Code::InvalidUrl), "{bad}");
         }
         assert_eq!(parse("http://user@/x"), Err(Code::InvalidUrl));
@@ -535,7 +561,10 @@ mod tests {
         assert_eq!(host("ht\ntp://evil\r.com/"), "evil.com");
         assert_eq!(host("http:/\t/127.0.0.1/"), "127.0.0.1");
         assert_eq!(host("\u{0}\u{1f} http://localhost \u{7}"), "localhost");
-        assert_eq!(check("http://local\thost:80\n/x/", Kind::Http, false).unwrap(), "http://localhost/x");
+        assert_eq!(
+            check("http://local\thost:80\n/x/", Kind::Http, false).unwrap(),
+            "http://localhost/x"
+        );
         // Other whitespace is not trimmed: inside a host it is refused.
         assert_eq!(parse("http://local host/"), Err(Code::InvalidUrl));
         assert_eq!(parse("\u{a0}http://localhost/"), Err(Code::InvalidUrl));
@@ -544,10 +573,27 @@ mod tests {
 
     #[test]
     fn schemes_and_hosts_are_lowercased() {
-        assert_eq!(shp("HTTP://LOCALHOST:8080/"), Some(("http", "localhost".into(), Some(8080))));
-        assert_eq!(shp("WsS://Chat.Example.COM/ws"), Some(("wss", "chat.example.com".into(), None)));
-        assert_eq!(check("HtTp://LocalHost/", Kind::Http, false).unwrap(), "http://localhost");
-        for bad in ["ftp://x", "javascript://x", "file:///etc/passwd", "htt://x", "https", "example.com", ""] {
+        assert_eq!(
+            shp("HTTP://LOCALHOST:8080/"),
+            Some(("http", "localhost".into(), Some(8080)))
+        );
+        assert_eq!(
+            shp("WsS://Chat.Example.COM/ws"),
+            Some(("wss", "chat.example.com".into(), None))
+        );
+        assert_eq!(
+            check("HtTp://LocalHost/", Kind::Http, false).unwrap(),
+            "http://localhost"
+        );
+        for bad in [
+            "ftp://x",
+            "javascript://x",
+            "file:///etc/passwd",
+            "htt://x",
+            "https",
+            "example.com",
+            "",
+        ] {
             assert_eq!(parse(bad), Err(Code::InvalidUrl), "{bad:?}");
         }
     }
@@ -593,7 +639,11 @@ mod tests {
             "127.0.0.0x1",
         ] {
             let p = parse(&format!("http://{form}/")).unwrap_or_else(|e| panic!("{form}: {e:?}"));
-            assert_eq!((p.host.as_str(), p.host_kind, p.loopback), ("127.0.0.1", HostKind::Ipv4, true), "{form}");
+            assert_eq!(
+                (p.host.as_str(), p.host_kind, p.loopback),
+                ("127.0.0.1", HostKind::Ipv4, true),
+                "{form}"
+            );
         }
         assert_eq!(host("http://127.255.255.255/"), "127.255.255.255");
         assert_eq!(host("http://0x/"), "0.0.0.0");
@@ -654,9 +704,22 @@ mod tests {
         }
         assert!(parse("http://[::1]:8787/").unwrap().loopback);
         assert!(parse("http://[0::1]/").unwrap().loopback);
-        for not_loopback in ["[::ffff:127.0.0.1]", "[::ffff:7f00:1]", "[::127.0.0.1]", "[::]", "[::2]", "[1::1]"] {
-            assert!(!parse(&format!("http://{not_loopback}/")).unwrap().loopback, "{not_loopback}");
-            assert_eq!(check(&format!("http://{not_loopback}/"), Kind::Http, false), Err(Code::InsecureUrl));
+        for not_loopback in [
+            "[::ffff:127.0.0.1]",
+            "[::ffff:7f00:1]",
+            "[::127.0.0.1]",
+            "[::]",
+            "[::2]",
+            "[1::1]",
+        ] {
+            assert!(
+                !parse(&format!("http://{not_loopback}/")).unwrap().loopback,
+                "{not_loopback}"
+            );
+            assert_eq!(
+                check(&format!("http://{not_loopback}/"), Kind::Http, false),
+                Err(Code::InsecureUrl)
+            );
         }
         for bad in [
             "[::1",
@@ -724,10 +787,21 @@ mod tests {
         assert_eq!(shp("https://h:80/"), Some(("https", "h".into(), Some(80))));
         assert_eq!(shp("http://h:/"), Some(("http", "h".into(), None)));
         assert_eq!(shp("http://h:0080/"), Some(("http", "h".into(), None)));
-        assert_eq!(shp("http://h:00000000000008080/"), Some(("http", "h".into(), Some(8080))));
+        assert_eq!(
+            shp("http://h:00000000000008080/"),
+            Some(("http", "h".into(), Some(8080)))
+        );
         assert_eq!(shp("http://h:1\\x"), Some(("http", "h".into(), Some(1))));
         assert_eq!(check("https://h:443/x", Kind::Http, false).unwrap(), "https://h/x");
-        for bad in ["http://h:65536/", "http://h:99999", "http://h:x", "http://h:-1", "http://h:1:2", "http://h: 1", "http://:80/"] {
+        for bad in [
+            "http://h:65536/",
+            "http://h:99999",
+            "http://h:x",
+            "http://h:-1",
+            "http://h:1:2",
+            "http://h: 1",
+            "http://:80/",
+        ] {
             assert_eq!(parse(bad), Err(Code::InvalidUrl), "{bad}");
         }
     }
@@ -773,10 +847,15 @@ mod tests {
             "https://h.example?q",
             "http://evil.com\\@localhost/",
         ] {
-            let once = check(url, Kind::Http, true).or_else(|_| check(url, Kind::Ws, true)).unwrap();
+            let once = check(url, Kind::Http, true)
+                .or_else(|_| check(url, Kind::Ws, true))
+                .unwrap();
             let kind = if once.starts_with("ws") { Kind::Ws } else { Kind::Http };
             assert_eq!(check(&once, kind, true).unwrap(), once, "{url}");
         }
-        assert_eq!(check("HTTP://0x7f.1:0080\\a\\?b\\", Kind::Http, false).unwrap(), "http://127.0.0.1/a/?b\\");
+        assert_eq!(
+            check("HTTP://0x7f.1:0080\\a\\?b\\", Kind::Http, false).unwrap(),
+            "http://127.0.0.1/a/?b\\"
+        );
     }
 }
