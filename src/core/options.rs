@@ -356,17 +356,12 @@ fn root<O: Obj>(options: Field<O>, allow_absent: bool, want: &str) -> Result<Rea
 }
 
 /// supabase-js's storage key for a project URL: `sb-${new URL(url).hostname.split(".")[0]}-auth-token`.
+/// The hostname is the browser's (the URL parser's host: after userinfo, lowercased, IPv4 forms
+/// normalised, IPv6 in brackets), so `[::1]` gives `sb-[::1]-auth-token` as in supabase-js.
 fn supabase_key(url: &str) -> String {
-    let rest = url.split_once("://").map_or(url, |(_, r)| r);
-    let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
-    let hostport = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    let host = if hostport.starts_with('[') {
-        &hostport[..hostport.find(']').map_or(hostport.len(), |i| i + 1)]
-    } else {
-        hostport.split(':').next().unwrap_or("")
-    };
+    let host = url::parse(url).map(|p| p.host).unwrap_or_default();
     let first = host.split('.').next().unwrap_or("");
-    format!("sb-{}-auth-token", first.to_ascii_lowercase())
+    format!("sb-{first}-auth-token")
 }
 
 const REFRESH_SHAPE: &str = "an object like { kind: \"supabase\", url, apiKey }";
@@ -1069,11 +1064,19 @@ mod tests {
         let key = |v: V| auth(&v).map(|a| a.storage_key);
         let sb = o(&[("refresh", supabase()), ("storageKey", s("supabase"))]);
         assert_eq!(key(sb).unwrap(), "sb-abcdef-auth-token");
-        let odd = with(&supabase(), "url", s("https://user:pw@ABC.supabase.co:443/x"));
+        let odd = with(&supabase(), "url", s("HTTPS://ABC.supabase.co:443\\x"));
         assert_eq!(
             key(o(&[("refresh", odd), ("storageKey", s("supabase"))])).unwrap(),
             "sb-abc-auth-token"
         );
+        // Userinfo is refused (`fetch` throws on it), but the key would still be the host's.
+        let creds = with(&supabase(), "url", s("https://user:pw@abc.supabase.co/x"));
+        let e = key(o(&[("refresh", creds), ("storageKey", s("supabase"))])).unwrap_err();
+        assert_eq!((e.code, e.field.as_str()), (Code::InvalidUrl, "refresh.url"));
+        assert_eq!(supabase_key("https://a.b:c@x.supabase.co"), "sb-x-auth-token");
+        assert_eq!(supabase_key("http://evil.com\\@localhost/"), "sb-evil-auth-token");
+        assert_eq!(supabase_key("http://[::1]:54321"), "sb-[::1]-auth-token");
+        assert_eq!(supabase_key("http://127.1:54321"), "sb-127-auth-token");
         let gotrue = o(&[
             ("kind", s("password")),
             ("url", s("http://127.0.0.1:8787")),

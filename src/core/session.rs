@@ -255,9 +255,10 @@ impl Session {
                 })
             }
         };
-        // An `expires_at` of 0 (the epoch itself) is never a real expiry: it is a missing value.
+        // An `expires_at` within the first second of the epoch is never a real expiry (a 0 standing
+        // for a missing value, a time in ms divided twice): refused rather than read as "expired".
         let at = match seconds("expires_at", &raw.expires_at)? {
-            Some(t) if t <= 0.0 => {
+            Some(t) if t < 1.0 => {
                 return Err(SessionError {
                     field: "expires_at",
                     problem: Problem::BadNumber,
