@@ -576,8 +576,7 @@ impl<S: Clone> TabsMachine<S> {
                 self.advance(now, local, out);
             }
             Input::Abort { attempt } => {
-                if self.attempt.as_ref().is_some_and(|a| a.id == attempt) {
-                    let a = self.attempt.take().unwrap();
+                if let Some(a) = self.attempt.take_if(|a| a.id == attempt) {
                     self.detach(a, out);
                 }
             }
@@ -631,12 +630,13 @@ impl<S: Clone> TabsMachine<S> {
                         out.push(Action::RefreshErr { attempt, failure });
                     }
                     Some(None) => {
-                        let a = self.attempt.as_mut().unwrap();
-                        a.phase = Phase::Waiting;
-                        out.push(Action::Waiting { attempt: a.id });
-                        if !a.helloed {
-                            a.helloed = true;
-                            out.push(Action::Post(Post::Hello));
+                        if let Some(a) = self.attempt.as_mut() {
+                            a.phase = Phase::Waiting;
+                            out.push(Action::Waiting { attempt: a.id });
+                            if !a.helloed {
+                                a.helloed = true;
+                                out.push(Action::Post(Post::Hello));
+                            }
                         }
                     }
                     None => {}
@@ -645,8 +645,7 @@ impl<S: Clone> TabsMachine<S> {
             Input::Peer(m) => self.peer(now, local, m, out),
             Input::Timer => self.timer(now, local, out),
             Input::Fetched { id, result } => {
-                if self.request.is_some_and(|r| r.id == id) {
-                    let r = self.request.take().unwrap();
+                if let Some(r) = self.request.take_if(|r| r.id == id) {
                     self.answered(now, local, r, result, out);
                 }
             }
@@ -682,7 +681,7 @@ impl<S: Clone> TabsMachine<S> {
         let Some(a) = self.attempt.as_ref() else { return };
         let (token, attempt_deadline) = (a.token, a.deadline_ms);
         if let Some(r) = self.request {
-            let a = self.attempt.as_mut().unwrap();
+            let Some(a) = self.attempt.as_mut() else { return };
             a.phase = if r.token == token {
                 Phase::Fetching
             } else {
@@ -699,7 +698,8 @@ impl<S: Clone> TabsMachine<S> {
             return;
         }
         match self.cfg.mode {
-            Mode::Alone => unreachable!(),
+            // Filtered out above: alone, every attempt starts its request at once.
+            Mode::Alone => self.start_request(now, out),
             Mode::Locks => match self.lock {
                 Lock::Held(_) => self.check_spent(token, out),
                 Lock::Requested(_) => self.set_phase(Phase::Locking),
