@@ -130,6 +130,8 @@ pub enum Problem {
     WrongType(&'static str, &'static str),
     /// A string that is empty or holds white space or control characters.
     BadText,
+    /// A string longer than [`MAX_TOKEN_BYTES`].
+    TooLong,
     /// A number that is negative, zero where it may not be, or not finite.
     BadNumber,
     /// The JWT could not be read when its `exp` was needed.
@@ -144,7 +146,11 @@ impl fmt::Display for SessionError {
         match &self.problem {
             Problem::Missing => write!(f, "session.{field} is missing"),
             Problem::WrongType(want, got) => write!(f, "session.{field} must be a {want}, got {got}"),
-            Problem::BadText => write!(f, "session.{field} must be a non-empty string without spaces"),
+            Problem::BadText => write!(
+                f,
+                "session.{field} must be a non-empty string of printable ASCII (no spaces, controls or other characters)"
+            ),
+            Problem::TooLong => write!(f, "session.{field} is longer than {MAX_TOKEN_BYTES} bytes"),
             Problem::BadNumber => write!(f, "session.{field} must be a positive finite number"),
             Problem::Jwt(e) => write!(
                 f,
@@ -175,6 +181,10 @@ pub struct Session {
     pub user_id: Option<String>,
 }
 
+/// The longest token accepted (access or refresh). Issuers' JWTs are 1-10 KB; servers commonly
+/// refuse request headers past 8-16 KB, and every chat frame carries the token.
+pub const MAX_TOKEN_BYTES: usize = 32 * 1024;
+
 fn text(field: &'static str, raw: &Raw, required: bool) -> Result<Option<String>, SessionError> {
     match raw {
         r if r.is_absent() => {
@@ -187,16 +197,17 @@ fn text(field: &'static str, raw: &Raw, required: bool) -> Result<Option<String>
                 Ok(None)
             }
         }
-        Raw::Str(s) => {
-            if s.is_empty() || s.chars().any(|c| c.is_whitespace() || c.is_control()) {
-                Err(SessionError {
-                    field,
-                    problem: Problem::BadText,
-                })
-            } else {
-                Ok(Some(s.clone()))
-            }
-        }
+        // Tokens travel in HTTP headers and JSON frames: printable ASCII only (JWTs and RFC 6750
+        // tokens are). A lone UTF-16 surrogate reaches here as U+FFFD and is refused with the rest.
+        Raw::Str(s) if s.len() > MAX_TOKEN_BYTES => Err(SessionError {
+            field,
+            problem: Problem::TooLong,
+        }),
+        Raw::Str(s) if s.is_empty() || !s.bytes().all(|b| b.is_ascii_graphic()) => Err(SessionError {
+            field,
+            problem: Problem::BadText,
+        }),
+        Raw::Str(s) => Ok(Some(s.clone())),
         other => Err(SessionError {
             field,
             problem: Problem::WrongType("string", other.type_name()),
@@ -280,21 +291,34 @@ impl Session {
             Err(_) => Claims::default(),
         };
         let from_in = inn.map(|d| now_ms.saturating_add(d));
-        let expires_at_ms = match (origin, at, from_in) {
-            (Origin::Issued, _, Some(t)) => t,
-            (Origin::HandedOver, Some(a), Some(t)) => a.min(t),
-            (_, Some(a), None) => a,
-            (_, None, Some(t)) => t,
-            (_, None, None) => {
-                let exp = claims.exp.map(ms).ok_or(SessionError {
+        // What the JWT itself says. Handed over: its `exp` (server clock, as `expires_at` is), its
+        // lifetime counted from now when it was issued "in the future" (the local clock runs behind).
+        // Just issued: only its lifetime (`exp - iat`) from receipt, which no clock skew distorts.
+        let jwt_at = claims.exp.map(ms).and_then(|exp| match (origin, claims.iat.map(ms)) {
+            (Origin::HandedOver, Some(iat)) if iat > now_ms && exp > iat => {
+                Some(exp.min(now_ms.saturating_add(exp - iat)))
+            }
+            (Origin::HandedOver, _) => Some(exp),
+            (Origin::Issued, Some(iat)) if exp > iat => Some(now_ms.saturating_add(exp - iat)),
+            (Origin::Issued, _) => None,
+        });
+        let stated = match (origin, at, from_in) {
+            (Origin::Issued, _, Some(t)) => Some(t),
+            (Origin::HandedOver, Some(a), Some(t)) => Some(a.min(t)),
+            (_, Some(a), None) => Some(a),
+            (_, None, t) => t,
+        };
+        // The token's own expiry caps whatever the session object states: a session claiming the
+        // year 3000 for a JWT that expires in a minute must not put that JWT on the wire after it.
+        let expires_at_ms = match (stated, jwt_at) {
+            (Some(s), Some(j)) => s.min(j),
+            (Some(s), None) => s,
+            (None, Some(j)) => j,
+            (None, None) => {
+                return Err(SessionError {
                     field: "access_token",
                     problem: Problem::NoExpiry,
-                })?;
-                match claims.iat.map(ms) {
-                    // Issued "in the future": the local clock runs behind; count the lifetime from now.
-                    Some(iat) if iat > now_ms && exp > iat => exp.min(now_ms.saturating_add(exp - iat)),
-                    _ => exp,
-                }
+                })
             }
         };
         let lifetime_ms = match (inn, claims.exp, claims.iat) {
@@ -509,5 +533,54 @@ mod tests {
         let s = Session::from_raw(&RawSession::from_json(&json), NOW, Origin::HandedOver).unwrap();
         assert_eq!(s.expires_at_ms, NOW + 300_000);
         assert_eq!(s.user_id.as_deref(), Some("u9"));
+    }
+
+    #[test]
+    fn the_jwt_exp_caps_a_session_that_claims_the_year_3000() {
+        // expires_at in the year 3000, the JWT expiring an hour after NOW.
+        let s = Session::from_raw(&supabase(Some(32_503_680_000.0), None), NOW, Origin::HandedOver).unwrap();
+        assert_eq!(s.expires_at_ms, 1_763_903_600_000, "the JWT's exp, not the year 3000");
+        // Just issued with a huge expires_in: the JWT's own lifetime from receipt caps it.
+        let s = Session::from_raw(&supabase(None, Some(1e12)), NOW, Origin::Issued).unwrap();
+        assert_eq!(s.expires_at_ms, NOW + 3_600_000);
+        // An opaque token is taken at its word, saturating rather than overflowing.
+        let raw = RawSession {
+            expires_at: Raw::Num(1e300),
+            ..RawSession::bare("opaque-token")
+        };
+        assert_eq!(
+            Session::from_raw(&raw, NOW, Origin::HandedOver).unwrap().expires_at_ms,
+            u64::MAX
+        );
+        // 1970: one second after the epoch is a (long) expired session, zero is refused.
+        let s = Session::from_raw(&supabase(Some(1.0), None), NOW, Origin::HandedOver).unwrap();
+        assert_eq!(s.expires_at_ms, 1_000);
+        let e = Session::from_raw(&supabase(Some(0.0), None), NOW, Origin::HandedOver).unwrap_err();
+        assert_eq!(e.field, "expires_at");
+    }
+
+    #[test]
+    fn tokens_are_printable_ascii_of_bounded_length() {
+        let with = |access: String, refresh: String| RawSession {
+            access_token: Raw::Str(access),
+            refresh_token: Raw::Str(refresh),
+            expires_in: Raw::Num(60.0),
+            ..Default::default()
+        };
+        let ok = "a".repeat(MAX_TOKEN_BYTES);
+        assert!(Session::from_raw(&with(ok.clone(), "r".into()), NOW, Origin::Issued).is_ok());
+        let e = Session::from_raw(&with(format!("{ok}a"), "r".into()), NOW, Origin::Issued).unwrap_err();
+        assert_eq!(
+            (e.field, e.to_string()),
+            ("access_token", "session.access_token is longer than 32768 bytes".into())
+        );
+        let e = Session::from_raw(&with("a".into(), "r".repeat(1 << 20)), NOW, Origin::Issued).unwrap_err();
+        assert_eq!((e.field, &e.problem), ("refresh_token", &Problem::TooLong));
+        // A lone surrogate arrives as U+FFFD; any non-ASCII character is refused, named, never echoed.
+        for bad in ["tok\u{FFFD}en", "t\u{e9}", "a b", "a\u{7f}"] {
+            let e = Session::from_raw(&with(bad.into(), "r".into()), NOW, Origin::Issued).unwrap_err();
+            assert_eq!((e.field, &e.problem), ("access_token", &Problem::BadText), "{bad:?}");
+            assert!(!e.to_string().contains(bad));
+        }
     }
 }
