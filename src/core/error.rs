@@ -53,6 +53,9 @@ pub enum Code {
     RefreshTimeout,
     /// Another tab held the refresh lock past the wait's deadline (and no newer session was stored).
     LockTimeout,
+    /// An argument is not what the method takes (a listener that is not a function, a `fetch`
+    /// init the browser cannot make a request from, a supabase-js client without `auth`).
+    InvalidArgument,
 }
 
 impl Code {
@@ -84,6 +87,7 @@ impl Code {
             Code::RetriesExhausted => "retries_exhausted",
             Code::RefreshTimeout => "refresh_timeout",
             Code::LockTimeout => "lock_timeout",
+            Code::InvalidArgument => "invalid_argument",
         }
     }
 
@@ -117,6 +121,7 @@ impl Code {
             Code::RetriesExhausted => "gave up reconnecting after the configured retries",
             Code::RefreshTimeout => "the refresh request got no answer before its deadline",
             Code::LockTimeout => "another tab held the refresh lock too long; retrying",
+            Code::InvalidArgument => "an argument is not of the kind the method takes",
         }
     }
 }
@@ -153,6 +158,7 @@ mod tests {
             Code::RetriesExhausted,
             Code::RefreshTimeout,
             Code::LockTimeout,
+            Code::InvalidArgument,
         ];
         let set: std::collections::HashSet<_> = all.iter().map(|c| c.as_str()).collect();
         assert_eq!(set.len(), all.len());

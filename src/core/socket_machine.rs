@@ -319,11 +319,6 @@ impl<P: Clone> SocketMachine<P> {
         self.sent += 1;
     }
 
-    /// Whether `send()` would write at once (so the shell can skip copying the message).
-    pub fn would_write_now(&self, token_ok: bool) -> bool {
-        self.writable() && self.queue.is_empty() && (token_ok || !self.needs_token_per_frame())
-    }
-
     fn write(&mut self, frame: Frame<P>, out: &mut Vec<Action<P>>) {
         self.sent += 1;
         if self.cfg.ack {

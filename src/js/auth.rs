@@ -18,7 +18,7 @@ use crate::core::tabs::{
 use crate::web::fetch::{global_fetch, Source};
 use crate::web::options;
 use crate::web::tabs::{self, Store, TabLink, TabMessage};
-use crate::web::{self, aw_emit, aw_listen, code_error, debug, error, frozen, get, now_ms, DomListener};
+use crate::web::{self, aw_emit, code_error, debug, error, frozen, get, now_ms, DomListener};
 
 type Settler = (Function, Function);
 
@@ -638,10 +638,6 @@ fn event_object(ev: &Event) -> JsValue {
     frozen(&pairs)
 }
 
-fn options_error(message: &str) -> JsValue {
-    error(Code::InvalidOptions, message)
-}
-
 fn session_error(e: &crate::core::session::SessionError) -> JsValue {
     error(Code::InvalidSession, &e.to_string())
 }
@@ -1018,9 +1014,12 @@ impl AuthSession {
         #[wasm_bindgen(unchecked_param_type = "SupabaseClientLike")] client: JsValue,
     ) -> Result<Function, JsValue> {
         let api = get(&client, "auth");
-        let on_change: Function = get(&api, "onAuthStateChange")
-            .dyn_into()
-            .map_err(|_| options_error("followSupabase takes a supabase-js client (with auth.onAuthStateChange)"))?;
+        let on_change: Function = get(&api, "onAuthStateChange").dyn_into().map_err(|_| {
+            error(
+                Code::InvalidArgument,
+                "followSupabase takes a supabase-js client (with auth.onAuthStateChange)",
+            )
+        })?;
         let weak = Rc::downgrade(&self.shared);
         let callback = Closure::<dyn FnMut(JsValue, JsValue)>::new(move |event: JsValue, session: JsValue| {
             let Some(shared) = weak.upgrade() else { return };
@@ -1035,7 +1034,12 @@ impl AuthSession {
                 }
             }
         });
-        let result = on_change.call1(&api, callback.as_ref())?;
+        let result = on_change.call1(&api, callback.as_ref()).map_err(|_| {
+            error(
+                Code::InvalidArgument,
+                "followSupabase: the client's auth.onAuthStateChange threw",
+            )
+        })?;
         let subscription = get(&get(&result, "data"), "subscription");
         let source = Source {
             spec: crate::core::options::SourceSpec::Callback,
@@ -1127,9 +1131,12 @@ impl AuthSession {
 
     /// Calls `listener` whenever the snapshot changes. Returns the function that unsubscribes.
     #[wasm_bindgen(unchecked_return_type = "() => void")]
-    pub fn subscribe(&self, listener: &Function) -> Result<Function, JsValue> {
+    pub fn subscribe(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "() => void")] listener: &JsValue,
+    ) -> Result<Function, JsValue> {
         let inner = self.shared.try_borrow().map_err(|_| code_error(Code::Freed))?;
-        Ok(aw_listen(&inner.subscribers, listener))
+        web::listen(&inner.subscribers, listener, "subscribe")
     }
 
     /// Calls `listener` with every event (`SIGNED_IN`, `TOKEN_REFRESHED`, `REFRESH_FAILED`,
@@ -1137,10 +1144,10 @@ impl AuthSession {
     #[wasm_bindgen(js_name = onEvent, unchecked_return_type = "() => void")]
     pub fn on_event(
         &self,
-        #[wasm_bindgen(unchecked_param_type = "(event: AuthEvent) => void")] listener: &Function,
+        #[wasm_bindgen(unchecked_param_type = "(event: AuthEvent) => void")] listener: &JsValue,
     ) -> Result<Function, JsValue> {
         let inner = self.shared.try_borrow().map_err(|_| code_error(Code::Freed))?;
-        Ok(aw_listen(&inner.listeners, listener))
+        web::listen(&inner.listeners, listener, "onEvent")
     }
 
     /// Identifies this session to a `ChatSocket` built on it (internal).

@@ -16,9 +16,46 @@ use crate::core::options::ChatOptions;
 use crate::core::protocol::{AuthType, Incoming, Protocol, CODE_FIELDS};
 use crate::core::socket_machine::{Action, Input, SocketMachine};
 use crate::web::options;
-use crate::web::{aw_emit, aw_listen, code_error, error, frozen, get, now_ms, DomListener};
+use crate::web::{aw_emit, code_error, error, frozen, get, listen, now_ms, DomListener};
 
 #[wasm_bindgen(inline_js = r#"
+// Lone UTF-16 surrogates escaped by JSON.stringify (\udXXX; well-formed pairs are written raw, so
+// every such escape is a lone one) become U+FFFD, as the browser does for text it sends itself
+// (WebSocket.send, TextEncoder): strict JSON readers refuse the escapes.
+const LONE = /(?<!\\)((?:\\\\)*)\\ud[89a-f][0-9a-f]{2}/g;
+function aw_text(f) {
+  const t = JSON.stringify(f);
+  return t.includes("\\ud") ? t.replace(LONE, (_, even) => even + "\ufffd") : t;
+}
+// A message as the data it stands for, taken now: a string as it is; a plain object as a copy of
+// its JSON (its toJSON applied, getters and Proxy traps run once, here). Else 1 (not a string or
+// plain object) or 4 (it cannot be serialised: a BigInt, a cycle, a getter or toJSON that threw).
+export function aw_message(msg) {
+  if (typeof msg === "string") return msg;
+  try {
+    if (msg === null || typeof msg !== "object") return 1;
+    const p = Object.getPrototypeOf(msg);
+    if (p !== Object.prototype && p !== null) return 1;
+    const c = JSON.parse(JSON.stringify(msg));
+    return c !== null && typeof c === "object" && !Array.isArray(c) ? c : 1;
+  } catch (e) {
+    return 4;
+  }
+}
+// An incoming frame: JSON text parsed (an object or array), anything else handed on as it came.
+export function aw_parse(data) {
+  if (typeof data !== "string") return data;
+  try {
+    const v = JSON.parse(data);
+    return v !== null && typeof v === "object" ? v : data;
+  } catch (e) {
+    return data;
+  }
+}
+// A field the machine reads (type, code, message_id): a string of at most 256 characters, else undefined.
+export function aw_short(v) {
+  return typeof v === "string" && v.length <= 256 ? v : undefined;
+}
 export function aw_send(ws, msg, sessionId, field, token, messageId, chat) {
   let f;
   if (chat) f = typeof msg === "string" ? { type: "chat", message: msg } : Object.assign({ type: "chat" }, msg);
@@ -26,30 +63,34 @@ export function aw_send(ws, msg, sessionId, field, token, messageId, chat) {
   if (sessionId !== undefined) f.session_id = sessionId;
   if (token !== undefined) f[field] = token;
   if (messageId !== undefined) f.message_id = messageId;
-  ws.send(JSON.stringify(f));
+  ws.send(aw_text(f));
 }
 // The hot path: one call that checks, copies, stamps, stringifies and sends. 0: sent; 1: not a
-// plain object or string; 2: the token is too close to expiry; 3: the message carries a message_id.
+// plain object or string, or one with its own toJSON (the slow path applies it before stamping);
+// 2: the token is too close to expiry; 3: the message carries a message_id; 4: it cannot be
+// serialised (nothing was sent).
 export function aw_fast_send(ws, msg, sessionId, field, token, until) {
-  let f;
-  if (typeof msg === "string") f = { prompt: msg };
-  else {
-    if (msg === null || typeof msg !== "object") return 1;
-    const p = Object.getPrototypeOf(msg);
-    if (p !== Object.prototype && p !== null) return 1;
-    if (msg.message_id !== undefined) return 3;
-    f = { ...msg };
+  let t;
+  try {
+    let f;
+    if (typeof msg === "string") f = { prompt: msg };
+    else {
+      if (msg === null || typeof msg !== "object") return 1;
+      const p = Object.getPrototypeOf(msg);
+      if (p !== Object.prototype && p !== null) return 1;
+      if (typeof msg.toJSON === "function") return 1;
+      if (msg.message_id !== undefined) return 3;
+      f = { ...msg };
+    }
+    if (Date.now() >= until) return 2;
+    if (sessionId !== undefined) f.session_id = sessionId;
+    f[field] = token;
+    t = aw_text(f);
+  } catch (e) {
+    return 4;
   }
-  if (Date.now() >= until) return 2;
-  if (sessionId !== undefined) f.session_id = sessionId;
-  f[field] = token;
-  ws.send(JSON.stringify(f));
+  ws.send(t);
   return 0;
-}
-export function aw_is_plain(v) {
-  if (v === null || typeof v !== "object") return false;
-  const p = Object.getPrototypeOf(v);
-  return p === Object.prototype || p === null;
 }
 "#)]
 extern "C" {
@@ -63,7 +104,9 @@ extern "C" {
         message_id: &JsValue,
         chat: bool,
     ) -> Result<(), JsValue>;
-    fn aw_is_plain(v: &JsValue) -> bool;
+    fn aw_message(v: &JsValue) -> JsValue;
+    fn aw_parse(data: &JsValue) -> JsValue;
+    fn aw_short(v: &JsValue) -> Option<String>;
     fn aw_fast_send(
         ws: &WebSocket,
         msg: &JsValue,
@@ -72,6 +115,22 @@ extern "C" {
         token: &JsValue,
         until: f64,
     ) -> u32;
+}
+
+/// What the fast path did.
+enum Fast {
+    Sent,
+    /// Not for the fast path: the slow path decides.
+    Declined,
+    /// The message cannot be serialised; nothing was sent.
+    Unserialisable,
+}
+
+fn unserialisable() -> JsValue {
+    error(
+        Code::InvalidMessage,
+        "send(): the message cannot be serialised as JSON (a BigInt, a cycle, or a getter or toJSON that threw)",
+    )
 }
 
 /// One WebSocket and its handlers; dropping it detaches them and closes the socket.
@@ -400,18 +459,14 @@ fn open(shared: &Shared, url: &str, generation: u64) -> Option<Conn> {
     let w = Rc::downgrade(shared);
     let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |e: MessageEvent| {
         let Some(s) = current(&w) else { return };
-        let data = e.data();
-        let (value, incoming) = match data.as_string() {
-            Some(text) => match JSON::parse(&text) {
-                Ok(v) if v.is_object() => {
-                    let pick = |k: &str| get(&v, k).as_string();
-                    let inc = Incoming::read(pick("type"), CODE_FIELDS.map(pick), pick("message_id"));
-                    (v, inc)
-                }
-                // Not JSON (or not an object): handed on as it came.
-                _ => (JsValue::from_str(&text), Incoming::default()),
-            },
-            None => (data, Incoming::default()),
+        // Parsed by the browser, never copied into wasm memory (a 10 MB frame stays in JS); only
+        // the short fields the machine reads cross over.
+        let value = aw_parse(&e.data());
+        let incoming = if value.is_object() {
+            let pick = |k: &str| aw_short(&get(&value, k));
+            Incoming::read(pick("type"), CODE_FIELDS.map(pick), pick("message_id"))
+        } else {
+            Incoming::default()
         };
         drive(&s, |m, now, ok, out| m.handle(now, Input::Received(incoming), ok, out));
         let listeners = s.try_borrow().ok().filter(|i| !i.freed).map(|i| i.messages.clone());
@@ -549,30 +604,23 @@ impl ChatSocket {
         &self,
         #[wasm_bindgen(unchecked_param_type = "string | Record<string, unknown>")] message: JsValue,
     ) -> Result<(), JsValue> {
-        if self.fast_send(&message) {
-            return Ok(());
+        match self.fast_send(&message) {
+            Fast::Sent => return Ok(()),
+            Fast::Unserialisable => return Err(unserialisable()),
+            Fast::Declined => {}
         }
-        let is_text = message.is_string();
-        if !is_text && !aw_is_plain(&message) {
-            return Err(code_error(Code::InvalidMessage));
+        // Taken now, as data: later changes by the caller, getters and toJSON cannot alter (or
+        // fail) what is written, however long it waits in the queue.
+        let payload = aw_message(&message);
+        match payload.as_f64() {
+            Some(n) if n == 4.0 => return Err(unserialisable()),
+            Some(_) => return Err(code_error(Code::InvalidMessage)),
+            None => {}
         }
-        let user_id = if is_text {
+        let user_id = if payload.is_string() {
             None
         } else {
-            get(&message, "message_id").as_string()
-        };
-        let ok = token_ok(&self.shared);
-        let immediate = self
-            .shared
-            .try_borrow()
-            .map_err(|_| code_error(Code::Freed))?
-            .machine
-            .would_write_now(ok);
-        // A queued object is copied now, so later changes by the caller do not alter what is sent.
-        let payload = if is_text || immediate {
-            message
-        } else {
-            Object::assign(&Object::new(), message.unchecked_ref()).into()
+            get(&payload, "message_id").as_string()
         };
         match drive(&self.shared, |m, now, ok, out| m.send(now, payload, user_id, ok, out)) {
             Some(Ok(())) => Ok(()),
@@ -583,18 +631,19 @@ impl ChatSocket {
 
     /// The open-socket fast path: when the machine says a frame would be written at once with no
     /// bookkeeping, one JS call stamps and sends it (the same frame `Write` produces). Anything it
-    /// cannot decide (not a plain message, a `message_id`, a token near expiry) goes the slow path.
-    fn fast_send(&self, message: &JsValue) -> bool {
+    /// cannot decide (not a plain message, a `message_id`, a `toJSON`, a token near expiry) goes
+    /// the slow path.
+    fn fast_send(&self, message: &JsValue) -> Fast {
         // Everything is copied out first: the send stringifies the app's object with no borrow held.
         let (ws, session_id, field, auth) = {
             let Ok(inner) = self.shared.try_borrow() else {
-                return false;
+                return Fast::Declined;
             };
             if inner.freed || !inner.machine.fast_path_open() {
-                return false;
+                return Fast::Declined;
             }
             let (Some(auth), Some(conn)) = (&inner.auth, &inner.conn) else {
-                return false;
+                return Fast::Declined;
             };
             (
                 conn.ws.clone(),
@@ -604,23 +653,25 @@ impl ChatSocket {
             )
         };
         let Some((token, until)) = auth::write_token(&auth) else {
-            return false;
+            return Fast::Declined;
         };
-        let sent = aw_fast_send(&ws, message, &session_id, &field, &token, until) == 0;
-        if sent {
-            let notify = match self.shared.try_borrow_mut() {
-                Ok(mut i) => {
-                    i.machine.wrote_fast();
-                    i.snapshot = None;
-                    !std::mem::replace(&mut i.notify_pending, true)
-                }
-                Err(_) => false,
-            };
-            if notify {
-                run_later(&self.shared, vec![Later::Notify]);
-            }
+        match aw_fast_send(&ws, message, &session_id, &field, &token, until) {
+            0 => {}
+            4 => return Fast::Unserialisable,
+            _ => return Fast::Declined,
         }
-        sent
+        let notify = match self.shared.try_borrow_mut() {
+            Ok(mut i) => {
+                i.machine.wrote_fast();
+                i.snapshot = None;
+                !std::mem::replace(&mut i.notify_pending, true)
+            }
+            Err(_) => false,
+        };
+        if notify {
+            run_later(&self.shared, vec![Later::Notify]);
+        }
+        Fast::Sent
     }
 
     /// Calls `listener` with every incoming frame: parsed JSON, or the text when it is not JSON.
@@ -628,17 +679,20 @@ impl ChatSocket {
     #[wasm_bindgen(js_name = onMessage, unchecked_return_type = "() => void")]
     pub fn on_message(
         &self,
-        #[wasm_bindgen(unchecked_param_type = "(message: ServerMessage) => void")] listener: &Function,
+        #[wasm_bindgen(unchecked_param_type = "(message: ServerMessage) => void")] listener: &JsValue,
     ) -> Result<Function, JsValue> {
         let i = self.shared.try_borrow().map_err(|_| code_error(Code::Freed))?;
-        Ok(aw_listen(&i.messages, listener))
+        listen(&i.messages, listener, "onMessage")
     }
 
     /// Calls `listener` when the snapshot changes (batched: at most once per microtask).
     #[wasm_bindgen(unchecked_return_type = "() => void")]
-    pub fn subscribe(&self, listener: &Function) -> Result<Function, JsValue> {
+    pub fn subscribe(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "() => void")] listener: &JsValue,
+    ) -> Result<Function, JsValue> {
         let i = self.shared.try_borrow().map_err(|_| code_error(Code::Freed))?;
-        Ok(aw_listen(&i.subscribers, listener))
+        listen(&i.subscribers, listener, "subscribe")
     }
 
     /// `{ status, queued, unacked, sent, received, acked, reconnects, lastError }`: the same frozen

@@ -18,11 +18,11 @@ export interface SessionInput {
 
 /** Where new tokens come from. */
 export type RefreshSource =
-  | { kind: "supabase"; url: string; apiKey: string }
+  | { kind: "supabase"; url: string | URL; apiKey: string }
   /** GoTrue's password grant then its refresh grant; or, with endpoint "plain", a login URL answering `{ token | access_token, expires_in | expires_at }`. */
   | { kind: "password"; url: string; email: string; password: string; apiKey?: string; endpoint?: "gotrue" | "plain" }
   /** `GET {url}/api/tokens/{scope}?user_id=` answering `{ token, expires_on, scope, refresh_count }`; `POST {url}/api/tokens/refresh/{scope}` to force one. */
-  | { kind: "broker"; url: string; scope: string; userId: string }
+  | { kind: "broker"; url: string | URL; scope: string; userId: string }
   | { kind: "callback"; fn: (refreshToken?: string) => Promise<SessionInput | string | null> | SessionInput | string | null };
 
 export interface AuthSessionOptions {
@@ -50,7 +50,7 @@ export type AuthStatus = "signed_out" | "signed_in" | "refreshing" | "expired";
 export type AuthErrorCode =
   | "invalid_session" | "invalid_options" | "session_expired" | "signed_out" | "no_refresh_source"
   | "network_error" | "server_error" | "rate_limited" | "invalid_grant" | "refresh_rejected" | "token_not_found"
-  | "invalid_response" | "callback_failed" | "freed" | "insecure_url" | "invalid_url" | "refresh_timeout" | "lock_timeout";
+  | "invalid_response" | "callback_failed" | "freed" | "insecure_url" | "invalid_url" | "refresh_timeout" | "lock_timeout" | "invalid_argument";
 
 /** What `getSnapshot()` returns: the same frozen object until something changes. */
 export interface AuthSnapshot {
@@ -87,7 +87,7 @@ export type Handshake =
 
 export interface ChatSocketOptions {
   /** `wss://...` (or `ws://` to loopback; elsewhere only with `allowInsecure`). */
-  url: string;
+  url: string | URL;
   /** Supplies the token. Required except for auth-handshake with credentials other than bearer_token. */
   auth?: AuthSession;
   /** The chat session id stamped on every frame as `session_id`. */

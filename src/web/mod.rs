@@ -28,12 +28,36 @@ export function aw_emit(set, value) {
     }
   }
 }
+// Array.isArray and a URL's href, which throw for a revoked Proxy (or a Proxy of a URL): a throw
+// from an import not marked `catch` would unwind through wasm.
+export function aw_is_array(v) {
+  try { return Array.isArray(v); } catch (e) { return false; }
+}
+export function aw_href(v) {
+  try { return String(v.href); } catch (e) { return undefined; }
+}
 "#)]
 extern "C" {
+    /// `Array.isArray`, false when it throws (a revoked Proxy).
+    pub fn aw_is_array(v: &JsValue) -> bool;
+    /// A `URL`'s `href`; `None` when reading it throws.
+    pub fn aw_href(v: &JsValue) -> Option<String>;
     /// Adds `f` to `set`; returns a function removing it (idempotent).
     pub fn aw_listen(set: &js_sys::Set, f: &Function) -> Function;
     /// Calls every function in `set` with `value`; a throwing listener is reported, not propagated.
     pub fn aw_emit(set: &js_sys::Set, value: &JsValue);
+}
+
+/// Adds `listener` to `set` and returns the function removing it. A listener that is not a
+/// function is refused here (`invalid_argument`), not each time an event would call it.
+pub fn listen(set: &js_sys::Set, listener: &JsValue, method: &str) -> Result<Function, JsValue> {
+    match listener.is_function() {
+        true => Ok(aw_listen(set, listener.unchecked_ref())),
+        false => Err(error(
+            Code::InvalidArgument,
+            &format!("{method} takes a function, got {}", raw(listener).type_name()),
+        )),
+    }
 }
 
 /// Milliseconds since the epoch, local clock.
@@ -86,7 +110,7 @@ pub fn raw(v: &JsValue) -> Raw {
         Raw::Bool(b)
     } else if v.is_function() {
         Raw::Other("function")
-    } else if js_sys::Array::is_array(v) {
+    } else if aw_is_array(v) {
         Raw::Other("array")
     } else if v.is_bigint() {
         Raw::Other("bigint")

@@ -6,15 +6,18 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
 use super::fetch::Source;
-use super::{error, get, raw};
+use super::{aw_href, aw_is_array, error, get, raw};
 use crate::core::options::{Field, Obj, OptionError, SourceSpec};
 
 /// A JS object seen through the core's [`Obj`] trait.
 pub struct JsObj(pub JsValue);
 
-/// Classifies a JS value: a plain object (not an array) can be looked into; anything else is a [`Raw`].
+/// Classifies a JS value: a `URL` object is read as its `href` (as `fetch` and `WebSocket` read
+/// it); another object (not an array) can be looked into; anything else is a [`Raw`].
 pub fn field(v: JsValue) -> Field<JsObj> {
-    if v.is_object() && !js_sys::Array::is_array(&v) {
+    if v.dyn_ref::<web_sys::Url>().is_some() {
+        aw_href(&v).map_or(Field::Threw, |href| Field::Value(crate::core::session::Raw::Str(href)))
+    } else if v.is_object() && !aw_is_array(&v) {
         Field::Object(JsObj(v))
     } else {
         Field::Value(raw(&v))
