@@ -12,9 +12,11 @@ use crate::core::options::{Field, Obj, OptionError, SourceSpec};
 /// A JS object seen through the core's [`Obj`] trait.
 pub struct JsObj(pub JsValue);
 
-/// Classifies a JS value: a plain object (not an array) can be looked into; anything else is a [`Raw`].
+/// Classifies a JS value: a plain object or an array can be looked into; anything else is a [`Raw`].
 pub fn field(v: JsValue) -> Field<JsObj> {
-    if v.is_object() && !js_sys::Array::is_array(&v) {
+    if js_sys::Array::is_array(&v) {
+        Field::List(JsObj(v))
+    } else if v.is_object() {
         Field::Object(JsObj(v))
     } else {
         Field::Value(raw(&v))
