@@ -673,3 +673,209 @@ proptest! {
         prop_assert!(out.as_ref().is_ok_and(|o| plain_to_canonical_loopback(o)), "{:?} -> {:?}", url, out);
     }
 }
+
+// ---- The fetch origin rule (core::origins) ----
+
+use authwire::core::error::Code;
+use authwire::core::origins::{self, FetchPolicy};
+
+/// Domains the entries are built on, and the hosts requests go to: the domains themselves,
+/// subdomains, look-alikes across a label boundary, other spellings, IP forms.
+const APEXES: &[&str] = &["example.com", "api.example.com", "localhost", "example.co.uk"];
+
+fn request_host(apex: &'static str) -> impl Strategy<Value = String> {
+    prop_oneof![
+        4 => Just(apex.to_owned()),
+        1 => Just(apex.to_uppercase()),
+        1 => Just(format!("{apex}.")),
+        6 => "[a-z0-9]{1,5}(\\.[a-z]{1,3}){0,2}".prop_map(move |s| format!("{s}.{apex}")),
+        1 => "[a-z0-9]{1,5}".prop_map(move |s| format!("{s}.{apex}.")),
+        1 => "[a-z]{1,5}".prop_map(move |s| format!("{s}-{apex}")),
+        1 => "[a-z]{1,5}".prop_map(move |s| format!("{s}{apex}")),
+        1 => Just(format!("{apex}.evil.com")),
+        1 => Just(format!("a.{apex}.evil.com")),
+        1 => Just(format!("xn--{apex}")),
+        1 => Just(format!("a.xn--p1ai.{apex}")),
+        1 => Just(format!("{}%2e{}", apex.split('.').next().unwrap_or(""), apex.split_once('.').map_or("", |x| x.1))),
+        1 => prop::sample::select(LOOPBACK_HOSTS).prop_map(str::to_owned),
+        1 => prop::sample::select(OTHER_HOSTS).prop_map(str::to_owned),
+        1 => prop::sample::select(&["[::1]", "[2001:db8::1]", "[::ffff:127.0.0.1]", "1.2.3.4", "127.0.0.1"][..])
+            .prop_map(str::to_owned),
+    ]
+}
+
+/// A `fetchOrigins` entry as an app might write it (valid or not).
+fn entry_text() -> impl Strategy<Value = String> {
+    (
+        prop::sample::select(&["https", "https", "http", "http", "HTTPS", "wss", "ftp"][..]),
+        prop::sample::select(&["", "", "", "*.", "*.", "*.", "*", "a*.", "*.*."][..]),
+        prop::sample::select(APEXES),
+        prop::sample::select(&["", "", "", "", ":443", ":80", ":8443", ":0443", ":8080", ":"][..]),
+        prop::sample::select(
+            &[
+                "",
+                "",
+                "",
+                "",
+                "",
+                "",
+                "/",
+                "/",
+                "/v1",
+                "?q",
+                "#f",
+                "\\",
+                "@evil.com",
+                " ",
+            ][..],
+        ),
+        prop::sample::select(&["", "", "", "", "", "", "", "", "user:pw@", "evil.com\\@", "@"][..]),
+    )
+        .prop_map(|(scheme, star, apex, port, tail, userinfo)| format!("{scheme}://{userinfo}{star}{apex}{port}{tail}"))
+}
+
+/// A request URL as the app might pass it (the browser has resolved it; tricky forms included).
+fn request_url() -> impl Strategy<Value = String> {
+    (
+        prop::sample::select(&["https", "https", "http", "http", "HTTPS", "Http", "wss"][..]),
+        prop::sample::select(
+            &[
+                "",
+                "",
+                "",
+                "",
+                "",
+                "",
+                "",
+                "",
+                "user:pw@",
+                "evil.com\\@",
+                "@",
+                "api.example.com@",
+            ][..],
+        ),
+        prop::sample::select(APEXES).prop_flat_map(request_host),
+        prop::sample::select(&["", "", "", "", ":443", ":80", ":8443", ":0443", ":8080", ":"][..]),
+        prop::sample::select(
+            &[
+                "",
+                "/",
+                "/x?y#z",
+                "\\@api.example.com/",
+                "/@api.example.com",
+                "?@api.example.com",
+            ][..],
+        ),
+    )
+        .prop_map(|(scheme, userinfo, host, port, tail)| format!("{scheme}://{userinfo}{host}{port}{tail}"))
+}
+
+/// An independent reading of "is `p` of this entry": exact origins compare their serialisation;
+/// patterns compare label lists (the request's labels end with the domain's, with at least one
+/// more label before them).
+fn model_matches(e: &origins::Entry, p: &url::Parsed) -> bool {
+    if e.subdomains {
+        let ours: Vec<&str> = p.host.split('.').collect();
+        let theirs: Vec<&str> = e.host.split('.').collect();
+        p.scheme == e.scheme
+            && p.port == e.port
+            && p.host_kind == url::HostKind::Domain
+            && ours.len() > theirs.len()
+            && ours[ours.len() - theirs.len()..] == theirs[..]
+    } else {
+        p.origin() == e.text()
+    }
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    /// Entries: never a panic; an accepted entry has no path, userinfo or stray `*`, is canonical
+    /// (reading its own text gives it back), and a plain one off loopback needs allowInsecure.
+    #[test]
+    fn fetch_origin_entries_are_canonical_or_refused(text in prop_oneof![3 => entry_text(), 1 => "\\PC{0,40}"]) {
+        for insecure in [false, true] {
+            match origins::entry(&text, insecure) {
+                Ok(e) => {
+                    prop_assert!(!text.contains(['@', '\\', '?', '#', ' ']), "{:?}", text);
+                    prop_assert_eq!(origins::entry(&e.text(), insecure), Ok(e.clone()), "{:?}", text);
+                    prop_assert!(!e.host.contains('*'));
+                    if e.subdomains {
+                        prop_assert!(e.host.trim_end_matches('.').contains('.') || e.host == "localhost");
+                    }
+                    let loopback = e.host == "localhost" || url::is_loopback(&e.host);
+                    prop_assert!(insecure || e.scheme == "https" || loopback, "{:?}", text);
+                }
+                Err((code, why)) => {
+                    prop_assert!(matches!(code, Code::InvalidOptions | Code::InsecureUrl));
+                    prop_assert!(!why.is_empty());
+                }
+            }
+        }
+    }
+
+    /// The rule: a request is allowed iff its URL parses as http(s) without userinfo, its origin
+    /// equals an allowed exact origin (the page's included) or is a subdomain of a pattern's domain
+    /// at a label boundary, and it is not plain text off loopback (without allowInsecure).
+    #[test]
+    fn fetch_is_allowed_iff_the_origin_is_listed_and_never_plain_off_loopback(
+        entries in prop::collection::vec(entry_text(), 0..8),
+        page in prop::option::of(request_url()),
+        url in request_url(),
+        insecure in any::<bool>(),
+        derive in prop::option::of((any::<prop::sample::Index>(), "[a-z0-9]{1,5}", 0u8..8)),
+    ) {
+        let allowed: Vec<origins::Entry> = entries.iter().filter_map(|t| origins::entry(t, true).ok()).collect();
+        // Half the time, a request near an allowed entry: the same origin, a subdomain of a
+        // pattern's domain, or one change away (case, trailing dot, look-alike, port, scheme).
+        let url = match (derive, allowed.is_empty()) {
+            (Some((i, sub, change)), false) => {
+                let e = &allowed[i.index(allowed.len())];
+                let host = if e.subdomains { format!("{sub}.{}", e.host) } else { e.host.clone() };
+                let port = e.port.map(|p| format!(":{p}")).unwrap_or_default();
+                let (scheme, host, port) = match change {
+                    0 => (e.scheme.to_uppercase(), host.to_uppercase(), port),
+                    1 => (e.scheme.to_owned(), format!("{host}."), port),
+                    2 => (e.scheme.to_owned(), format!("{sub}-{}", e.host), port),
+                    3 => (e.scheme.to_owned(), host, ":8443".to_owned()),
+                    4 => (if e.scheme == "https" { "http" } else { "https" }.to_owned(), host, port),
+                    5 => (e.scheme.to_owned(), format!("{host}.evil.com"), port),
+                    _ => (e.scheme.to_owned(), host, port),
+                };
+                format!("{scheme}://{host}{port}/x")
+            }
+            _ => url,
+        };
+        let policy = FetchPolicy { allowed: allowed.clone(), allow_insecure: insecure };
+        let got = policy.check(page.as_deref(), &url);
+        let expected = match url::parse(&url) {
+            Err(_) => Err(Code::InvalidUrl),
+            Ok(p) if !matches!(p.scheme, "http" | "https") || p.credentials => Err(Code::InvalidUrl),
+            Ok(p) => {
+                let page_match = page
+                    .as_deref()
+                    .and_then(|t| url::parse(t).ok())
+                    .is_some_and(|q| matches!(q.scheme, "http" | "https") && q.origin() == p.origin());
+                if !(page_match || allowed.iter().any(|e| model_matches(e, &p))) {
+                    Err(Code::OriginNotAllowed)
+                } else if !p.secure() && !p.loopback && !insecure {
+                    Err(Code::InsecureUrl)
+                } else {
+                    Ok(())
+                }
+            }
+        };
+        prop_assert_eq!(got, expected, "{:?} with {:?} on page {:?}", url, entries, page);
+        if got.is_ok() {
+            let p = url::parse(&url).unwrap();
+            prop_assert!(insecure || p.secure() || p.loopback, "plain text off loopback: {:?}", url);
+            // Never a look-alike across a label boundary.
+            for e in allowed.iter().filter(|e| e.subdomains) {
+                if p.host.ends_with(&e.host) && p.host != e.host && model_matches(e, &p) {
+                    let before = p.host.as_bytes()[p.host.len() - e.host.len() - 1];
+                    prop_assert_eq!(before, b'.');
+                }
+            }
+        }
+    }
+}

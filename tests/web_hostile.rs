@@ -613,3 +613,59 @@ async fn listeners_and_clients_that_are_not_what_they_should_be() {
     .await;
     c.close();
 }
+
+#[wasm_bindgen_test]
+async fn fetch_with_inputs_and_inits_no_request_can_be_made_from() {
+    let email = unique("hostile-fetch");
+    let s = sign_in(&email, 60).await;
+    let a = auth(&s);
+    let echo = format!("{}/api/echo", server());
+    let before = stat(&email, "echo_requests").await;
+    let cases: Vec<(JsValue, JsValue, &str)> = vec![
+        (42.into(), JsValue::UNDEFINED, "invalid_url"),
+        (
+            js(
+                "",
+                "const r = Proxy.revocable({}, {}); r.revoke(); return r.proxy;",
+                &[],
+            ),
+            JsValue::UNDEFINED,
+            "invalid_url",
+        ),
+        (
+            js("", "return { get href() { throw new Error('href'); } };", &[]),
+            JsValue::UNDEFINED,
+            "invalid_url",
+        ),
+        ("http://[::1".into(), JsValue::UNDEFINED, "invalid_url"),
+        (
+            echo.as_str().into(),
+            js("", "return { get headers() { throw new Error('init'); } };", &[]),
+            "invalid_argument",
+        ),
+        (
+            echo.as_str().into(),
+            obj(&[("method", "GET".into()), ("body", "x".into())]),
+            "invalid_argument",
+        ),
+        (
+            echo.as_str().into(),
+            obj(&[("headers", obj(&[("bad header", "v".into())]))]),
+            "invalid_argument",
+        ),
+        (
+            web_sys::Request::new_with_str(&echo).unwrap().into(),
+            obj(&[("method", "GET".into()), ("body", "x".into())]),
+            "invalid_argument",
+        ),
+    ];
+    for (input, init, want) in cases {
+        let got = settle(a.fetch(input, init), 15_000).await;
+        assert_eq!(got.map_err(|e| code(&e)).err().as_deref(), Some(want));
+    }
+    assert_eq!(stat(&email, "echo_requests").await, before, "no request left the page");
+    let r = settle(a.fetch(echo.as_str().into(), JsValue::UNDEFINED), 15_000)
+        .await
+        .expect("fetched");
+    assert_eq!(r.unchecked_ref::<web_sys::Response>().status(), 200);
+}

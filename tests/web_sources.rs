@@ -195,10 +195,14 @@ async fn a_callback_source_can_add_headers_such_as_csrf() {
         })
     });
     let fun: &Function = f.as_ref().unchecked_ref();
-    let a = AuthSession::new(obj(&[(
-        "refresh",
-        obj(&[("kind", "callback".into()), ("fn", fun.clone().into())]),
-    )]))
+    // A callback source has no URL: the API's origin is listed for `fetch`.
+    let a = AuthSession::new(obj(&[
+        (
+            "refresh",
+            obj(&[("kind", "callback".into()), ("fn", fun.clone().into())]),
+        ),
+        ("fetchOrigins", js_sys::Array::of1(&server().into()).into()),
+    ]))
     .unwrap();
     let (status, body) = fetch_json(&a, "/api/echo", JsValue::UNDEFINED).await;
     assert_eq!((status, get(&body, "csrf")), (200, JsValue::from_str("csrf-123")));

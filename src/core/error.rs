@@ -35,6 +35,9 @@ pub enum Code {
     InsecureUrl,
     /// A URL that cannot be parsed.
     InvalidUrl,
+    /// `auth.fetch` to an origin that is not the page's, the refresh source's or in `fetchOrigins`:
+    /// refused before any token is asked for or any request made.
+    OriginNotAllowed,
     /// The socket's queue is full: the message was not accepted (nothing is dropped silently).
     QueueFull,
     /// `send()` takes a string or a plain object.
@@ -78,6 +81,7 @@ impl Code {
             Code::Freed => "freed",
             Code::InsecureUrl => "insecure_url",
             Code::InvalidUrl => "invalid_url",
+            Code::OriginNotAllowed => "origin_not_allowed",
             Code::QueueFull => "queue_full",
             Code::InvalidMessage => "invalid_message",
             Code::SocketClosed => "socket_closed",
@@ -112,6 +116,10 @@ impl Code {
                 "refusing a plain-text URL to a host that is not loopback (set allowInsecure to opt in)"
             }
             Code::InvalidUrl => "the URL cannot be parsed",
+            Code::OriginNotAllowed => {
+                "refusing to send credentials to this origin: it is not the page's, the refresh source's \
+                 or listed in fetchOrigins"
+            }
             Code::QueueFull => "the send queue is full; the message was not accepted",
             Code::InvalidMessage => "send() takes a string or a plain object",
             Code::SocketClosed => "the socket is closed",
@@ -149,6 +157,7 @@ mod tests {
             Code::Freed,
             Code::InsecureUrl,
             Code::InvalidUrl,
+            Code::OriginNotAllowed,
             Code::QueueFull,
             Code::InvalidMessage,
             Code::SocketClosed,

@@ -5,6 +5,7 @@ pub mod auth_machine;
 pub mod error;
 pub mod json;
 pub mod options;
+pub mod origins;
 pub mod policy;
 pub mod protocol;
 pub mod session;

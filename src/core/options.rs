@@ -8,6 +8,7 @@
 //! `apiKey`, a password), only a refused number's.
 
 use super::error::Code;
+use super::origins::{self, FetchPolicy};
 use super::policy::{Backoff, Policy};
 use super::protocol::{AuthType, Protocol};
 use super::session::Raw;
@@ -19,6 +20,8 @@ use super::url;
 pub enum Field<O> {
     /// A plain object (not an array, not a function): its fields can be read in turn.
     Object(O),
+    /// An array: its `length` and its elements (`"0"`, `"1"`, ...) are read as fields.
+    List(O),
     /// Anything else, classified (a function is `Raw::Other("function")`).
     Value(Raw),
     /// Reading it threw (a throwing getter or proxy trap).
@@ -144,6 +147,9 @@ pub struct AuthOptions {
     pub debug: bool,
     /// `allowInsecure`.
     pub allow_insecure: bool,
+    /// Where `auth.fetch` may send credentials: the refresh source's origin and `fetchOrigins`
+    /// (the page's own origin is added at each call).
+    pub fetch: FetchPolicy,
 }
 
 /// Everything `new ChatSocket(options)` decides from its options.
@@ -241,6 +247,7 @@ impl<O: Obj> Reader<O> {
     fn raw(&self, key: &str) -> Result<Raw, OptionError> {
         Ok(match self.get(key)? {
             Field::Object(_) => Raw::Other("object"),
+            Field::List(_) => Raw::Other("array"),
             Field::Value(r) => r,
             Field::Threw => Raw::Other("object"), // not reached: `get` reports it
         })
@@ -324,8 +331,67 @@ impl<O: Obj> Reader<O> {
             })),
             Field::Value(Raw::Missing | Raw::Null) => Ok(None),
             Field::Value(other) => Err(self.invalid(key, &format!("must be {want}, got {}", other.type_name()))),
+            Field::List(_) => Err(self.invalid(key, &format!("must be {want}, got array"))),
             Field::Threw => Ok(None), // not reached: `get` reports it
         }
+    }
+
+    /// `fetchOrigins`: an optional array of origins and patterns (see `core::origins`), each
+    /// checked and named by its index (`fetchOrigins[2]`); never repeats an entry's text.
+    fn origins(&self, key: &str, allow_insecure: bool) -> Result<Vec<origins::Entry>, OptionError> {
+        const WANT: &str =
+            "must be an array of origin strings like [\"https://api.example.com\", \"https://*.example.com\"]";
+        let list = match self.get(key)? {
+            Field::List(list) => list,
+            Field::Value(Raw::Missing | Raw::Null) => return Ok(Vec::new()),
+            Field::Object(_) => return Err(self.invalid(key, &format!("{WANT}, got object"))),
+            Field::Value(other) => return Err(self.invalid(key, &format!("{WANT}, got {}", other.type_name()))),
+            Field::Threw => return Ok(Vec::new()), // not reached: `get` reports it
+        };
+        let items = Reader {
+            obj: Some(list),
+            path: self.field_name(key),
+        };
+        let len = match items.raw("length")? {
+            Raw::Num(n) if (0.0..=origins::MAX_ENTRIES as f64).contains(&n) && n.fract() == 0.0 => n as usize,
+            _ => return Err(self.invalid(key, &format!("must hold at most {} entries", origins::MAX_ENTRIES))),
+        };
+        let mut out = Vec::with_capacity(len);
+        for i in 0..len {
+            let f = format!("{}[{i}]", self.field_name(key));
+            let text = match items.get(&i.to_string()) {
+                Ok(Field::Value(Raw::Str(s))) => s,
+                Ok(Field::Value(other)) => {
+                    return Err(err(
+                        Code::InvalidOptions,
+                        &f,
+                        format!("options.{f} must be a string, got {}", other.type_name()),
+                    ))
+                }
+                Ok(Field::Object(_)) | Ok(Field::List(_)) => {
+                    return Err(err(
+                        Code::InvalidOptions,
+                        &f,
+                        format!("options.{f} must be a string, got object"),
+                    ))
+                }
+                Ok(Field::Threw) | Err(_) => {
+                    return Err(err(
+                        Code::InvalidOptions,
+                        &f,
+                        format!("options.{f} could not be read (reading it threw)"),
+                    ))
+                }
+            };
+            match origins::entry(&text, allow_insecure) {
+                Ok(e) => out.push(e),
+                Err((Code::InvalidOptions, why)) => {
+                    return Err(err(Code::InvalidOptions, &f, format!("options.{f} {why}")))
+                }
+                Err((code, why)) => return Err(err(code, &f, format!("options.{f}: {why}"))),
+            }
+        }
+        Ok(out)
     }
 
     /// A checked URL (`invalid_url` / `insecure_url` name the field too).
@@ -350,6 +416,11 @@ fn root<O: Obj>(options: Field<O>, allow_absent: bool, want: &str) -> Result<Rea
             Code::InvalidOptions,
             "",
             format!("options must be {want}, got {}", r.type_name()),
+        )),
+        Field::List(_) => Err(err(
+            Code::InvalidOptions,
+            "",
+            format!("options must be {want}, got array"),
         )),
         Field::Threw => Err(err(Code::InvalidOptions, "", "options could not be read".into())),
     }
@@ -404,7 +475,20 @@ impl AuthOptions {
             Some("") => return Err(r.invalid("storageKey", "must not be empty")),
             Some(k) => k.to_owned(),
         };
+        let source_origin = match &source {
+            Some(
+                SourceSpec::Supabase { url, .. } | SourceSpec::Password { url, .. } | SourceSpec::Broker { url, .. },
+            ) => origins::origin_of(url),
+            _ => None,
+        };
+        let mut allowed: Vec<origins::Entry> = source_origin.into_iter().collect();
+        allowed.extend(r.origins("fetchOrigins", allow_insecure)?);
+        let fetch = FetchPolicy {
+            allowed,
+            allow_insecure,
+        };
         Ok(AuthOptions {
+            fetch,
             policy,
             source,
             storage,
@@ -551,6 +635,7 @@ impl ChatOptions {
                     &format!("must be {RECONNECT_SHAPE}, got {}", other.type_name()),
                 ))
             }
+            Field::List(_) => return Err(r.invalid("reconnect", &format!("must be {RECONNECT_SHAPE}, got array"))),
             Field::Threw => {} // not reached: `get` reports it
         }
         Ok(ChatOptions {
@@ -601,6 +686,8 @@ mod tests {
     enum V {
         Raw(Raw),
         Obj(Map),
+        /// An array.
+        List(Vec<V>),
         /// A getter that throws.
         Throws,
     }
@@ -614,6 +701,7 @@ mod tests {
                 None => Field::Value(Raw::Missing),
                 Some(V::Raw(r)) => Field::Value(r.clone()),
                 Some(V::Obj(m)) => Field::Object(m.clone()),
+                Some(V::List(items)) => Field::List(list(items)),
                 Some(V::Throws) => Field::Threw,
             }
         }
@@ -650,10 +738,21 @@ mod tests {
         }
         V::Obj(Map(m))
     }
+    /// An array as JS shows it to `Reflect.get`: `length` and the indices.
+    fn list(items: &[V]) -> Map {
+        let mut m: BTreeMap<String, V> = items
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (i.to_string(), v.clone()))
+            .collect();
+        m.insert("length".into(), n(items.len() as f64));
+        Map(m)
+    }
     fn field(v: &V) -> Field<Map> {
         match v {
             V::Raw(r) => Field::Value(r.clone()),
             V::Obj(m) => Field::Object(m.clone()),
+            V::List(items) => Field::List(list(items)),
             V::Throws => Field::Threw,
         }
     }
@@ -689,6 +788,7 @@ mod tests {
                     cross_tab: false,
                     debug: false,
                     allow_insecure: false,
+                    fetch: FetchPolicy::default(),
                 }
             );
             assert_eq!(a.policy.margin_ms, 60_000);
@@ -1111,6 +1211,101 @@ mod tests {
             key(o(&[("storageKey", V::Raw(Raw::Null))])).unwrap(),
             "authwire.session"
         );
+    }
+
+    #[test]
+    fn fetch_origins_are_checked_and_named_by_index() {
+        let list = |items: &[V]| V::List(items.to_vec());
+        let read = |v: V| auth(&o(&[("refresh", supabase()), ("fetchOrigins", v)]));
+        // The refresh source's origin comes first, then the entries in order, canonical.
+        let a = read(list(&[
+            s("https://API.example.com:443/"),
+            s("https://*.example.net:8443"),
+        ]))
+        .unwrap();
+        let texts: Vec<String> = a.fetch.allowed.iter().map(origins::Entry::text).collect();
+        assert_eq!(
+            texts,
+            [
+                "https://abcdef.supabase.co",
+                "https://api.example.com",
+                "https://*.example.net:8443"
+            ]
+        );
+        assert!(!a.fetch.allow_insecure);
+        // Absent, null or empty: the source's origin only; no source: nothing.
+        for v in [V::Raw(Raw::Missing), V::Raw(Raw::Null), list(&[])] {
+            assert_eq!(read(v).unwrap().fetch.allowed.len(), 1);
+        }
+        assert_eq!(auth(&o(&[])).unwrap().fetch, FetchPolicy::default());
+        let cb = auth(&o(&[("refresh", o(&[("kind", s("callback")), ("fn", func())]))])).unwrap();
+        assert!(cb.fetch.allowed.is_empty(), "a callback source has no origin");
+        // Not an array.
+        for (v, got) in [
+            (s("https://api.example.com"), "string"),
+            (o(&[]), "object"),
+            (n(1.0), "number"),
+            (b(true), "boolean"),
+        ] {
+            let e = read(v).unwrap_err();
+            assert_eq!((e.code, e.field.as_str()), (Code::InvalidOptions, "fetchOrigins"));
+            assert!(
+                e.message
+                    .starts_with("options.fetchOrigins must be an array of origin strings")
+                    && e.message.ends_with(&format!("got {got}")),
+                "{}",
+                e.message
+            );
+        }
+        // Too many.
+        let many: Vec<V> = (0..=origins::MAX_ENTRIES)
+            .map(|i| s(&format!("https://h{i}.example.com")))
+            .collect();
+        let e = read(list(&many)).unwrap_err();
+        assert_eq!(e.message, "options.fetchOrigins must hold at most 100 entries");
+        assert!(read(list(&many[..origins::MAX_ENTRIES])).is_ok());
+        // A bad entry is named by its index; its text is never repeated.
+        for (bad, why) in [
+            (
+                s("https://api.example.com/v1?key=SECRET"),
+                "with no path, query or fragment",
+            ),
+            (s("https://user:SECRET@api.example.com"), "must not contain userinfo"),
+            (s("https://*.SECRET"), "is a pattern over a single label"),
+            (
+                s("https://a*.example.com"),
+                "may use * only as the whole leftmost label",
+            ),
+            (s("https://*.127.0.0.1"), "is a pattern over an IP address"),
+            (s("SECRET.example.com"), "must be an origin like"),
+            (n(1.0), "must be a string, got number"),
+            (o(&[]), "must be a string, got object"),
+            (V::Raw(Raw::Null), "must be a string, got null"),
+            (V::Throws, "could not be read (reading it threw)"),
+        ] {
+            let e = read(list(&[s("https://ok.example.com"), bad])).unwrap_err();
+            assert_eq!((e.code, e.field.as_str()), (Code::InvalidOptions, "fetchOrigins[1]"));
+            assert!(
+                e.message.starts_with("options.fetchOrigins[1] ") && e.message.contains(why),
+                "{}",
+                e.message
+            );
+            assert!(!e.message.contains("SECRET"), "{}", e.message);
+        }
+        // Plain text off loopback: insecure_url, unless allowInsecure.
+        let e = read(list(&[s("http://api.example.com")])).unwrap_err();
+        assert_eq!((e.code, e.field.as_str()), (Code::InsecureUrl, "fetchOrigins[0]"));
+        assert!(e.message.starts_with("options.fetchOrigins[0]: "), "{}", e.message);
+        let a = auth(&o(&[
+            ("fetchOrigins", list(&[s("http://api.example.com")])),
+            ("allowInsecure", b(true)),
+        ]))
+        .unwrap();
+        assert!(a.fetch.allow_insecure && a.fetch.allowed.len() == 1);
+        assert!(read(list(&[s("http://127.0.0.1:8080"), s("http://*.localhost")])).is_ok());
+        // An array where an object is expected reads as an array.
+        let e = auth(&o(&[("refresh", list(&[]))])).unwrap_err();
+        assert!(e.message.ends_with("got array"), "{}", e.message);
     }
 
     #[test]

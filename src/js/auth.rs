@@ -11,6 +11,7 @@ use wasm_bindgen_futures::{spawn_local, JsFuture};
 use crate::core::auth_machine::{Action, Answer, AuthMachine, Event, EventKind, Input, Wake};
 use crate::core::error::Code;
 use crate::core::options::{AuthOptions, StorageKind};
+use crate::core::origins::FetchPolicy;
 use crate::core::session::{Origin, Session};
 use crate::core::tabs::{
     Action as TabsAction, Config as TabsConfig, Input as TabsInput, Mode, Peer, Post, Published, Summary, TabsMachine,
@@ -154,6 +155,8 @@ pub(crate) struct Inner {
     raw: JsValue,
     /// Extra headers the source returned (e.g. a CSRF token), added by `fetch`.
     headers: JsValue,
+    /// Where `fetch` may send credentials (`core::origins`), besides the page's own origin.
+    fetch_policy: FetchPolicy,
     /// The broker's health, when the source is a broker.
     health: Option<bool>,
     /// Set while taking over what another tab published, so it is not echoed back.
@@ -754,8 +757,32 @@ fn refresh_promise(shared: &Shared) -> Promise {
     promise
 }
 
-/// Puts the bearer token and the source's extra headers on a request.
-fn authorize(shared: &Shared, request: &web_sys::Request, token: &JsValue) -> Result<(), JsValue> {
+/// Proof that a request's URL passed the fetch rule (`core::origins`): [`authorize`] takes one.
+struct Permit(());
+
+/// The page's origin (`globalThis.location.origin`), in windows and workers; `None` elsewhere.
+fn page_origin() -> Option<String> {
+    get(&get(&js_sys::global(), "location"), "origin").as_string()
+}
+
+/// Checks the final request's URL (as the browser resolved it) against the fetch rule: the page's
+/// origin, the refresh source's, `fetchOrigins`, and plain text only to loopback. Called before
+/// any token is asked for, on the first request and again before a retry.
+fn permit(shared: &Shared, request: &web_sys::Request) -> Result<Permit, JsValue> {
+    let page = page_origin();
+    let inner = shared.try_borrow().map_err(|_| code_error(Code::Freed))?;
+    if inner.freed {
+        return Err(code_error(Code::Freed));
+    }
+    inner
+        .fetch_policy
+        .check(page.as_deref(), &request.url())
+        .map_err(code_error)?;
+    Ok(Permit(()))
+}
+
+/// Puts the bearer token and the source's extra headers on a request that passed [`permit`].
+fn authorize(shared: &Shared, request: &web_sys::Request, _: Permit, token: &JsValue) -> Result<(), JsValue> {
     let headers = request.headers();
     headers.set(
         "Authorization",
@@ -801,6 +828,7 @@ impl AuthSession {
             None => None,
         };
         let (policy, debug_on, cross_tab, key) = (read.policy, read.debug, read.cross_tab, read.storage_key);
+        let fetch_policy = read.fetch;
         let storage_kind = match read.storage {
             StorageKind::Memory => None,
             StorageKind::Local => Some("local"),
@@ -864,6 +892,7 @@ impl AuthSession {
             storage_listener: None,
             raw: JsValue::UNDEFINED,
             headers: JsValue::UNDEFINED,
+            fetch_policy,
             health: None,
             adopting: false,
             pagehide: None,
@@ -1045,10 +1074,21 @@ impl AuthSession {
             spec: crate::core::options::SourceSpec::Callback,
             callback: Some(aw_supabase_refresher(&api)),
         };
+        // The client's project URL (`supabaseUrl`, a string or URL in supabase-js 2) is the
+        // source's origin: `auth.fetch` may send the token there, as to any refresh source's.
+        let project = get(&client, "supabaseUrl");
+        let project = project
+            .as_string()
+            .or_else(|| web::aw_href(&project).filter(|_| project.is_object()));
         {
             let mut inner = self.shared.try_borrow_mut().map_err(|_| code_error(Code::Freed))?;
             inner.source = Some(source);
             inner.follows.push((subscription.clone(), callback));
+            if let Some(origin) = project.as_deref().and_then(crate::core::origins::origin_of) {
+                if !inner.fetch_policy.allowed.contains(&origin) {
+                    inner.fetch_policy.allowed.push(origin);
+                }
+            }
         }
         drive(&self.shared, |m, now, out| m.set_source(true, true, false, now, out));
         Ok(aw_unsubscriber(&subscription))
@@ -1071,6 +1111,11 @@ impl AuthSession {
     /// `fetch` with `Authorization: Bearer <token>` (and any headers the token source returned, such
     /// as a CSRF token). On a 401 it refreshes once and retries once; a request whose body is a
     /// stream cannot be replayed, so its 401 is returned as it is.
+    ///
+    /// Credentials go only to the page's own origin, the refresh source's origin and the origins
+    /// listed in `fetchOrigins`, and plain `http:` only to loopback (unless `allowInsecure`);
+    /// anything else rejects with `origin_not_allowed` (or `insecure_url`, `invalid_url`) before a
+    /// token is asked for or a request made.
     #[wasm_bindgen(unchecked_return_type = "Promise<Response>")]
     pub fn fetch(
         &self,
@@ -1087,27 +1132,45 @@ impl AuthSession {
             let replayable = get(&init, "body").dyn_ref::<web_sys::ReadableStream>().is_none();
             // A string, a `URL` (read through its `href`) or a `Request`; anything else is refused
             // with a code, never thrown from inside this future.
+            // A URL the browser cannot parse is `invalid_url`; an init no request can be made from
+            // (a throwing getter, a body on a GET, a bad header) is `invalid_argument`.
+            let bad_init = |_| {
+                error(
+                    Code::InvalidArgument,
+                    "fetch: the browser cannot make a request from this init",
+                )
+            };
             let request = match input.dyn_ref::<web_sys::Request>() {
-                Some(r) => web_sys::Request::new_with_request_and_init(r, &init)?,
+                Some(r) => web_sys::Request::new_with_request_and_init(r, &init).map_err(bad_init)?,
                 None => {
                     let text = input.as_string().or_else(|| get(&input, "href").as_string());
                     let Some(text) = text else {
                         return Err(error(Code::InvalidUrl, "fetch takes a URL string, a URL or a Request"));
                     };
-                    web_sys::Request::new_with_str_and_init(&text, &init)
-                        .map_err(|_| error(Code::InvalidUrl, "fetch: the URL cannot be parsed"))?
+                    let plain = web_sys::Request::new_with_str(&text)
+                        .map_err(|_| error(Code::InvalidUrl, "fetch: the URL cannot be parsed"))?;
+                    web_sys::Request::new_with_request_and_init(&plain, &init).map_err(bad_init)?
                 }
             };
+            // Before any token is asked for: a refused origin never starts a refresh or a request.
+            let allowed = permit(&shared, &request)?;
             let spare = if replayable { request.clone().ok() } else { None };
-            authorize(&shared, &request, &JsFuture::from(token_promise(&shared)).await?)?;
+            authorize(
+                &shared,
+                &request,
+                allowed,
+                &JsFuture::from(token_promise(&shared)).await?,
+            )?;
             let response: web_sys::Response = JsFuture::from(global_fetch(&request)).await?.unchecked_into();
             let Some(spare) = spare.filter(|_| crate::core::source::retry_after(response.status())) else {
                 return Ok(response.into());
             };
+            // The same check again (the same URL): the retry goes through the one gate too.
+            let allowed = permit(&shared, &spare)?;
             if JsFuture::from(refresh_promise(&shared)).await.is_err() {
                 return Ok(response.into());
             }
-            authorize(&shared, &spare, &JsFuture::from(token_promise(&shared)).await?)?;
+            authorize(&shared, &spare, allowed, &JsFuture::from(token_promise(&shared)).await?)?;
             JsFuture::from(global_fetch(&spare)).await
         })
     }

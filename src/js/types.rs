@@ -33,8 +33,12 @@ export interface AuthSessionOptions {
   marginSeconds?: number;
   /** How long one refresh attempt may take before it is abandoned and retried, 100..600000 ms (default 10000). */
   refreshTimeoutMs?: number;
-  /** Allow http:// token endpoints on hosts other than loopback. */
+  /** Allow http:// token endpoints (and `fetch` targets) on hosts other than loopback. */
   allowInsecure?: boolean;
+  /** Where `fetch` may send the token, besides the page's own origin and the refresh source's:
+   *  exact origins ("https://api.example.com", "http://127.0.0.1:8080") and subdomain patterns
+   *  ("https://*.example.com": any depth, not example.com itself). At most 100; no paths. */
+  fetchOrigins?: readonly string[];
   /** Log the lifecycle (never a token) to console.debug. */
   debug?: boolean;
   /** Where the session is kept: "memory" (default: tokens never leave memory), "local" or "session" storage. */
@@ -50,7 +54,7 @@ export type AuthStatus = "signed_out" | "signed_in" | "refreshing" | "expired";
 export type AuthErrorCode =
   | "invalid_session" | "invalid_options" | "session_expired" | "signed_out" | "no_refresh_source"
   | "network_error" | "server_error" | "rate_limited" | "invalid_grant" | "refresh_rejected" | "token_not_found"
-  | "invalid_response" | "callback_failed" | "freed" | "insecure_url" | "invalid_url" | "refresh_timeout" | "lock_timeout" | "invalid_argument";
+  | "invalid_response" | "callback_failed" | "freed" | "insecure_url" | "invalid_url" | "origin_not_allowed" | "refresh_timeout" | "lock_timeout" | "invalid_argument";
 
 /** What `getSnapshot()` returns: the same frozen object until something changes. */
 export interface AuthSnapshot {

@@ -13,11 +13,13 @@ use crate::core::options::{Field, Obj, OptionError, SourceSpec};
 pub struct JsObj(pub JsValue);
 
 /// Classifies a JS value: a `URL` object is read as its `href` (as `fetch` and `WebSocket` read
-/// it); another object (not an array) can be looked into; anything else is a [`Raw`].
+/// it); an array or another object can be looked into; anything else is a [`Raw`].
 pub fn field(v: JsValue) -> Field<JsObj> {
     if v.dyn_ref::<web_sys::Url>().is_some() {
         aw_href(&v).map_or(Field::Threw, |href| Field::Value(crate::core::session::Raw::Str(href)))
-    } else if v.is_object() && !aw_is_array(&v) {
+    } else if aw_is_array(&v) {
+        Field::List(JsObj(v))
+    } else if v.is_object() {
         Field::Object(JsObj(v))
     } else {
         Field::Value(raw(&v))

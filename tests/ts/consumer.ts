@@ -12,6 +12,11 @@ const tabs = new AuthSession({ refresh: { kind: "broker", url: "https://b", scop
 const health: "ok" | "unhealthy" | null = tabs.getSnapshot().sourceHealth;
 const res: Response = await tabs.fetch("https://api.example.com/me", { method: "POST", body: "{}" });
 new AuthSession({ refresh: { kind: "password", url: "https://x.supabase.co", email: "a@b", password: "p" } });
+new AuthSession({ fetchOrigins: ["https://api.example.com", "https://*.example.com", "http://127.0.0.1:8080"] });
+const origins: readonly string[] = ["https://api.example.com"];
+new AuthSession({ fetchOrigins: origins });
+// @ts-expect-error: fetchOrigins is a list, not one origin
+new AuthSession({ fetchOrigins: "https://api.example.com" });
 // @ts-expect-error: storage is a closed set
 new AuthSession({ storage: "cookie" });
 

@@ -11,6 +11,7 @@
 
 mod auth;
 mod chat;
+mod hosts;
 mod jwt;
 mod sources;
 
@@ -99,6 +100,7 @@ async fn main() {
         )
         .fallback_service(ServeDir::new(args.root.join("www")))
         .layer(cors);
+    let router = hosts::install(router);
     let listener = match tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], args.port))).await {
         Ok(l) => l,
         Err(e) => {
