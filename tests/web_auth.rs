@@ -114,6 +114,8 @@ async fn a_hundred_concurrent_callers_share_one_refresh_request() {
 #[wasm_bindgen_test]
 async fn a_reused_refresh_token_ends_in_signed_out_without_retrying() {
     let email = unique("reuse");
+    // Strict rotation for this user: inside GoTrue's reuse interval the reuse would be answered.
+    control(&email, &[("refresh_token_reuse_interval", 0.into())]).await;
     let s = sign_in(&email, 60).await;
     // Another client rotates the refresh token first.
     let (status, _) = http(

@@ -5,7 +5,7 @@ await init();
 
 const $ = (id) => document.getElementById(id);
 const origin = location.origin; // the dev server speaks GoTrue at /auth/v1
-const apiKey = "demo-anon-key";
+const apiKey = "anon-key"; // the dev server's (`--anon-key`)
 let auth = null;
 let chat = null;
 let lifetime = 1;
