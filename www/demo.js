@@ -56,7 +56,7 @@ $("signin-form").addEventListener("submit", async (ev) => {
   });
   const body = await res.json();
   if (!res.ok) {
-    $("signin-error").textContent = body.msg ?? body.error_description ?? "sign-in failed";
+    $("signin-error").textContent = body.msg ?? body.message ?? "sign-in failed";
     return;
   }
   lifetime = body.expires_in * 1000;
