@@ -53,7 +53,7 @@ async function page() {
   return p;
 }
 async function signIn(email) {
-  const r = await fetch(`${BASE}/auth/v1/token?grant_type=password`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ email, password: "authwire-demo" }) });
+  const r = await fetch(`${BASE}/auth/v1/token?grant_type=password`, { method: "POST", headers: { "content-type": "application/json", apikey: "anon-key" }, body: JSON.stringify({ email, password: "authwire-demo" }) });
   return r.json();
 }
 

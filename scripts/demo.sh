@@ -11,4 +11,4 @@ port="${PORT:-8787}"
 echo
 echo "  authwire demo: open http://127.0.0.1:${port}/   (Ctrl-C stops the server)"
 echo
-exec target/release/authwire-devserver --port "$port" --root . --token-ttl "${TTL:-20}"
+exec "${CARGO_TARGET_DIR:-target}/release/authwire-devserver" --port "$port" --root . --token-ttl "${TTL:-20}"

@@ -3,6 +3,10 @@
 #   native tests (cargo test), a short fuzzing run, browser tests (wasm-bindgen-test in headless
 #   Chromium) against the dev server on 127.0.0.1, the strict TypeScript consumer, the Playwright
 #   journeys, a short soak, and the checks that no log or URL carried a token.
+#   The browser tests and the journeys run twice: against GoTrue's reuse interval (10 s, hosted
+#   Supabase's default, which answers a reused refresh token) and against strict rotation (0: every
+#   reuse revokes the session, where cross-tab races show). The server is switched between runs
+#   (POST /__test/config), so its URL, baked into the browser tests at compile time, stays the same.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -21,22 +25,30 @@ start_dev_server debug
 
 export CHROMEDRIVER="${CHROMEDRIVER:-$(command -v chromedriver)}"
 export WASM_BINDGEN_TEST_TIMEOUT="${WASM_BINDGEN_TEST_TIMEOUT:-120}"
-status=0
-wasm-pack test --headless --chrome --mode no-install || status=$?
-if [ "$status" -ne 0 ]; then
-  echo "== dev server log"; cat "$DEV_SERVER_LOG"
-  exit "$status"
-fi
+for interval in 10 0; do
+  echo "== browser tests, refresh-token reuse interval $interval s"
+  set_reuse_interval "$interval"
+  status=0
+  wasm-pack test --headless --chrome --mode no-install || status=$?
+  if [ "$status" -ne 0 ]; then
+    echo "== dev server log"; cat "$DEV_SERVER_LOG"
+    exit "$status"
+  fi
+done
 
 echo "== TypeScript: a strict consumer of the package's types"
 bash scripts/build.sh --release
 node_modules/.bin/tsc -p tests/ts/tsconfig.json
 echo "tsc --strict: ok"
 
-echo "== end-to-end journeys (playwright-core, Debian's Chromium, the built package and React app)"
-AUTHWIRE_ARTIFACTS="target/e2e-artifacts" node --test --test-concurrency=1 tests/e2e/ || {
-  echo "== dev server log"; tail -50 "$DEV_SERVER_LOG"; exit 1; }
+for interval in 10 0; do
+  echo "== end-to-end journeys (playwright-core, Debian's Chromium, the built package and React app), reuse interval $interval s"
+  set_reuse_interval "$interval"
+  AUTHWIRE_ARTIFACTS="target/e2e-artifacts/reuse-$interval" node --test --test-concurrency=1 tests/e2e/ || {
+    echo "== dev server log"; tail -50 "$DEV_SERVER_LOG"; exit 1; }
+done
 echo "screenshots: target/e2e-artifacts/"
+set_reuse_interval 10
 
 echo "== soak, short version (scripts/soak.sh runs 60 s)"
 node soak/run.mjs --seconds 15

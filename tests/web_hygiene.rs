@@ -123,7 +123,10 @@ async fn no_token_appears_in_console_errors_events_or_snapshots() {
     seen.borrow_mut().push(text(&a.set_session(bad.into()).unwrap_err()));
     seen.borrow_mut().push(text(&chat.send(JsValue::from(7)).unwrap_err()));
     // A reused refresh token: REFRESH_FAILED, SIGNED_OUT, rejected promises.
-    let other = sign_in(&unique("hygiene-reuse"), 60).await;
+    let reuser = unique("hygiene-reuse");
+    // Strict rotation for this user, so the reuse is refused whatever the server's interval.
+    control(&reuser, &[("refresh_token_reuse_interval", 0.into())]).await;
+    let other = sign_in(&reuser, 60).await;
     issued.push(&get(&other, "access_token"));
     issued.push(&get(&other, "refresh_token"));
     http(

@@ -253,6 +253,7 @@ async fn the_password_source_signs_in_then_refreshes_or_signs_in_again() {
     let gotrue = obj(&[
         ("kind", "password".into()),
         ("url", server().into()),
+        ("apiKey", ANON_KEY.into()),
         ("email", email.as_str().into()),
         ("password", "authwire-demo".into()),
     ]);
@@ -265,7 +266,8 @@ async fn the_password_source_signs_in_then_refreshes_or_signs_in_again() {
         "signed in once, then the refresh grant"
     );
     let wrong = AuthSession::new(obj(&[("refresh", with(&gotrue, &[("password", "nope".into())]))])).unwrap();
-    assert_eq!(token(&wrong).await, Err("invalid_grant".to_string()));
+    assert_eq!(token(&wrong).await, Err("invalid_credentials".to_string()));
+    assert_eq!(get(&wrong.get_snapshot(), "lastError"), "invalid_credentials");
     let plain = obj(&[
         ("kind", "password".into()),
         ("url", format!("{}/plain/login", server()).into()),

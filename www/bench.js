@@ -1,11 +1,13 @@
 // Measurements run inside the page; bench/run.mjs drives them and prints the table.
 const origin = location.origin;
+// The dev server's anon key (`--anon-key`): every /auth/v1 request needs it, as on hosted Supabase.
+const apikey = "anon-key";
 const wsOrigin = origin.replace(/^http/, "ws");
 
 async function signIn(email) {
   const res = await fetch(`${origin}/auth/v1/token?grant_type=password`, {
     method: "POST",
-    headers: { "content-type": "application/json" },
+    headers: { "content-type": "application/json", apikey },
     body: JSON.stringify({ email, password: "authwire-demo" }),
   });
   return res.json();
@@ -34,7 +36,7 @@ window.bench = {
     const t0 = performance.now();
     const m = await import("/pkg/authwire.js");
     await m.default();
-    const auth = new m.AuthSession({ session, refresh: { kind: "supabase", url: origin, apiKey: "k" } });
+    const auth = new m.AuthSession({ session, refresh: { kind: "supabase", url: origin, apiKey: apikey } });
     const t = performance.now() - t0;
     auth.free();
     return t;
@@ -43,7 +45,7 @@ window.bench = {
   async startupAuthJs() {
     const t0 = performance.now();
     const m = await import("/bench-anchors/auth-js.js");
-    const client = new m.AuthClient({ url: `${origin}/auth/v1`, autoRefreshToken: false, persistSession: false });
+    const client = new m.AuthClient({ url: `${origin}/auth/v1`, headers: { apikey }, autoRefreshToken: false, persistSession: false });
     await client.initialize();
     return performance.now() - t0;
   },
@@ -53,7 +55,7 @@ window.bench = {
     const m = await import("/pkg/authwire.js");
     await m.default();
     const session = await signIn(`bench-send-${Date.now()}@bench.authwire.dev`);
-    const auth = new m.AuthSession({ session, refresh: { kind: "supabase", url: origin, apiKey: "k" } });
+    const auth = new m.AuthSession({ session, refresh: { kind: "supabase", url: origin, apiKey: apikey } });
     const chat = new m.ChatSocket({ url: `${wsOrigin}/ws/sink`, auth, sessionId: "bench", maxQueued: n + 10 });
     await waitOpen(chat);
     const raw = await openRaw(`${wsOrigin}/ws/sink`);
@@ -104,7 +106,7 @@ window.bench = {
     const m = await import("/pkg/authwire.js");
     const wasm = await m.default();
     const session = await signIn(`bench-mem-${Date.now()}@bench.authwire.dev`);
-    const auth = new m.AuthSession({ session, refresh: { kind: "supabase", url: origin, apiKey: "k" } });
+    const auth = new m.AuthSession({ session, refresh: { kind: "supabase", url: origin, apiKey: apikey } });
     const cycle = async () => {
       const c = new m.ChatSocket({ url: `${wsOrigin}/ws/sink`, auth, sessionId: "mem" });
       await waitOpen(c);
@@ -138,7 +140,7 @@ window.bench = {
     await m.default();
     const session = await signIn(email);
     session.expires_at = Math.floor(Date.now() / 1000) - 1;
-    const auth = new m.AuthSession({ session, refresh: { kind: "supabase", url: origin, apiKey: "k" } });
+    const auth = new m.AuthSession({ session, refresh: { kind: "supabase", url: origin, apiKey: apikey } });
     const t0 = performance.now();
     const calls = [];
     for (let i = 0; i < n; i++) calls.push(auth.accessToken());

@@ -5,7 +5,7 @@ await init();
 
 const $ = (id) => document.getElementById(id);
 const origin = location.origin; // the dev server speaks GoTrue at /auth/v1
-const apiKey = "demo-anon-key";
+const apiKey = "anon-key"; // the dev server's (`--anon-key`)
 let auth = null;
 let chat = null;
 let lifetime = 1;
@@ -56,7 +56,7 @@ $("signin-form").addEventListener("submit", async (ev) => {
   });
   const body = await res.json();
   if (!res.ok) {
-    $("signin-error").textContent = body.msg ?? body.error_description ?? "sign-in failed";
+    $("signin-error").textContent = body.msg ?? body.message ?? "sign-in failed";
     return;
   }
   lifetime = body.expires_in * 1000;

@@ -15,11 +15,11 @@ window.soak = {
   async start({ email, sessionId, intervalMs }) {
     const res = await fetch(`${origin}/auth/v1/token?grant_type=password`, {
       method: "POST",
-      headers: { "content-type": "application/json" },
+      headers: { "content-type": "application/json", apikey: "anon-key" },
       body: JSON.stringify({ email, password: "authwire-demo" }),
     });
     const session = await res.json();
-    auth = new AuthSession({ session, refresh: { kind: "supabase", url: origin, apiKey: "soak" } });
+    auth = new AuthSession({ session, refresh: { kind: "supabase", url: origin, apiKey: "anon-key" } });
     auth.onEvent((e) => events.push(e.type));
     chat = new ChatSocket({
       url: `${origin.replace(/^http/, "ws")}/ws/chat`, auth, sessionId, ack: true, maxQueued: 100000,

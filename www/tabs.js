@@ -4,7 +4,7 @@ await init();
 const $ = (id) => document.getElementById(id);
 const origin = location.origin;
 const auth = new AuthSession({
-  refresh: { kind: "supabase", url: origin, apiKey: "demo-anon-key" },
+  refresh: { kind: "supabase", url: origin, apiKey: "anon-key" },
   storage: "local",
   crossTab: true,
   debug: new URLSearchParams(location.search).has("debug"),
@@ -47,7 +47,7 @@ $("signin-form").addEventListener("submit", async (ev) => {
   ev.preventDefault();
   const res = await fetch(`${origin}/auth/v1/token?grant_type=password`, {
     method: "POST",
-    headers: { "content-type": "application/json", apikey: "demo-anon-key" },
+    headers: { "content-type": "application/json", apikey: "anon-key" },
     body: JSON.stringify({ email: $("email").value, password: $("password").value }),
   });
   if (res.ok) auth.setSession(await res.json());

@@ -177,6 +177,10 @@ impl Failure {
             Failure::Http { status, errors } => match status {
                 429 => (Class::Retry, Code::RateLimited),
                 408 | 500..=599 => (Class::Retry, Code::ServerError),
+                // Wrong email or password (the password source): no session can be had with these.
+                400 if errors.first().is_some_and(|e| e == "invalid_credentials") => {
+                    (Class::Gone, Code::InvalidCredentials)
+                }
                 400 | 401 | 403 if errors.iter().any(|e| GONE_ERRORS.contains(&e.as_str())) => {
                     (Class::Gone, Code::InvalidGrant)
                 }
@@ -1072,6 +1076,34 @@ mod tests {
         assert_eq!(sim.fetches, 1);
         let mut out = vec![];
         assert_eq!(sim.m.want_token(sim.now, &mut out), Answer::Fail(Code::SignedOut));
+    }
+
+    #[test]
+    fn refused_credentials_say_so_and_the_first_code_decides() {
+        let f = |errors: &[&str]| Failure::Http {
+            status: 400,
+            errors: errors.iter().map(|e| e.to_string()).collect(),
+        };
+        assert_eq!(
+            f(&["invalid_credentials"]).classify(),
+            (Class::Gone, Code::InvalidCredentials)
+        );
+        // The header named a refresh-token error; the body's older OAuth word agrees it is over.
+        assert_eq!(
+            f(&["refresh_token_not_found", "invalid_grant"]).classify(),
+            (Class::Gone, Code::InvalidGrant)
+        );
+        assert_eq!(f(&["session_expired"]).classify(), (Class::Gone, Code::InvalidGrant));
+        assert_eq!(
+            f(&["validation_failed"]).classify(),
+            (Class::Final, Code::RefreshRejected)
+        );
+        // The gateway's 401 without a key names nothing.
+        let no_key = Failure::Http {
+            status: 401,
+            errors: vec![],
+        };
+        assert_eq!(no_key.classify(), (Class::Final, Code::RefreshRejected));
     }
 
     #[test]

@@ -21,6 +21,8 @@ pub enum Code {
     RateLimited,
     /// The refresh token is invalid, revoked or already used: the session is over.
     InvalidGrant,
+    /// GoTrue refused the email and password (`invalid_credentials`): signing in cannot succeed.
+    InvalidCredentials,
     /// The token endpoint refused the request for another reason (4xx); not retried.
     RefreshRejected,
     /// The token broker has no token for this user and scope (404).
@@ -74,6 +76,7 @@ impl Code {
             Code::ServerError => "server_error",
             Code::RateLimited => "rate_limited",
             Code::InvalidGrant => "invalid_grant",
+            Code::InvalidCredentials => "invalid_credentials",
             Code::RefreshRejected => "refresh_rejected",
             Code::TokenNotFound => "token_not_found",
             Code::InvalidResponse => "invalid_response",
@@ -107,6 +110,7 @@ impl Code {
             Code::ServerError => "the token endpoint failed (5xx)",
             Code::RateLimited => "the token endpoint is rate limiting (429)",
             Code::InvalidGrant => "the refresh token is invalid, revoked or already used",
+            Code::InvalidCredentials => "the email and password were refused",
             Code::RefreshRejected => "the token endpoint refused the refresh",
             Code::TokenNotFound => "the token broker has no token for this user and scope",
             Code::InvalidResponse => "the token endpoint answered with something that is not a session",
@@ -150,6 +154,7 @@ mod tests {
             Code::ServerError,
             Code::RateLimited,
             Code::InvalidGrant,
+            Code::InvalidCredentials,
             Code::RefreshRejected,
             Code::TokenNotFound,
             Code::InvalidResponse,

@@ -520,9 +520,17 @@ fn read_source<O: Obj>(s: &Reader<O>, allow_insecure: bool) -> Result<SourceSpec
         },
         "password" => {
             let plain = s.choice("endpoint", &["gotrue", "plain"])? == Some("plain");
+            let url = url(s)?;
+            // GoTrue behind Supabase's gateway refuses every request without the anon key; a
+            // plain login URL may need none.
+            let api_key = if plain {
+                s.opt_string("apiKey")?.unwrap_or_default()
+            } else {
+                s.string("apiKey")?
+            };
             SourceSpec::Password {
-                url: url(s)?,
-                api_key: Secret::new(s.opt_string("apiKey")?.unwrap_or_default()),
+                url,
+                api_key: Secret::new(api_key),
                 email: s.string("email")?,
                 password: Secret::new(s.string("password")?),
                 plain,
@@ -989,6 +997,7 @@ mod tests {
         let password = o(&[
             ("kind", s("password")),
             ("url", s("https://x.supabase.co")),
+            ("apiKey", s("anon-key-SECRET")),
             ("email", s("a@b.c")),
             ("password", s("hunter2-SECRET")),
         ]);
@@ -1070,6 +1079,19 @@ mod tests {
         );
         let e = auth(&o(&[("refresh", with(&supabase(), "apiKey", V::Raw(Raw::Missing)))])).unwrap_err();
         assert_eq!(e.field, "refresh.apiKey");
+        // The password source: GoTrue (the default endpoint) needs the anon key, a plain URL not.
+        let password = o(&[
+            ("kind", s("password")),
+            ("url", s("https://x.supabase.co")),
+            ("email", s("a@b.c")),
+            ("password", s("p")),
+        ]);
+        for gotrue in [password.clone(), with(&password, "endpoint", s("gotrue"))] {
+            let e = auth(&o(&[("refresh", gotrue)])).unwrap_err();
+            assert_eq!((e.code, e.field.as_str()), (Code::InvalidOptions, "refresh.apiKey"));
+        }
+        let plain = auth(&o(&[("refresh", with(&password, "endpoint", s("plain")))])).unwrap();
+        assert!(matches!(plain.source, Some(SourceSpec::Password { plain: true, .. })));
         let hs = with(&chat_base(), "protocol", s("auth-handshake"));
         let c = chat(&hs).unwrap();
         assert!(c.handshake && c.config.auth_type == AuthType::BearerToken);
@@ -1180,6 +1202,7 @@ mod tests {
         let gotrue = o(&[
             ("kind", s("password")),
             ("url", s("http://127.0.0.1:8787")),
+            ("apiKey", s("k")),
             ("email", s("a@b.c")),
             ("password", s("p")),
         ]);

@@ -31,7 +31,21 @@ pub struct HttpCall {
     pub bearer: Option<Secret>,
     /// A JSON object of string fields, when the request has a body.
     pub body: Option<Vec<(&'static str, Secret)>>,
+    /// Further headers, sent as they are.
+    pub headers: &'static [(&'static str, &'static str)],
 }
+
+/// The headers of every request to GoTrue. Like auth-js, the SDK asks for API version
+/// `2024-01-01`: errors then come as `{ code: "<error code>", message }` and the answer echoes the
+/// version. Either way GoTrue names the error in the `x-sb-error-code` header, read first.
+pub const GOTRUE_HEADERS: &[(&str, &str)] = &[(API_VERSION_HEADER, API_VERSION)];
+
+/// The request header selecting GoTrue's error shape.
+pub const API_VERSION_HEADER: &str = "X-Supabase-Api-Version";
+/// The API version asked for.
+pub const API_VERSION: &str = "2024-01-01";
+/// The response header in which GoTrue names the error (the shell reads exactly this one).
+pub const ERROR_CODE_HEADER: &str = "x-sb-error-code";
 
 /// What the shell performs next for a refresh attempt.
 #[derive(Debug, Clone, PartialEq)]
@@ -68,14 +82,19 @@ pub struct Answer {
     pub token_type: Raw,
     /// `user.id`.
     pub user_id: Raw,
-    /// `error_code`, `code`, `error`: GoTrue has used each over its versions.
-    pub errors: Vec<String>,
+    /// The body's [`ERROR_FIELDS`], in that order (missing ones may be left out at the end).
+    pub error_fields: Vec<Raw>,
+    /// The `x-sb-error-code` response header, when present.
+    pub error_header: Option<String>,
 }
 
 /// The status a callback's value is read with (it answered: a 2xx).
 pub const CALLBACK_STATUS: u16 = 200;
 
-/// The body fields an [`Answer`] is read from (the shell reads exactly these).
+/// The body fields an error is read from (the shell reads exactly these, in this order). GoTrue has
+/// used each over its versions: `{ code: <HTTP status>, error_code, msg }` without an API version,
+/// `{ code: "<error code>", message }` from `2024-01-01`, and the OAuth `{ error, error_description }`.
+/// Only string values name an error (the initial shape's numeric `code` is the status).
 pub const ERROR_FIELDS: [&str; 3] = ["error_code", "code", "error"];
 
 /// The next thing to do after an answer.
@@ -87,11 +106,29 @@ pub enum Next {
     Then(Step),
 }
 
+/// The error codes of an error answer, most authoritative first: the `x-sb-error-code` header,
+/// then the body's (either of GoTrue's shapes, or the OAuth one), without repeats.
+pub fn error_codes(answer: &Answer) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let body = answer.error_fields.iter().filter_map(|r| match r {
+        Raw::Str(s) => Some(s),
+        _ => None,
+    });
+    for e in answer.error_header.iter().chain(body) {
+        let e = e.trim();
+        if !e.is_empty() && !out.iter().any(|o| o == e) {
+            out.push(e.to_owned());
+        }
+    }
+    out
+}
+
 fn call(
     method: &'static str,
     url: String,
     api_key: Option<&Secret>,
     body: Option<Vec<(&'static str, Secret)>>,
+    headers: &'static [(&'static str, &'static str)],
 ) -> Step {
     Step::Http(HttpCall {
         method,
@@ -99,6 +136,7 @@ fn call(
         api_key: api_key.filter(|k| !k.expose().is_empty()).cloned(),
         bearer: None,
         body,
+        headers,
     })
 }
 
@@ -108,6 +146,7 @@ fn refresh_grant(url: &str, api_key: &Secret, rt: &Secret) -> Step {
         format!("{url}/auth/v1/token?grant_type=refresh_token"),
         Some(api_key),
         Some(vec![("refresh_token", rt.clone())]),
+        GOTRUE_HEADERS,
     )
 }
 
@@ -143,6 +182,7 @@ pub fn first_step(spec: &SourceSpec, present: Option<&Secret>) -> Result<Step, F
                     ("email", Secret::new(email.clone())),
                     ("password", password.clone()),
                 ]),
+                GOTRUE_HEADERS,
             ),
             (true, _) => call(
                 "POST",
@@ -152,9 +192,12 @@ pub fn first_step(spec: &SourceSpec, present: Option<&Secret>) -> Result<Step, F
                     ("email", Secret::new(email.clone())),
                     ("password", password.clone()),
                 ]),
+                &[],
             ),
         },
-        SourceSpec::Broker { url, scope, user_id } => call("GET", broker_url(url, scope, user_id, false), None, None),
+        SourceSpec::Broker { url, scope, user_id } => {
+            call("GET", broker_url(url, scope, user_id, false), None, None, &[])
+        }
         SourceSpec::Callback => Step::Callback(present.cloned()),
     })
 }
@@ -170,7 +213,7 @@ pub fn answered(spec: &SourceSpec, step: u32, answer: &Answer, current: Option<&
     if !(200..300).contains(&answer.status) {
         return Next::Done(Err(Failure::Http {
             status: answer.status,
-            errors: answer.errors.clone(),
+            errors: error_codes(answer),
         }));
     }
     let session = normalise(answer);
@@ -178,7 +221,7 @@ pub fn answered(spec: &SourceSpec, step: u32, answer: &Answer, current: Option<&
         // The broker handed back the token held now: ask it to refresh.
         let same = matches!((&session.access_token, current), (Raw::Str(t), Some(c)) if t == c.expose());
         if same {
-            return Next::Then(call("POST", broker_url(url, scope, user_id, true), None, None));
+            return Next::Then(call("POST", broker_url(url, scope, user_id, true), None, None, &[]));
         }
     }
     Next::Done(Ok(session))
@@ -355,6 +398,7 @@ pub fn logout_call(spec: &SourceSpec, access: &Secret) -> Option<HttpCall> {
         url: format!("{url}/auth/v1/logout"),
         api_key: Some(api_key.clone()).filter(|k| !k.expose().is_empty()),
         bearer: Some(access.clone()),
+        headers: GOTRUE_HEADERS,
         body: None,
     })
 }
@@ -370,6 +414,7 @@ pub fn health_call(spec: &SourceSpec) -> Option<HttpCall> {
         api_key: None,
         bearer: None,
         body: None,
+        headers: &[],
     })
 }
 
@@ -545,11 +590,81 @@ mod tests {
         }
     }
 
+    fn failed(status: u16, header: Option<&str>, fields: Vec<Raw>) -> Vec<String> {
+        let a = Answer {
+            status,
+            error_header: header.map(String::from),
+            error_fields: fields,
+            ..Default::default()
+        };
+        match answered(&supabase(), 0, &a, None) {
+            Next::Done(Err(Failure::Http { errors, .. })) => errors,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn str(s: &str) -> Raw {
+        Raw::Str(s.into())
+    }
+
+    #[test]
+    fn gotrue_error_bodies_of_both_api_versions_and_the_oauth_shape_name_the_error() {
+        // Initial API version: { code: 400, error_code, msg }: the numeric code is the status.
+        assert_eq!(
+            failed(400, None, vec![str("invalid_credentials"), Raw::Num(400.0)]),
+            ["invalid_credentials"]
+        );
+        // 2024-01-01: { code: "...", message }.
+        assert_eq!(
+            failed(400, None, vec![Raw::Missing, str("refresh_token_already_used")]),
+            ["refresh_token_already_used"]
+        );
+        // OAuth: { error, error_description }.
+        assert_eq!(
+            failed(400, None, vec![Raw::Missing, Raw::Missing, str("invalid_grant")]),
+            ["invalid_grant"]
+        );
+        // A gateway's { message, hint }: nothing named.
+        assert!(failed(401, None, vec![]).is_empty());
+    }
+
+    #[test]
+    fn the_error_code_header_is_read_first() {
+        assert_eq!(
+            failed(400, Some("refresh_token_not_found"), vec![str("invalid_grant")]),
+            ["refresh_token_not_found", "invalid_grant"]
+        );
+        // Header and body agree: once.
+        assert_eq!(
+            failed(
+                400,
+                Some("invalid_credentials"),
+                vec![Raw::Missing, str("invalid_credentials")]
+            ),
+            ["invalid_credentials"]
+        );
+        // An empty header is no header.
+        assert_eq!(failed(400, Some(" "), vec![str("bad_jwt")]), ["bad_jwt"]);
+    }
+
+    #[test]
+    fn gotrue_requests_ask_for_api_version_2024_01_01_and_others_do_not() {
+        let Step::Http(c) = first_step(&supabase(), Some(&secret("rt"))).unwrap() else {
+            panic!()
+        };
+        assert_eq!(c.headers, &[("X-Supabase-Api-Version", "2024-01-01")]);
+        assert_eq!(logout_call(&supabase(), &secret("at")).unwrap().headers, GOTRUE_HEADERS);
+        let Step::Http(c) = first_step(&broker(), None).unwrap() else {
+            panic!()
+        };
+        assert!(c.headers.is_empty());
+    }
+
     #[test]
     fn failures_keep_every_error_string_and_callbacks_say_when_the_session_is_over() {
         let a = Answer {
             status: 400,
-            errors: vec!["refresh_token_already_used".into()],
+            error_fields: vec![Raw::Str("refresh_token_already_used".into())],
             ..Default::default()
         };
         assert_eq!(

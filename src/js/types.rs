@@ -19,8 +19,10 @@ export interface SessionInput {
 /** Where new tokens come from. */
 export type RefreshSource =
   | { kind: "supabase"; url: string | URL; apiKey: string }
-  /** GoTrue's password grant then its refresh grant; or, with endpoint "plain", a login URL answering `{ token | access_token, expires_in | expires_at }`. */
-  | { kind: "password"; url: string; email: string; password: string; apiKey?: string; endpoint?: "gotrue" | "plain" }
+  /** GoTrue's password grant then its refresh grant (the anon key is required: Supabase's gateway refuses requests without it). */
+  | { kind: "password"; url: string | URL; email: string; password: string; apiKey: string; endpoint?: "gotrue" }
+  /** A plain login URL answering `{ token | access_token, expires_in | expires_at }`, signed in to again for every token. */
+  | { kind: "password"; url: string | URL; email: string; password: string; apiKey?: string; endpoint: "plain" }
   /** `GET {url}/api/tokens/{scope}?user_id=` answering `{ token, expires_on, scope, refresh_count }`; `POST {url}/api/tokens/refresh/{scope}` to force one. */
   | { kind: "broker"; url: string | URL; scope: string; userId: string }
   | { kind: "callback"; fn: (refreshToken?: string) => Promise<SessionInput | string | null> | SessionInput | string | null };
@@ -53,7 +55,7 @@ export type AuthStatus = "signed_out" | "signed_in" | "refreshing" | "expired";
 
 export type AuthErrorCode =
   | "invalid_session" | "invalid_options" | "session_expired" | "signed_out" | "no_refresh_source"
-  | "network_error" | "server_error" | "rate_limited" | "invalid_grant" | "refresh_rejected" | "token_not_found"
+  | "network_error" | "server_error" | "rate_limited" | "invalid_grant" | "invalid_credentials" | "refresh_rejected" | "token_not_found"
   | "invalid_response" | "callback_failed" | "freed" | "insecure_url" | "invalid_url" | "origin_not_allowed" | "refresh_timeout" | "lock_timeout" | "invalid_argument";
 
 /** What `getSnapshot()` returns: the same frozen object until something changes. */

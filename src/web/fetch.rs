@@ -56,7 +56,7 @@ fn raw_value(r: &Raw) -> JsValue {
 }
 
 /// Reads a JS answer into the fields the core understands.
-fn read_answer(status: u16, v: &JsValue) -> Answer {
+fn read_answer(status: u16, v: &JsValue, error_header: Option<String>) -> Answer {
     if let Some(jwt) = v.as_string() {
         return Answer {
             status,
@@ -77,7 +77,8 @@ fn read_answer(status: u16, v: &JsValue) -> Answer {
         expires_on: field("expires_on"),
         token_type: field("token_type"),
         user_id: raw(&get(&get(v, "user"), "id")),
-        errors: ERROR_FIELDS.iter().filter_map(|k| get(v, k).as_string()).collect(),
+        error_fields: ERROR_FIELDS.iter().map(|k| raw(&get(v, k))).collect(),
+        error_header,
     }
 }
 
@@ -137,11 +138,12 @@ impl Source {
         // guard against a plan that never ends, not a rule.
         for n in 0..4 {
             let sent_at = now_ms();
-            let (status, value) = match step {
+            let (status, value, error_header) = match step {
                 Step::Http(call) => perform(&call, signal.clone()).await?,
-                Step::Callback(rt) => (source::CALLBACK_STATUS, self.call_back(rt).await?),
+                Step::Callback(rt) => (source::CALLBACK_STATUS, self.call_back(rt).await?, None),
             };
-            match source::answered(&self.spec, n, &read_answer(status, &value), current.as_ref()) {
+            let answer = read_answer(status, &value, error_header);
+            match source::answered(&self.spec, n, &answer, current.as_ref()) {
                 Next::Done(Ok(normalised)) => return accept(&normalised, &value, sent_at),
                 Next::Done(Err(failure)) => return Err(failure),
                 Next::Then(next) => step = next,
@@ -164,7 +166,7 @@ impl Source {
         let answer = perform(&call, None)
             .await
             .ok()
-            .map(|(s, json)| (s, raw(&get(&json, "status"))));
+            .map(|(s, json, _)| (s, raw(&get(&json, "status"))));
         Some(source::healthy(answer.as_ref().map(|(s, r)| (*s, r))))
     }
 
@@ -176,9 +178,9 @@ impl Source {
     }
 }
 
-/// Performs one planned request; returns the status and the parsed JSON body (`undefined` when it
-/// is not JSON).
-pub async fn perform(call: &HttpCall, signal: Option<AbortSignal>) -> Result<(u16, JsValue), Failure> {
+/// Performs one planned request; returns the status, the parsed JSON body (`undefined` when it is
+/// not JSON) and the `x-sb-error-code` header (readable cross-origin only when the server exposes it).
+pub async fn perform(call: &HttpCall, signal: Option<AbortSignal>) -> Result<(u16, JsValue, Option<String>), Failure> {
     let init = RequestInit::new();
     init.set_method(call.method);
     let headers = Headers::new().map_err(|_| Failure::Network)?;
@@ -186,6 +188,9 @@ pub async fn perform(call: &HttpCall, signal: Option<AbortSignal>) -> Result<(u1
         let _ = headers.set("apikey", k.expose());
     }
     let _ = headers.set("X-Client-Info", concat!("authwire/", env!("CARGO_PKG_VERSION")));
+    for (k, v) in call.headers {
+        let _ = headers.set(k, v);
+    }
     if let Some(fields) = &call.body {
         let o = Object::new();
         for (k, v) in fields {
@@ -206,6 +211,7 @@ pub async fn perform(call: &HttpCall, signal: Option<AbortSignal>) -> Result<(u1
         .map_err(|_| Failure::Network)?
         .unchecked_into();
     let status = resp.status();
+    let error_header = resp.headers().get(source::ERROR_CODE_HEADER).ok().flatten();
     let text = match resp.text() {
         Ok(p) => JsFuture::from(p).await.map_err(|_| Failure::Network)?,
         Err(_) => return Err(Failure::Network),
@@ -214,5 +220,5 @@ pub async fn perform(call: &HttpCall, signal: Option<AbortSignal>) -> Result<(u1
         .as_string()
         .and_then(|t| JSON::parse(&t).ok())
         .unwrap_or(JsValue::UNDEFINED);
-    Ok((status, json))
+    Ok((status, json, error_header))
 }

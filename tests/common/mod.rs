@@ -29,15 +29,19 @@ pub fn obj(pairs: &[(&str, JsValue)]) -> JsValue {
     o.into()
 }
 
+/// The anon key the dev server accepts on `/auth/v1/*` (its `--anon-key` default).
+pub const ANON_KEY: &str = "anon-key";
+
 pub async fn http(method: &str, path: &str, body: Option<JsValue>) -> (u16, JsValue) {
     let init = web_sys::RequestInit::new();
     init.set_method(method);
+    let h = web_sys::Headers::new().unwrap();
+    h.set("apikey", ANON_KEY).unwrap();
     if let Some(b) = body {
         init.set_body(&JSON::stringify(&b).unwrap().into());
-        let h = web_sys::Headers::new().unwrap();
         h.set("content-type", "application/json").unwrap();
-        init.set_headers(&h);
     }
+    init.set_headers(&h);
     let window = web_sys::window().unwrap();
     let resp: web_sys::Response = JsFuture::from(window.fetch_with_str_and_init(&format!("{}{path}", server()), &init))
         .await
@@ -80,7 +84,7 @@ pub fn supabase_source() -> JsValue {
     obj(&[
         ("kind", "supabase".into()),
         ("url", server().into()),
-        ("apiKey", "anon-key".into()),
+        ("apiKey", ANON_KEY.into()),
     ])
 }
 

@@ -11,6 +11,9 @@ const bare = new AuthSession({ session: "a.b.c", refresh: { kind: "callback", fn
 const tabs = new AuthSession({ refresh: { kind: "broker", url: "https://b", scope: "chat", userId: "u" }, storage: "local", storageKey: "supabase", crossTab: true });
 const health: "ok" | "unhealthy" | null = tabs.getSnapshot().sourceHealth;
 const res: Response = await tabs.fetch("https://api.example.com/me", { method: "POST", body: "{}" });
+new AuthSession({ refresh: { kind: "password", url: "https://x.supabase.co", apiKey: "anon", email: "a@b", password: "p" } });
+new AuthSession({ refresh: { kind: "password", url: "https://x/login", endpoint: "plain", email: "a@b", password: "p" } });
+// @ts-expect-error: GoTrue's password grant needs apiKey
 new AuthSession({ refresh: { kind: "password", url: "https://x.supabase.co", email: "a@b", password: "p" } });
 new AuthSession({ fetchOrigins: ["https://api.example.com", "https://*.example.com", "http://127.0.0.1:8080"] });
 const origins: readonly string[] = ["https://api.example.com"];
@@ -26,6 +29,7 @@ const status: "signed_out" | "signed_in" | "refreshing" | "expired" = snap.statu
 const expiresAt: number | null = snap.expiresAt;
 const off: () => void = auth.onEvent((e: AuthEvent) => {
   if (e.type === "REFRESH_FAILED" && e.code === "invalid_grant") console.log(e.willRetry);
+  if (e.type === "REFRESH_FAILED" && e.code === "invalid_credentials") console.log("wrong password");
 });
 off();
 auth.subscribe(() => void auth.getSnapshot())();

@@ -5,7 +5,7 @@ import { useAuthSession, useChatSocket } from "authwire/react";
 const origin = window.location.origin;
 // The official client, against the dev server's GoTrue-compatible routes. authwire follows it:
 // supabase-js signs in and refreshes, authwire schedules and stamps.
-const supabase = createClient(origin, "demo-anon-key", {
+const supabase = createClient(origin, "anon-key", {
   auth: { persistSession: false, autoRefreshToken: false, detectSessionInUrl: false },
 });
 

@@ -16,8 +16,11 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
-use crate::auth::Shared;
+use std::sync::Arc;
+
 use crate::jwt::Invalid;
+use crate::tokens::Tokens;
+use crate::util::{chance, now_s, Rng};
 
 /// What the server saw for one chat session id.
 #[derive(Debug, Default, Clone, serde::Serialize)]
@@ -62,7 +65,7 @@ struct Faults {
     reject_probability: f64,
     reply_delay_max_ms: u64,
     /// Seeded source for the random faults and delays, so a soak can replay them.
-    rng: Option<crate::auth::Rng>,
+    rng: Option<Rng>,
 }
 
 /// Chat state shared by all connections.
@@ -90,7 +93,7 @@ impl ChatState {
         let mut m = self.faults.lock().unwrap_or_else(|p| p.into_inner());
         match m.get_mut(sid).and_then(|f| f.rng.as_mut()) {
             Some(rng) => rng.next_f64(),
-            None => crate::auth::chance(),
+            None => chance(),
         }
     }
     fn update_faults(&self, sid: &str, f: impl FnOnce(&mut Faults)) {
@@ -118,9 +121,14 @@ pub struct ChatQuery {
 }
 
 /// `GET /ws/chat`: token-per-message.
-pub async fn ws_chat(State(app): State<Shared>, Query(q): Query<ChatQuery>, ws: WebSocketUpgrade) -> Response {
+pub async fn ws_chat(
+    State(tokens): State<Arc<Tokens>>,
+    State(chat): State<Arc<ChatState>>,
+    Query(q): Query<ChatQuery>,
+    ws: WebSocketUpgrade,
+) -> Response {
     let field = q.token_field.unwrap_or_else(|| "auth_token".into());
-    ws.on_upgrade(move |socket| run(app, socket, Mode::PerMessage { field }))
+    ws.on_upgrade(move |socket| run(tokens, chat, socket, Mode::PerMessage { field }))
 }
 
 /// `GET /ws/sink`: reads and drops every frame (the bench measures the sender, not the server).
@@ -129,8 +137,12 @@ pub async fn ws_sink(ws: WebSocketUpgrade) -> Response {
 }
 
 /// `GET /bedrock-chat/ws`: auth-handshake.
-pub async fn ws_bedrock(State(app): State<Shared>, ws: WebSocketUpgrade) -> Response {
-    ws.on_upgrade(move |socket| run(app, socket, Mode::Handshake))
+pub async fn ws_bedrock(
+    State(tokens): State<Arc<Tokens>>,
+    State(chat): State<Arc<ChatState>>,
+    ws: WebSocketUpgrade,
+) -> Response {
+    ws.on_upgrade(move |socket| run(tokens, chat, socket, Mode::Handshake))
 }
 
 enum Mode {
@@ -154,7 +166,7 @@ struct Authed {
     token_exp: Option<u64>,
 }
 
-async fn run(app: Shared, socket: WebSocket, mode: Mode) {
+async fn run(app: Arc<Tokens>, chat: Arc<ChatState>, socket: WebSocket, mode: Mode) {
     let (mut sink, mut stream) = socket.split();
     let (tx, mut rx) = mpsc::unbounded_channel::<Out>();
     let writer = tokio::spawn(async move {
@@ -176,7 +188,7 @@ async fn run(app: Shared, socket: WebSocket, mode: Mode) {
             }
         }
     });
-    let chat = &app.chat;
+    let chat = &*chat;
     let mut conn_frames: u64 = 0;
     let mut seen_sessions: HashSet<String> = HashSet::new();
     let mut authed: Option<Authed> = None;
@@ -234,7 +246,7 @@ async fn run(app: Shared, socket: WebSocket, mode: Mode) {
                         reject("token_expired");
                         false
                     }
-                    Err(Invalid::Bad) => {
+                    Err(Invalid::Bad | Invalid::Revoked) => {
                         chat.stat(&sid, |s| s.bad_tokens += 1);
                         reject("invalid_token");
                         false
@@ -263,7 +275,7 @@ async fn run(app: Shared, socket: WebSocket, mode: Mode) {
                     reject("auth_required");
                     false
                 }
-                Some(a) if a.token_exp.is_some_and(|e| crate::auth::now_s() >= e) => {
+                Some(a) if a.token_exp.is_some_and(|e| now_s() >= e) => {
                     chat.stat(&sid, |s| s.stale_tokens += 1);
                     println!("[chat] session={sid}: STALE handshake token");
                     reject("token_expired");
@@ -342,7 +354,7 @@ fn s<'a>(v: &'a Value, k: &str) -> Option<&'a str> {
     v.get(k).and_then(Value::as_str).filter(|s| !s.is_empty())
 }
 
-fn check_handshake(app: &Shared, f: &Value) -> Result<Authed, &'static str> {
+fn check_handshake(app: &Tokens, f: &Value) -> Result<Authed, &'static str> {
     let auth_type = s(f, "auth_type").ok_or("auth_type is missing")?;
     let mut token_exp = None;
     match auth_type {
@@ -404,8 +416,8 @@ pub struct SessionQuery {
 }
 
 /// `GET /__test/chat?session_id=`: what the server saw.
-pub async fn stats(State(app): State<Shared>, Query(q): Query<SessionQuery>) -> Response {
-    let m = app.chat.stats.lock().unwrap_or_else(|p| p.into_inner());
+pub async fn stats(State(chat): State<Arc<ChatState>>, Query(q): Query<SessionQuery>) -> Response {
+    let m = chat.stats.lock().unwrap_or_else(|p| p.into_inner());
     Json(m.get(&q.session_id).cloned().unwrap_or_default()).into_response()
 }
 
@@ -423,8 +435,8 @@ pub struct ChatControl {
 
 /// `POST /__test/chat-control {session_id, drop_after_frames?, reject_next_token?, reply_delay_ms?,
 /// drop_probability?, reject_probability?, reply_delay_max_ms?, fault_seed?}`
-pub async fn control(State(app): State<Shared>, Json(c): Json<ChatControl>) -> Response {
-    app.chat.update_faults(&c.session_id, |f| {
+pub async fn control(State(chat): State<Arc<ChatState>>, Json(c): Json<ChatControl>) -> Response {
+    chat.update_faults(&c.session_id, |f| {
         if c.drop_after_frames.is_some() {
             f.drop_after_frames = c.drop_after_frames;
         }
@@ -444,7 +456,7 @@ pub async fn control(State(app): State<Shared>, Json(c): Json<ChatControl>) -> R
             f.reply_delay_max_ms = d;
         }
         if let Some(seed) = c.fault_seed {
-            f.rng = Some(crate::auth::Rng::new(seed));
+            f.rng = Some(Rng::new(seed));
         }
     });
     StatusCode::NO_CONTENT.into_response()

@@ -35,6 +35,8 @@ pub enum Invalid {
     Bad,
     /// Signed by us, but `exp` has passed.
     Expired,
+    /// Signed by us and unexpired, but its session was signed out or revoked.
+    Revoked,
 }
 
 /// Verifies signature and expiry (`now` in seconds); returns the claims.

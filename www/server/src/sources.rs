@@ -12,7 +12,10 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::auth::{bearer, Shared};
+use std::sync::Arc;
+
+use crate::tokens::Tokens;
+use crate::util::{bearer, now_s};
 
 /// Broker and echo state.
 #[derive(Default)]
@@ -28,7 +31,7 @@ pub struct UserQuery {
     user_id: Option<String>,
 }
 
-fn broker_answer(app: &Shared, user: &str, scope: &str, force: bool) -> Response {
+fn broker_answer(app: &Tokens, sources: &SourceState, user: &str, scope: &str, force: bool) -> Response {
     if user.is_empty() || user.starts_with("unknown") {
         return (
             StatusCode::NOT_FOUND,
@@ -36,9 +39,9 @@ fn broker_answer(app: &Shared, user: &str, scope: &str, force: bool) -> Response
         )
             .into_response();
     }
-    let now = crate::auth::now_s();
+    let now = now_s();
     let key = (user.to_owned(), scope.to_owned());
-    let mut map = app.sources.broker.lock().unwrap_or_else(|p| p.into_inner());
+    let mut map = sources.broker.lock().unwrap_or_else(|p| p.into_inner());
     let entry = map.get(&key).cloned();
     let (token, exp, count) = match entry {
         Some((t, exp, n)) if !force && exp > now + 1 => (t, exp, n),
@@ -55,21 +58,27 @@ fn broker_answer(app: &Shared, user: &str, scope: &str, force: bool) -> Response
 }
 
 /// `GET /api/tokens/{scope}?user_id=`
-pub async fn broker_get(State(app): State<Shared>, Path(scope): Path<String>, Query(q): Query<UserQuery>) -> Response {
+pub async fn broker_get(
+    State(app): State<Arc<Tokens>>,
+    State(sources): State<Arc<SourceState>>,
+    Path(scope): Path<String>,
+    Query(q): Query<UserQuery>,
+) -> Response {
     let user = q.user_id.unwrap_or_default();
     app.count(&user, |c| c.broker_gets += 1);
-    broker_answer(&app, &user, &scope, false)
+    broker_answer(&app, &sources, &user, &scope, false)
 }
 
 /// `POST /api/tokens/refresh/{scope}?user_id=`
 pub async fn broker_refresh(
-    State(app): State<Shared>,
+    State(app): State<Arc<Tokens>>,
+    State(sources): State<Arc<SourceState>>,
     Path(scope): Path<String>,
     Query(q): Query<UserQuery>,
 ) -> Response {
     let user = q.user_id.unwrap_or_default();
     app.count(&user, |c| c.broker_refreshes += 1);
-    broker_answer(&app, &user, &scope, true)
+    broker_answer(&app, &sources, &user, &scope, true)
 }
 
 /// `GET /api/tokens/health`
@@ -78,7 +87,7 @@ pub async fn broker_health() -> Response {
 }
 
 /// `POST /plain/login {email, password}` answering `{ token, expires_in }` (no refresh token).
-pub async fn plain_login(State(app): State<Shared>, body: Bytes) -> Response {
+pub async fn plain_login(State(app): State<Arc<Tokens>>, body: Bytes) -> Response {
     let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let email = v["email"].as_str().unwrap_or_default().to_lowercase();
     if email.is_empty() || v["password"].as_str() != Some(app.password()) {
@@ -96,7 +105,13 @@ pub struct EchoQuery {
 
 /// `GET|POST /api/echo[?reject_first=KEY]`: 401 without a valid bearer token (and to the first
 /// request with KEY); else who the token is for, the CSRF header seen, and the body's length.
-pub async fn echo(State(app): State<Shared>, Query(q): Query<EchoQuery>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn echo(
+    State(app): State<Arc<Tokens>>,
+    State(sources): State<Arc<SourceState>>,
+    Query(q): Query<EchoQuery>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let claims = bearer(&headers).and_then(|t| app.verify(t).ok());
     let email = claims
         .as_ref()
@@ -106,7 +121,7 @@ pub async fn echo(State(app): State<Shared>, Query(q): Query<EchoQuery>, headers
     app.count(&email, |c| c.echo_requests += 1);
     let first = q
         .reject_first
-        .is_some_and(|k| app.sources.rejected.lock().unwrap_or_else(|p| p.into_inner()).insert(k));
+        .is_some_and(|k| sources.rejected.lock().unwrap_or_else(|p| p.into_inner()).insert(k));
     if claims.is_none() || first {
         app.count(&email, |c| c.echo_unauthorized += 1);
         return (StatusCode::UNAUTHORIZED, Json(json!({"error": "invalid_token"}))).into_response();
