@@ -29,12 +29,12 @@ pub enum Field<O> {
 }
 
 impl<O> Field<O> {
-    /// What a refused field is, for messages: `object`, `array` or the value's type.
-    fn type_name(&self) -> &'static str {
+    /// As a plain value: an object reads as `Raw::Other("object")`, an array as `"array"`.
+    fn value(self) -> Raw {
         match self {
-            Field::Object(_) | Field::Threw => "object",
-            Field::List(_) => "array",
-            Field::Value(r) => r.type_name(),
+            Field::Object(_) | Field::Threw => Raw::Other("object"),
+            Field::List(_) => Raw::Other("array"),
+            Field::Value(r) => r,
         }
     }
 }
@@ -277,12 +277,7 @@ impl<O: Obj> Reader<O> {
 
     /// The field as a plain value (an object reads as `Raw::Other("object")`).
     fn raw(&self, key: &str) -> Result<Raw, OptionError> {
-        Ok(match self.get(key)? {
-            Field::Object(_) => Raw::Other("object"),
-            Field::List(_) => Raw::Other("array"),
-            Field::Value(r) => r,
-            Field::Threw => Raw::Other("object"), // not reached: `get` reports it
-        })
+        Ok(self.get(key)?.value())
     }
 
     fn bool(&self, key: &str) -> Result<bool, OptionError> {
@@ -362,7 +357,7 @@ impl<O: Obj> Reader<O> {
                 path: self.field_name(key),
             })),
             Field::Value(Raw::Missing | Raw::Null) => Ok(None),
-            other => Err(self.invalid(key, &format!("must be {want}, got {}", other.type_name()))),
+            other => Err(self.invalid(key, &format!("must be {want}, got {}", other.value().type_name()))),
         }
     }
 
@@ -376,7 +371,7 @@ impl<O: Obj> Reader<O> {
             other => {
                 return Err(self.invalid(
                     key,
-                    &format!("must be an array of origin strings, got {}", other.type_name()),
+                    &format!("must be an array of origin strings, got {}", other.value().type_name()),
                 ))
             }
         };
@@ -421,7 +416,7 @@ fn root<O: Obj>(options: Field<O>, allow_absent: bool, want: &str) -> Result<Rea
         other => Err(err(
             Code::InvalidOptions,
             "",
-            format!("options must be {want}, got {}", other.type_name()),
+            format!("options must be {want}, got {}", other.value().type_name()),
         )),
     }
 }
@@ -639,7 +634,7 @@ impl ChatOptions {
             other => {
                 return Err(r.invalid(
                     "reconnect",
-                    &format!("must be {RECONNECT_SHAPE}, got {}", other.type_name()),
+                    &format!("must be {RECONNECT_SHAPE}, got {}", other.value().type_name()),
                 ))
             }
         }

@@ -102,7 +102,7 @@ pub fn entry(text: &str, allow_insecure: bool) -> Result<Entry, EntryError> {
         match b {
             b'\\' => return bad("has a backslash"),
             b'@' => return bad("has userinfo (@)"),
-            0..=b' ' | 0x7f.. => return bad("must be ASCII, no spaces or controls (no internationalised names)"),
+            0..=b' ' | 0x7f.. => return bad("must be ASCII with no spaces or controls"),
             _ => {}
         }
     }
@@ -202,7 +202,10 @@ impl FetchPolicy {
         if !matches!(p.scheme, "http" | "https") || p.credentials {
             return Err(Code::InvalidUrl);
         }
-        let page = page_origin.and_then(origin_of).is_some_and(|e| e.matches(&p));
+        // The page's origin, when it is an `http(s)` one, matches exactly.
+        let page = page_origin.and_then(|t| url::parse(t).ok()).is_some_and(|q| {
+            matches!(q.scheme, "http" | "https") && q.scheme == p.scheme && q.port == p.port && q.host == p.host
+        });
         if !(page || self.lists(&p)) {
             return Err(Code::OriginNotAllowed);
         }
