@@ -202,10 +202,10 @@ impl FetchPolicy {
         if !matches!(p.scheme, "http" | "https") || p.credentials {
             return Err(Code::InvalidUrl);
         }
-        // The page's origin, when it is an `http(s)` one, matches exactly.
-        let page = page_origin.and_then(|t| url::parse(t).ok()).is_some_and(|q| {
-            matches!(q.scheme, "http" | "https") && q.scheme == p.scheme && q.port == p.port && q.host == p.host
-        });
+        // The page's origin matches exactly (so only when it is an `http(s)` one, as `p` is).
+        let page = page_origin
+            .and_then(|t| url::parse(t).ok())
+            .is_some_and(|q| q.scheme == p.scheme && q.port == p.port && q.host == p.host);
         if !(page || self.lists(&p)) {
             return Err(Code::OriginNotAllowed);
         }

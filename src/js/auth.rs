@@ -1073,9 +1073,11 @@ impl AuthSession {
         // The client's project URL (`supabaseUrl`, a string or URL in supabase-js 2) is the
         // source's origin: `auth.fetch` may send the token there, as to any refresh source's.
         let project = get(&client, "supabaseUrl");
-        let project = project
-            .as_string()
-            .or_else(|| web::aw_href(&project).filter(|_| project.is_object()));
+        let project = if project.is_object() {
+            web::aw_href(&project)
+        } else {
+            project.as_string()
+        };
         {
             let mut inner = self.shared.try_borrow_mut().map_err(|_| code_error(Code::Freed))?;
             inner.source = Some(source);
