@@ -121,8 +121,7 @@ impl Code {
             }
             Code::InvalidUrl => "the URL cannot be parsed",
             Code::OriginNotAllowed => {
-                "refusing to send credentials to this origin: it is not the page's, the refresh source's \
-                 or listed in fetchOrigins"
+                "refusing to send credentials to an origin not the page's, the refresh source's or in fetchOrigins"
             }
             Code::QueueFull => "the send queue is full; the message was not accepted",
             Code::InvalidMessage => "send() takes a string or a plain object",

@@ -28,6 +28,17 @@ pub enum Field<O> {
     Threw,
 }
 
+impl<O> Field<O> {
+    /// As a plain value: an object reads as `Raw::Other("object")`, an array as `"array"`.
+    fn value(self) -> Raw {
+        match self {
+            Field::Object(_) | Field::Threw => Raw::Other("object"),
+            Field::List(_) => Raw::Other("array"),
+            Field::Value(r) => r,
+        }
+    }
+}
+
 /// A JS-shaped object the readers can look into. Each field is read once.
 pub trait Obj: Sized {
     /// The property `key`.
@@ -222,17 +233,38 @@ impl<O: Obj> Reader<O> {
         }
     }
 
+    /// `path.key`, or `path[key]` for an array index (a key starting with a digit).
     fn field_name(&self, key: &str) -> String {
         if self.path.is_empty() {
-            key.to_owned()
-        } else {
-            format!("{}.{key}", self.path)
+            return key.to_owned();
         }
+        let index = key.bytes().next().is_some_and(|b| b.is_ascii_digit());
+        let mut f = self.path.clone();
+        f.push(if index { '[' } else { '.' });
+        f.push_str(key);
+        if index {
+            f.push(']');
+        }
+        f
     }
 
+    /// `options.<field> <what>`, `invalid_options`.
     fn invalid(&self, key: &str, what: &str) -> OptionError {
+        self.refuse(Code::InvalidOptions, key, " ", what)
+    }
+
+    /// `options.<field><sep><what>`, with `code`.
+    fn refuse(&self, code: Code, key: &str, sep: &str, what: &str) -> OptionError {
         let f = self.field_name(key);
-        err(Code::InvalidOptions, &f, format!("options.{f} {what}"))
+        let mut message = String::from("options.");
+        message.push_str(&f);
+        message.push_str(sep);
+        message.push_str(what);
+        OptionError {
+            code,
+            field: f,
+            message,
+        }
     }
 
     /// The field (read once), or the error of a throwing read.
@@ -245,12 +277,7 @@ impl<O: Obj> Reader<O> {
 
     /// The field as a plain value (an object reads as `Raw::Other("object")`).
     fn raw(&self, key: &str) -> Result<Raw, OptionError> {
-        Ok(match self.get(key)? {
-            Field::Object(_) => Raw::Other("object"),
-            Field::List(_) => Raw::Other("array"),
-            Field::Value(r) => r,
-            Field::Threw => Raw::Other("object"), // not reached: `get` reports it
-        })
+        Ok(self.get(key)?.value())
     }
 
     fn bool(&self, key: &str) -> Result<bool, OptionError> {
@@ -330,23 +357,23 @@ impl<O: Obj> Reader<O> {
                 path: self.field_name(key),
             })),
             Field::Value(Raw::Missing | Raw::Null) => Ok(None),
-            Field::Value(other) => Err(self.invalid(key, &format!("must be {want}, got {}", other.type_name()))),
-            Field::List(_) => Err(self.invalid(key, &format!("must be {want}, got array"))),
-            Field::Threw => Ok(None), // not reached: `get` reports it
+            other => Err(self.invalid(key, &format!("must be {want}, got {}", other.value().type_name()))),
         }
     }
 
     /// `fetchOrigins`: an optional array of origins and patterns (see `core::origins`), each
-    /// checked and named by its index (`fetchOrigins[2]`); never repeats an entry's text.
-    fn origins(&self, key: &str, allow_insecure: bool) -> Result<Vec<origins::Entry>, OptionError> {
-        const WANT: &str =
-            "must be an array of origin strings like [\"https://api.example.com\", \"https://*.example.com\"]";
+    /// checked, named by its index (`fetchOrigins[2]`) and appended to `out`; never repeats an
+    /// entry's text.
+    fn origins(&self, key: &str, allow_insecure: bool, out: &mut Vec<origins::Entry>) -> Result<(), OptionError> {
         let list = match self.get(key)? {
             Field::List(list) => list,
-            Field::Value(Raw::Missing | Raw::Null) => return Ok(Vec::new()),
-            Field::Object(_) => return Err(self.invalid(key, &format!("{WANT}, got object"))),
-            Field::Value(other) => return Err(self.invalid(key, &format!("{WANT}, got {}", other.type_name()))),
-            Field::Threw => return Ok(Vec::new()), // not reached: `get` reports it
+            Field::Value(Raw::Missing | Raw::Null) => return Ok(()),
+            other => {
+                return Err(self.invalid(
+                    key,
+                    &format!("must be an array of origin strings, got {}", other.value().type_name()),
+                ))
+            }
         };
         let items = Reader {
             obj: Some(list),
@@ -354,44 +381,20 @@ impl<O: Obj> Reader<O> {
         };
         let len = match items.raw("length")? {
             Raw::Num(n) if (0.0..=origins::MAX_ENTRIES as f64).contains(&n) && n.fract() == 0.0 => n as usize,
-            _ => return Err(self.invalid(key, &format!("must hold at most {} entries", origins::MAX_ENTRIES))),
+            _ => return Err(self.invalid(key, origins::TOO_MANY)),
         };
-        let mut out = Vec::with_capacity(len);
         for i in 0..len {
-            let f = format!("{}[{i}]", self.field_name(key));
-            let text = match items.get(&i.to_string()) {
-                Ok(Field::Value(Raw::Str(s))) => s,
-                Ok(Field::Value(other)) => {
-                    return Err(err(
-                        Code::InvalidOptions,
-                        &f,
-                        format!("options.{f} must be a string, got {}", other.type_name()),
-                    ))
-                }
-                Ok(Field::Object(_)) | Ok(Field::List(_)) => {
-                    return Err(err(
-                        Code::InvalidOptions,
-                        &f,
-                        format!("options.{f} must be a string, got object"),
-                    ))
-                }
-                Ok(Field::Threw) | Err(_) => {
-                    return Err(err(
-                        Code::InvalidOptions,
-                        &f,
-                        format!("options.{f} could not be read (reading it threw)"),
-                    ))
-                }
-            };
-            match origins::entry(&text, allow_insecure) {
+            let mut index = String::new();
+            push_decimal(&mut index, i);
+            match origins::entry(&items.string(&index)?, allow_insecure) {
                 Ok(e) => out.push(e),
-                Err((Code::InvalidOptions, why)) => {
-                    return Err(err(Code::InvalidOptions, &f, format!("options.{f} {why}")))
+                Err((code, why)) => {
+                    let sep = if code == Code::InvalidOptions { " " } else { ": " };
+                    return Err(items.refuse(code, &index, sep, why));
                 }
-                Err((code, why)) => return Err(err(code, &f, format!("options.{f}: {why}"))),
             }
         }
-        Ok(out)
+        Ok(())
     }
 
     /// A checked URL (`invalid_url` / `insecure_url` name the field too).
@@ -400,10 +403,7 @@ impl<O: Obj> Reader<O> {
             Raw::Str(s) if !s.is_empty() => s,
             other => return Err(self.invalid(key, &format!("must be {want}, got {}", other.type_name()))),
         };
-        url::check(&text, kind, allow_insecure).map_err(|c| {
-            let f = self.field_name(key);
-            err(c, &f, format!("options.{f}: {}", c.describe()))
-        })
+        url::check(&text, kind, allow_insecure).map_err(|c| self.refuse(c, key, ": ", c.describe()))
     }
 }
 
@@ -412,18 +412,21 @@ fn root<O: Obj>(options: Field<O>, allow_absent: bool, want: &str) -> Result<Rea
     match options {
         Field::Object(o) => Ok(Reader::root(Some(o))),
         Field::Value(Raw::Missing | Raw::Null) if allow_absent => Ok(Reader::root(None)),
-        Field::Value(r) => Err(err(
-            Code::InvalidOptions,
-            "",
-            format!("options must be {want}, got {}", r.type_name()),
-        )),
-        Field::List(_) => Err(err(
-            Code::InvalidOptions,
-            "",
-            format!("options must be {want}, got array"),
-        )),
         Field::Threw => Err(err(Code::InvalidOptions, "", "options could not be read".into())),
+        other => Err(err(
+            Code::InvalidOptions,
+            "",
+            format!("options must be {want}, got {}", other.value().type_name()),
+        )),
     }
+}
+
+/// Appends `n` in decimal (an index: no formatting code needed).
+fn push_decimal(s: &mut String, n: usize) {
+    if n >= 10 {
+        push_decimal(s, n / 10);
+    }
+    s.push(char::from(b'0' + (n % 10) as u8));
 }
 
 /// supabase-js's storage key for a project URL: `sb-${new URL(url).hostname.split(".")[0]}-auth-token`.
@@ -475,18 +478,17 @@ impl AuthOptions {
             Some("") => return Err(r.invalid("storageKey", "must not be empty")),
             Some(k) => k.to_owned(),
         };
-        let source_origin = match &source {
-            Some(
-                SourceSpec::Supabase { url, .. } | SourceSpec::Password { url, .. } | SourceSpec::Broker { url, .. },
-            ) => origins::origin_of(url),
-            _ => None,
-        };
-        let mut allowed: Vec<origins::Entry> = source_origin.into_iter().collect();
-        allowed.extend(r.origins("fetchOrigins", allow_insecure)?);
-        let fetch = FetchPolicy {
-            allowed,
+        let mut fetch = FetchPolicy {
+            allowed: Vec::new(),
             allow_insecure,
         };
+        if let Some(
+            SourceSpec::Supabase { url, .. } | SourceSpec::Password { url, .. } | SourceSpec::Broker { url, .. },
+        ) = &source
+        {
+            fetch.add_origin_of(url);
+        }
+        r.origins("fetchOrigins", allow_insecure, &mut fetch.allowed)?;
         Ok(AuthOptions {
             fetch,
             policy,
@@ -637,14 +639,12 @@ impl ChatOptions {
                     .filter(|n| n.is_finite())
                     .map(|n| n as u32);
             }
-            Field::Value(other) => {
+            other => {
                 return Err(r.invalid(
                     "reconnect",
-                    &format!("must be {RECONNECT_SHAPE}, got {}", other.type_name()),
+                    &format!("must be {RECONNECT_SHAPE}, got {}", other.value().type_name()),
                 ))
             }
-            Field::List(_) => return Err(r.invalid("reconnect", &format!("must be {RECONNECT_SHAPE}, got array"))),
-            Field::Threw => {} // not reached: `get` reports it
         }
         Ok(ChatOptions {
             url,
@@ -1291,19 +1291,18 @@ mod tests {
         for (bad, why) in [
             (
                 s("https://api.example.com/v1?key=SECRET"),
-                "with no path, query or fragment",
+                "must have no path, query or fragment",
             ),
-            (s("https://user:SECRET@api.example.com"), "must not contain userinfo"),
+            (s("https://user:SECRET@api.example.com"), "has userinfo"),
             (s("https://*.SECRET"), "is a pattern over a single label"),
-            (
-                s("https://a*.example.com"),
-                "may use * only as the whole leftmost label",
-            ),
+            (s("https://a*.example.com"), "may have * only as the whole first label"),
             (s("https://*.127.0.0.1"), "is a pattern over an IP address"),
-            (s("SECRET.example.com"), "must be an origin like"),
-            (n(1.0), "must be a string, got number"),
-            (o(&[]), "must be a string, got object"),
-            (V::Raw(Raw::Null), "must be a string, got null"),
+            (s("SECRET.example.com"), "is not an origin"),
+            (s(""), "must be a non-empty string, got string"),
+            (n(1.0), "must be a non-empty string, got number"),
+            (o(&[]), "must be a non-empty string, got object"),
+            (list(&[]), "must be a non-empty string, got array"),
+            (V::Raw(Raw::Null), "must be a non-empty string, got null"),
             (V::Throws, "could not be read (reading it threw)"),
         ] {
             let e = read(list(&[s("https://ok.example.com"), bad])).unwrap_err();

@@ -68,10 +68,11 @@ impl Entry {
         if !self.subdomains {
             return p.host == self.host;
         }
+        // At least one label, then `.`, then the domain.
         p.host_kind == HostKind::Domain
-            && p.host.len() > self.host.len() + 1
-            && p.host.ends_with(&self.host)
-            && p.host.as_bytes()[p.host.len() - self.host.len() - 1] == b'.'
+            && p.host
+                .strip_suffix(self.host.as_str())
+                .is_some_and(|labels| labels.len() > 1 && labels.ends_with('.'))
     }
 
     /// The entry as written canonically (`https://*.example.com:8443`).
@@ -88,51 +89,58 @@ impl Entry {
 /// it, to follow `options.fetchOrigins[i] `. Never repeats the entry's text.
 pub type EntryError = (Code, &'static str);
 
-/// Reads one `fetchOrigins` entry (see the module documentation for the accepted forms).
+/// The message for more than [`MAX_ENTRIES`] entries, to follow `options.fetchOrigins `.
+pub const TOO_MANY: &str = "must hold at most 100 entries";
+
+/// Reads one `fetchOrigins` entry (see the module documentation for the accepted forms): a few
+/// checks on its text, then [`url::parse`], the reading request URLs get.
 pub fn entry(text: &str, allow_insecure: bool) -> Result<Entry, EntryError> {
-    const FORM: &str = "must be an origin like \"https://api.example.com\" or a pattern like \
-                        \"https://*.example.com\"";
+    const FORM: &str = "is not an origin (https://host[:port]) or pattern (https://*.domain)";
     let bad = |why: &'static str| Err((Code::InvalidOptions, why));
-    if text.chars().count() > MAX_ENTRY_LEN {
-        return bad("is too long (at most 300 characters)");
+    // Byte by byte: a character that is not ASCII is made of bytes 0x80 and above.
+    for b in text.bytes() {
+        match b {
+            b'\\' => return bad("has a backslash"),
+            b'@' => return bad("has userinfo (@)"),
+            0..=b' ' | 0x7f.. => return bad("must be ASCII with no spaces or controls"),
+            _ => {}
+        }
     }
-    if text.chars().any(|c| c <= ' ' || c == '\u{7f}' || !c.is_ascii()) {
-        return bad("must be ASCII with no spaces or control characters (internationalised names are not supported)");
+    // All ASCII: bytes are characters.
+    if text.len() > MAX_ENTRY_LEN {
+        return bad("is over 300 characters");
     }
-    let Some((scheme, rest)) = text.split_once("://") else {
+    // `scheme://` (a scheme has no `:`), then the host, or `*.` and the domain.
+    let Some((scheme, rest)) = text.split_once(':') else {
         return bad(FORM);
     };
-    let scheme = match scheme.to_ascii_lowercase().as_str() {
-        "https" => "https",
-        "http" => "http",
-        _ => return bad("must start with https:// or http://"),
+    let Some(rest) = rest.strip_prefix("//") else {
+        return bad(FORM);
     };
-    if rest.contains('\\') {
-        return bad("must not contain a backslash");
-    }
-    if rest.contains('@') {
-        return bad("must not contain userinfo (user:password@)");
-    }
     let (subdomains, rest) = match rest.strip_prefix("*.") {
-        Some(r) => (true, r),
+        Some(domain) => (true, domain),
         None => (false, rest),
     };
     if rest.contains('*') {
-        return bad("may use * only as the whole leftmost label, as in https://*.example.com");
+        return bad("may have * only as the whole first label");
     }
-    let Ok(p) = url::parse(&format!("{scheme}://{rest}")) else {
-        return bad("cannot be read as an origin (scheme://host[:port])");
+    let mut origin = String::from(scheme);
+    origin.push_str("://");
+    origin.push_str(rest);
+    let p = match url::parse(&origin) {
+        Ok(p) if matches!(p.scheme, "http" | "https") => p,
+        _ => return bad(FORM),
     };
     if !(p.rest.is_empty() || p.rest == "/") {
-        return bad("must be an origin only (scheme://host[:port]), with no path, query or fragment");
+        return bad("must have no path, query or fragment");
     }
     if subdomains {
         if p.host_kind != HostKind::Domain {
-            return bad("is a pattern over an IP address; patterns take a domain name (list addresses exactly)");
+            return bad("is a pattern over an IP address");
         }
         let labels = p.host.trim_end_matches('.');
         if !labels.contains('.') && labels != "localhost" {
-            return bad("is a pattern over a single label; write at least two (https://*.example.com)");
+            return bad("is a pattern over a single label");
         }
     }
     if !p.secure() && !p.loopback && !allow_insecure {
@@ -167,6 +175,26 @@ pub struct FetchPolicy {
 }
 
 impl FetchPolicy {
+    /// Allows the exact origin of `url` (a refresh source's or a Supabase client's project URL)
+    /// when it is an `http(s)` URL that no entry matches yet.
+    pub fn add_origin_of(&mut self, url: &str) {
+        if let Ok(p) = url::parse(url) {
+            if matches!(p.scheme, "http" | "https") && !self.lists(&p) {
+                self.allowed.push(Entry {
+                    scheme: p.scheme,
+                    host: p.host,
+                    port: p.port,
+                    subdomains: false,
+                });
+            }
+        }
+    }
+
+    /// Whether an entry matches `p`.
+    fn lists(&self, p: &Parsed) -> bool {
+        self.allowed.iter().any(|e| e.matches(p))
+    }
+
     /// Decides whether credentials may go with a request to `request_url` (the final
     /// `Request.url`) from a page whose origin is `page_origin` (`location.origin`, when there is one).
     pub fn check(&self, page_origin: Option<&str>, request_url: &str) -> Result<(), Code> {
@@ -174,9 +202,11 @@ impl FetchPolicy {
         if !matches!(p.scheme, "http" | "https") || p.credentials {
             return Err(Code::InvalidUrl);
         }
-        let page = page_origin.and_then(origin_of);
-        let allowed = page.iter().chain(&self.allowed).any(|e| e.matches(&p));
-        if !allowed {
+        // The page's origin matches exactly (so only when it is an `http(s)` one, as `p` is).
+        let page = page_origin
+            .and_then(|t| url::parse(t).ok())
+            .is_some_and(|q| q.scheme == p.scheme && q.port == p.port && q.host == p.host);
+        if !(page || self.lists(&p)) {
             return Err(Code::OriginNotAllowed);
         }
         if !p.secure() && !p.loopback && !self.allow_insecure {

@@ -770,15 +770,11 @@ fn page_origin() -> Option<String> {
 /// any token is asked for, on the first request and again before a retry.
 fn permit(shared: &Shared, request: &web_sys::Request) -> Result<Permit, JsValue> {
     let page = page_origin();
-    let inner = shared.try_borrow().map_err(|_| code_error(Code::Freed))?;
-    if inner.freed {
-        return Err(code_error(Code::Freed));
-    }
-    inner
-        .fetch_policy
-        .check(page.as_deref(), &request.url())
-        .map_err(code_error)?;
-    Ok(Permit(()))
+    let verdict = match shared.try_borrow() {
+        Ok(inner) if !inner.freed => inner.fetch_policy.check(page.as_deref(), &request.url()),
+        _ => Err(Code::Freed),
+    };
+    verdict.map(|()| Permit(())).map_err(code_error)
 }
 
 /// Puts the bearer token and the source's extra headers on a request that passed [`permit`].
@@ -1077,17 +1073,17 @@ impl AuthSession {
         // The client's project URL (`supabaseUrl`, a string or URL in supabase-js 2) is the
         // source's origin: `auth.fetch` may send the token there, as to any refresh source's.
         let project = get(&client, "supabaseUrl");
-        let project = project
-            .as_string()
-            .or_else(|| web::aw_href(&project).filter(|_| project.is_object()));
+        let project = if project.is_object() {
+            web::aw_href(&project)
+        } else {
+            project.as_string()
+        };
         {
             let mut inner = self.shared.try_borrow_mut().map_err(|_| code_error(Code::Freed))?;
             inner.source = Some(source);
             inner.follows.push((subscription.clone(), callback));
-            if let Some(origin) = project.as_deref().and_then(crate::core::origins::origin_of) {
-                if !inner.fetch_policy.allowed.contains(&origin) {
-                    inner.fetch_policy.allowed.push(origin);
-                }
+            if let Some(url) = project.as_deref() {
+                inner.fetch_policy.add_origin_of(url);
             }
         }
         drive(&self.shared, |m, now, out| m.set_source(true, true, false, now, out));
@@ -1134,24 +1130,23 @@ impl AuthSession {
             // with a code, never thrown from inside this future.
             // A URL the browser cannot parse is `invalid_url`; an init no request can be made from
             // (a throwing getter, a body on a GET, a bad header) is `invalid_argument`.
-            let bad_init = |_| {
-                error(
-                    Code::InvalidArgument,
-                    "fetch: the browser cannot make a request from this init",
-                )
-            };
-            let request = match input.dyn_ref::<web_sys::Request>() {
-                Some(r) => web_sys::Request::new_with_request_and_init(r, &init).map_err(bad_init)?,
-                None => {
+            let plain = match input.dyn_into::<web_sys::Request>() {
+                Ok(r) => r,
+                Err(input) => {
                     let text = input.as_string().or_else(|| get(&input, "href").as_string());
                     let Some(text) = text else {
                         return Err(error(Code::InvalidUrl, "fetch takes a URL string, a URL or a Request"));
                     };
-                    let plain = web_sys::Request::new_with_str(&text)
-                        .map_err(|_| error(Code::InvalidUrl, "fetch: the URL cannot be parsed"))?;
-                    web_sys::Request::new_with_request_and_init(&plain, &init).map_err(bad_init)?
+                    web_sys::Request::new_with_str(&text)
+                        .map_err(|_| error(Code::InvalidUrl, "fetch: the URL cannot be parsed"))?
                 }
             };
+            let request = web_sys::Request::new_with_request_and_init(&plain, &init).map_err(|_| {
+                error(
+                    Code::InvalidArgument,
+                    "fetch: the browser cannot make a request from this init",
+                )
+            })?;
             // Before any token is asked for: a refused origin never starts a refresh or a request.
             let allowed = permit(&shared, &request)?;
             let spare = if replayable { request.clone().ok() } else { None };
