@@ -160,6 +160,7 @@ async fn main() {
         .route("/api/tokens/{scope}", get(sources::broker_get))
         .route("/plain/login", post(sources::plain_login))
         .route("/api/echo", get(sources::echo).post(sources::echo))
+        .route("/__test/hosts", get(hosts::counts))
         .layer(axum::middleware::from_fn_with_state(
             app.tokens.clone(),
             gotrue::require_apikey,
@@ -177,8 +178,8 @@ async fn main() {
             ServeDir::new(args.root.join("www/react-app/node_modules/authwire")),
         )
         .fallback_service(ServeDir::new(args.root.join("www")))
-        .layer(cors);
-    let router = hosts::install(router);
+        .layer(cors)
+        .layer(axum::middleware::from_fn(hosts::count));
     let listener = match tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], args.port))).await {
         Ok(l) => l,
         Err(e) => {
