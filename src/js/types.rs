@@ -90,9 +90,10 @@ export type Handshake =
   | { auth_type: "api_key"; api_key: string; api_key_header?: string }
   | { auth_type: "oauth2" | "oauth2_client_credentials"; client_id: string; client_secret: string; token_url: string; scope?: string }
   | { auth_type: "custom"; custom_headers: Record<string, string>; metadata?: Record<string, unknown> }
-  | { auth_type: "sso"; session_token?: string }
-  /** A type authwire does not know: sent as given, fields unchecked. */
-  | { auth_type: string; [field: string]: unknown };
+  | { auth_type: "sso"; session_token?: string };
+/* A type authwire does not know is sent as given, fields unchecked, at run time; in TypeScript it
+   takes a cast (`{ auth_type: "kerberos", ticket } as unknown as Handshake`), so that a known type
+   missing a field stays a type error. */
 
 export interface ChatSocketOptions {
   /** `wss://...` (or `ws://` to loopback; elsewhere only with `allowInsecure`). */
