@@ -561,7 +561,7 @@ fn check_handshake(app: &Tokens, f: &Value) -> Result<Authed, HandshakeError> {
         .unwrap_or("bearer_token")
         .to_ascii_lowercase();
     let mut token_exp = None;
-    let mut display_name = None;
+    let display_name;
     match auth_type.as_str() {
         "bearer_token" => {
             let tok = s(f, "token").ok_or(Missing("Bearer token required"))?;
