@@ -616,6 +616,48 @@ async fn a_url_token_is_fresh_on_every_reconnect_across_refreshes() {
 }
 
 #[wasm_bindgen_test]
+async fn a_subprotocol_token_is_fresh_on_every_reconnect_and_stays_out_of_urls() {
+    let (_, a) = signed_in("proto-token", 3).await;
+    let sid = unique("s-proto");
+    let tag = unique("agent-proto");
+    chat_control(&sid, &[("drop_probability", 0.1.into()), ("fault_seed", 5.into())]).await;
+    let c = chat(
+        Some(&a),
+        &format!("/agent/ws/chat?tag={tag}"),
+        &sid,
+        &[
+            ("connectToken", obj(&[("protocol", "bearer".into())])),
+            ("ack", true.into()),
+            (
+                "reconnect",
+                obj(&[("minDelayMs", 100.into()), ("maxDelayMs", 300.into())]),
+            ),
+        ],
+    );
+    let sent: Vec<String> = (0..50).map(|i| format!("p{i}")).collect();
+    for m in &sent {
+        c.send(JsValue::from_str(m)).unwrap();
+        sleep(100).await; // 5 s: past a 3-second token
+    }
+    eventually("every message", 30_000, || async {
+        chat_stat(&sid, "accepted").await == 50
+    })
+    .await;
+    assert_eq!(chat_messages(&sid).await, sent);
+    let by_tag = chat_stats(&tag).await;
+    assert_eq!(get(&by_tag, "url_refused_stale"), 0);
+    assert_eq!(get(&by_tag, "url_refused_bad"), 0);
+    let connects = get(&by_tag, "url_connects").as_f64().unwrap();
+    assert!(connects >= 2.0, "reconnected: {connects}");
+    assert_eq!(
+        get(&by_tag, "header_tokens").as_f64().unwrap(),
+        connects,
+        "every token in the header"
+    );
+    assert_eq!(chat_stat(&sid, "stale_tokens").await, 0);
+}
+
+#[wasm_bindgen_test]
 async fn the_agent_session_id_is_adopted_or_set_by_the_app() {
     let (_, a) = signed_in("agent-sid", 60).await;
     let tag = unique("agent");

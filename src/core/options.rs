@@ -177,6 +177,9 @@ pub struct ChatOptions {
     pub session_field: String,
     /// `connectToken.query`: the query parameter the token is put in at connect time (opt-in).
     pub connect_token_query: Option<String>,
+    /// `connectToken.protocol`: the token goes in `Sec-WebSocket-Protocol` as `[protocol, token]`
+    /// (the server selects `protocol`), for servers that read it there (opt-in).
+    pub connect_token_protocol: Option<String>,
 }
 
 /// The frame types `sessionIdFrom: true` adopts a session id from: SlarOps' `session_created` and
@@ -623,11 +626,8 @@ impl ChatOptions {
             Raw::Bool(b) => b,
             other => return Err(r.invalid("answerPings", &format!("must be a boolean, got {}", other.type_name()))),
         };
-        let connect_token_query = match r.child("connectToken", "an object like { query: \"token\" }")? {
-            None => None,
-            Some(c) => Some(c.string("query")?),
-        };
-        cfg.connect_token = connect_token_query.is_some();
+        let (connect_token_query, connect_token_protocol) = read_connect_token(&r)?;
+        cfg.connect_token = connect_token_query.is_some() || connect_token_protocol.is_some();
         let token_field = match r.raw("tokenField")? {
             Raw::Missing | Raw::Null => "auth_token".to_owned(),
             Raw::Str(s) if !s.is_empty() => s,
@@ -697,7 +697,37 @@ impl ChatOptions {
             auth_type_name,
             session_field,
             connect_token_query,
+            connect_token_protocol,
         })
+    }
+}
+
+/// `connectToken`: `{ query }` or `{ protocol }` (a WebSocket subprotocol name: RFC 6455 token
+/// characters), exactly one.
+fn read_connect_token<O: Obj>(r: &Reader<O>) -> Result<(Option<String>, Option<String>), OptionError> {
+    const SHAPE: &str = "an object like { query: \"token\" } or { protocol: \"bearer\" }";
+    let Some(c) = r.child("connectToken", SHAPE)? else {
+        return Ok((None, None));
+    };
+    let query = c.opt_string("query")?;
+    let protocol = c.opt_string("protocol")?;
+    match (query, protocol) {
+        (Some(q), None) if !q.is_empty() && q.len() <= 64 => Ok((Some(q), None)),
+        (None, Some(p))
+            if !p.is_empty()
+                && p.len() <= 64
+                && p.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)) =>
+        {
+            Ok((None, Some(p)))
+        }
+        (Some(_), Some(_)) => Err(r.invalid("connectToken", "must have either query or protocol, not both")),
+        (None, None) => Err(r.invalid("connectToken", &format!("must be {SHAPE}"))),
+        (Some(_), None) => Err(c.invalid("query", "must be a non-empty string of up to 64 characters")),
+        (None, Some(_)) => Err(c.invalid(
+            "protocol",
+            "must be a WebSocket subprotocol name (letters, digits and !#$%&'*+-.^_`|~, up to 64)",
+        )),
     }
 }
 
@@ -1304,9 +1334,31 @@ mod tests {
         let c = chat(&with(&chat_base(), "connectToken", o(&[("query", s("token"))]))).unwrap();
         assert_eq!(c.connect_token_query.as_deref(), Some("token"));
         assert!(c.config.connect_token);
+        let c = chat(&with(&chat_base(), "connectToken", o(&[("protocol", s("bearer"))]))).unwrap();
+        assert_eq!(
+            (c.connect_token_query, c.connect_token_protocol.as_deref()),
+            (None, Some("bearer"))
+        );
+        assert!(c.config.connect_token);
         for (v, field) in [
             (with(&chat_base(), "connectToken", s("token")), "connectToken"),
-            (with(&chat_base(), "connectToken", o(&[])), "connectToken.query"),
+            (with(&chat_base(), "connectToken", o(&[])), "connectToken"),
+            (
+                with(&chat_base(), "connectToken", o(&[("query", s(""))])),
+                "connectToken.query",
+            ),
+            (
+                with(&chat_base(), "connectToken", o(&[("protocol", s("a b"))])),
+                "connectToken.protocol",
+            ),
+            (
+                with(
+                    &chat_base(),
+                    "connectToken",
+                    o(&[("query", s("t")), ("protocol", s("p"))]),
+                ),
+                "connectToken",
+            ),
             (with(&chat_base(), "sessionIdFrom", s("x")), "sessionIdFrom"),
             (
                 with(&chat_base(), "sessionIdFrom", V::List(vec![n(1.0)])),

@@ -172,6 +172,8 @@ struct Inner {
     session_field: String,
     /// `connectToken.query`.
     token_query: Option<String>,
+    /// `connectToken.protocol`.
+    token_protocol: Option<String>,
     /// The server frame being handled (what an event names), undefined otherwise.
     current_frame: JsValue,
     events: js_sys::Set,
@@ -296,12 +298,19 @@ fn perform(shared: &Shared, actions: Vec<Action<JsValue>>) -> Vec<Later> {
                     if let Some(id) = resume {
                         params.push(("session_id", id.to_owned()));
                     }
-                    let mut missing = false;
-                    if let (true, Some(name)) = (with_token, inner.token_query.as_deref()) {
-                        // The machine connects only with a usable token; read it now, never cached.
-                        match inner.auth.as_ref().and_then(auth::url_token) {
-                            Some(t) => params.push((name, t)),
-                            None => missing = true,
+                    // The machine connects only with a usable token; read it now, never cached.
+                    let token = if with_token {
+                        inner.auth.as_ref().and_then(auth::url_token)
+                    } else {
+                        None
+                    };
+                    let missing = with_token && token.is_none();
+                    let mut protocols = None;
+                    if let Some(t) = token {
+                        match (inner.token_query.as_deref(), inner.token_protocol.as_deref()) {
+                            (Some(name), _) => params.push((name, t)),
+                            (None, Some(p)) => protocols = Some((p.to_owned(), t)),
+                            (None, None) => {}
                         }
                     }
                     let pairs: Vec<(&str, &str)> = params.iter().map(|(k, v)| (*k, v.as_str())).collect();
@@ -309,7 +318,7 @@ fn perform(shared: &Shared, actions: Vec<Action<JsValue>>) -> Vec<Later> {
                     let conn = if missing {
                         None
                     } else {
-                        open(shared, &url, inner.generation)
+                        open(shared, &url, protocols, inner.generation)
                     };
                     match conn {
                         Some(c) => inner.conn = Some(c),
@@ -504,8 +513,16 @@ fn feed(weak: &Weak<RefCell<Inner>>, input: Input) {
     }
 }
 
-fn open(shared: &Shared, url: &str, generation: u64) -> Option<Conn> {
-    let ws = WebSocket::new(url).ok()?;
+/// Opens a WebSocket; `protocols` (`connectToken.protocol`) asks for `[name, token]` as
+/// `Sec-WebSocket-Protocol` (the server selects `name`).
+fn open(shared: &Shared, url: &str, protocols: Option<(String, String)>, generation: u64) -> Option<Conn> {
+    let ws = match protocols {
+        Some((name, token)) => {
+            let list = js_sys::Array::of2(&JsValue::from_str(&name), &JsValue::from_str(&token));
+            WebSocket::new_with_str_sequence(url, &list).ok()?
+        }
+        None => WebSocket::new(url).ok()?,
+    };
     ws.set_binary_type(web_sys::BinaryType::Arraybuffer);
     let current = move |weak: &Weak<RefCell<Inner>>| -> Option<Shared> {
         let s = weak.upgrade()?;
@@ -622,8 +639,13 @@ impl ChatSocket {
         };
         let session_id = read.session_id.map_or(JsValue::UNDEFINED, |s| JsValue::from_str(&s));
         let token_field = JsValue::from_str(&read.token_field);
-        let (url, cfg, session_field, token_query) =
-            (read.url, read.config, read.session_field, read.connect_token_query);
+        let (url, cfg, session_field, token_query, token_protocol) = (
+            read.url,
+            read.config,
+            read.session_field,
+            read.connect_token_query,
+            read.connect_token_protocol,
+        );
         let shared: Shared = Rc::new(RefCell::new(Inner {
             machine: SocketMachine::new(cfg),
             auth: auth.clone(),
@@ -631,6 +653,7 @@ impl ChatSocket {
             session_id,
             session_field,
             token_query,
+            token_protocol,
             current_frame: JsValue::UNDEFINED,
             events: js_sys::Set::new(&JsValue::UNDEFINED),
             token_field,

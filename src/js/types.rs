@@ -125,9 +125,10 @@ export interface ChatSocketOptions {
   sessionIdField?: string;
   /** Connect URLs carry `?session_id=` (the current session id) so the server resumes the conversation. */
   resumeSession?: boolean;
-  /** Opt-in: put the token in the connect URL's query parameter `query` (servers that authenticate
-   *  the upgrade). A token fresh for the transit margin on every connect; URLs can reach proxy logs. */
-  connectToken?: { query: string };
+  /** Opt-in: put the token in the connect URL's query parameter `query`, or offer it as
+   *  `Sec-WebSocket-Protocol: protocol, token` (servers that authenticate the upgrade). A token fresh
+   *  for the transit margin on every connect; URLs can reach proxy logs. */
+  connectToken?: { query: string } | { protocol: string };
   /** Answer the server's `{ type: "ping" }` with `{ type: "pong" }` (default true). */
   answerPings?: boolean;
 }

@@ -73,6 +73,7 @@ new ChatSocket({ url: "wss://x/chat/ws", protocol: "auth-handshake", resumeSessi
   handshake: { auth_type: "oauth2_client_credentials", client_id: "c", client_secret: "s", token_url: "https://idp/token", scope: "chat" } });
 new ChatSocket({ url: "wss://x/chat/ws", protocol: "auth-handshake", handshake: { auth_type: "sso" } });
 new ChatSocket({ url: "wss://x/chat/ws", protocol: "auth-handshake", handshake: { auth_type: "kerberos", ticket: "t" } as unknown as Handshake });
+new ChatSocket({ url: "wss://x", auth, connectToken: { protocol: "bearer" } });
 // @ts-expect-error: connectToken names its query parameter
 new ChatSocket({ url: "wss://x", auth, connectToken: true });
 

@@ -67,6 +67,8 @@ pub struct ChatStats {
     pub url_refused_bad: u64,
     /// `pong` frames received (answers to the agent route's pings).
     pub pongs: u64,
+    /// Agent route upgrades whose token came in `Sec-WebSocket-Protocol: bearer, <token>`.
+    pub header_tokens: u64,
     /// The accepted messages' text, in arrival order.
     pub messages: Vec<String>,
     #[serde(skip)]
@@ -197,15 +199,30 @@ pub struct AgentQuery {
 /// `GET /agent/ws/chat?token=[&tag=]`: the agent server (SlarOps): the token in the URL is checked
 /// at the upgrade (refused: close 4001 "Unauthorized"), then `session_created`, a `ping`, and the
 /// per-frame token of token-per-message; `session_init` after the first prompt. `tag` keys the
-/// URL-token counters for tests.
+/// URL-token counters for tests. The token may come as `Sec-WebSocket-Protocol: bearer, <token>`
+/// instead (the server selects `bearer`), as some servers read it.
 pub async fn ws_agent(
     State(tokens): State<Arc<Tokens>>,
     State(chat): State<Arc<ChatState>>,
     Query(q): Query<AgentQuery>,
+    headers: axum::http::HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
     let tag = q.tag.unwrap_or_else(|| "agent".into());
-    let verdict = match q.token.as_deref().map(|t| tokens.verify(t)) {
+    let offered = headers
+        .get("sec-websocket-protocol")
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or_default();
+    let mut offered = offered.split(',').map(str::trim);
+    let header_token = match (offered.next(), offered.next()) {
+        (Some("bearer"), Some(t)) => Some(t.to_owned()),
+        _ => None,
+    };
+    if header_token.is_some() {
+        chat.stat(&tag, |s| s.header_tokens += 1);
+    }
+    let ws = ws.protocols(["bearer"]);
+    let verdict = match q.token.or(header_token).as_deref().map(|t| tokens.verify(t)) {
         Some(Ok(_)) => Ok(()),
         Some(Err(Invalid::Expired)) => Err(true),
         _ => Err(false),
