@@ -619,7 +619,16 @@ impl<P: Clone> SocketMachine<P> {
                 self.last_rx = now;
                 out.push(Action::Changed);
                 self.adopt_session(&frame, out);
-                match classify(&frame) {
+                let mut meaning = classify(&frame);
+                if meaning == Meaning::Other
+                    && self.status == Status::Authenticating
+                    && frame.kind.as_deref() == Some("error")
+                {
+                    // Nothing but the auth frame is out yet: a plain error answers it (autolangchat's
+                    // "SSO is not enabled", "Unknown auth type", "Invalid credentials provided").
+                    meaning = Meaning::AuthFailed;
+                }
+                match meaning {
                     Meaning::Ack(id) => {
                         if let Some(pos) = self
                             .unacked
@@ -1532,5 +1541,25 @@ mod tests {
         let mut out = vec![];
         m.handle(1, frame("ping"), true, &mut out);
         assert!(!out.contains(&Action::Pong));
+    }
+
+    #[test]
+    fn a_plain_error_while_authenticating_is_an_auth_failure() {
+        let mut m = handshake(AuthType::Sso);
+        let mut out = vec![];
+        m.handle(0, Input::Start, true, &mut out);
+        m.handle(1, Input::Opened, true, &mut out);
+        let mut out = vec![];
+        m.handle(2, frame("error"), true, &mut out);
+        assert!(out.contains(&Action::Emit(SocketEvent::AuthFailed)));
+        assert_eq!((m.status(), m.last_error), (Status::Closed, Some(Code::AuthFailed)));
+        // Once open, a plain error is the app's business (a bad message, a tool failure).
+        let mut m = handshake(AuthType::ApiKey);
+        let mut out = vec![];
+        m.handle(0, Input::Start, true, &mut out);
+        m.handle(1, Input::Opened, true, &mut out);
+        m.handle(2, frame("auth_configured"), true, &mut out);
+        m.handle(3, frame("error"), true, &mut out);
+        assert_eq!((m.status(), m.last_error), (Status::Open, None));
     }
 }
