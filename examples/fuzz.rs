@@ -136,6 +136,7 @@ fn run_target(name: &str, input: &str) {
                 kind: s("type"),
                 code: s("code").or_else(|| s("error")),
                 message_id: s("message_id"),
+                session: s("session_id"),
             });
         }
         "url" => {

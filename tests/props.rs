@@ -611,6 +611,37 @@ proptest! {
         prop_assert!(url::check(&secure, Kind::Http, false).is_ok());
     }
 
+    /// A connect URL's added parameters (a session id to resume, the opt-in token) never change
+    /// where it goes: same scheme, host and port; each value comes back by percent-decoding, and
+    /// none of the query's separators (`&`, `=`, `#`, `?`) or spaces survive raw in it.
+    #[test]
+    fn query_parameters_never_change_where_a_url_goes(
+        host in "[a-z]{1,10}\\.(com|dev|io)",
+        path in "(/[a-z0-9]{0,6}){0,2}(\\?[a-z]=[a-z0-9]{0,4})?",
+        value in "\\PC{0,40}",
+    ) {
+        let base = format!("wss://{host}{path}");
+        let before = url::parse(&base).unwrap();
+        let with = url::with_query(&base, &[("session_id", value.as_str()), ("token", "eyJ.a-b_c")]);
+        let after = url::parse(&with).unwrap();
+        prop_assert_eq!((before.scheme, before.host, before.port), (after.scheme, after.host, after.port));
+        let tail = with.rsplit_once("session_id=").unwrap().1;
+        let (encoded, rest) = tail.split_once('&').unwrap();
+        prop_assert_eq!(rest, "token=eyJ.a-b_c");
+        prop_assert!(!encoded.contains(['&', '=', '#', '?', ' ', '+']));
+        let mut bytes = vec![];
+        let mut it = encoded.bytes();
+        while let Some(b) = it.next() {
+            if b == b'%' {
+                let hex: String = [it.next().unwrap() as char, it.next().unwrap() as char].iter().collect();
+                bytes.push(u8::from_str_radix(&hex, 16).unwrap());
+            } else {
+                bytes.push(b);
+            }
+        }
+        prop_assert_eq!(String::from_utf8(bytes).unwrap(), value);
+    }
+
     /// Tricky URLs: never a panic; plain text is accepted only to a host the parser found loopback,
     /// and then only as a canonical loopback URL; `check`'s output parses to the same host and
     /// checks to itself.

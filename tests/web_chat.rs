@@ -321,6 +321,24 @@ async fn the_handshake_works_with_each_auth_type() {
                 ("custom_headers", obj(&[("X-Custom-Auth", "authwire-custom".into())])),
             ]),
         ),
+        // autolangchat's name for it today: the server calls token_url with the client's credentials.
+        (
+            "oauth2_client_credentials",
+            obj(&[
+                ("auth_type", "oauth2_client_credentials".into()),
+                ("client_id", "authwire-client".into()),
+                ("client_secret", "authwire-secret".into()),
+                ("token_url", "https://auth.example.com/oauth/token".into()),
+                ("scope", "chat".into()),
+            ]),
+        ),
+        (
+            "sso",
+            obj(&[
+                ("auth_type", "sso".into()),
+                ("session_token", "sso-authwire-demo".into()),
+            ]),
+        ),
     ];
     for (name, handshake) in cases {
         let sid = unique(&format!("s-hs-{name}"));
@@ -334,10 +352,15 @@ async fn the_handshake_works_with_each_auth_type() {
         let log = received(&c);
         c.send(format!("hello {name}").into()).unwrap();
         wait_for(&format!("the {name} reply"), 10_000, || replies(&log) == 1).await;
+        let kinds: Vec<String> = log.borrow().iter().filter_map(|m| get(m, "type").as_string()).collect();
         assert_eq!(
-            get(&log.borrow()[0], "type"),
-            "auth_configured",
-            "{name}: auth_configured comes first"
+            kinds,
+            ["connection_established", "auth_configured", "typing", "ai_response"],
+            "{name}: the server's order"
+        );
+        assert!(
+            get(&log.borrow()[1], "display_name").is_string(),
+            "{name}: a verifying server names the user"
         );
         assert_eq!(chat_messages(&sid).await, [format!("hello {name}")]);
         assert_eq!(chat_stat(&sid, "auths_ok").await, 1, "{name}");
@@ -387,7 +410,7 @@ async fn the_handshake_is_resent_after_every_refresh() {
 }
 
 #[wasm_bindgen_test]
-async fn wrong_handshake_credentials_end_in_auth_rejected_not_a_loop() {
+async fn wrong_handshake_credentials_end_in_auth_failed_not_a_loop() {
     let sid = unique("s-wrong");
     let c = chat(
         None,
@@ -405,12 +428,290 @@ async fn wrong_handshake_credentials_end_in_auth_rejected_not_a_loop() {
             ),
         ],
     );
+    let events = collect(|f| {
+        c.on_event(f).unwrap();
+    });
+    wait_for("closed", 20_000, || status(&c) == "closed").await;
+    assert_eq!(get(&c.get_snapshot(), "lastError"), "auth_failed");
+    assert_eq!(types(&events), ["auth_failed"]);
+    assert_eq!(get(&get(&events.borrow()[0], "frame"), "type"), "auth_failed");
+    sleep(1_500).await; // several times the reconnect delay
+    assert_eq!(
+        chat_stat(&sid, "auths_failed").await,
+        1,
+        "credentials the SDK does not own are tried once"
+    );
+}
+
+fn handshake_opts(extra: &[(&'static str, JsValue)]) -> Vec<(&'static str, JsValue)> {
+    let mut v = vec![("protocol", JsValue::from_str("auth-handshake"))];
+    v.extend(extra.iter().cloned());
+    v
+}
+
+#[wasm_bindgen_test]
+async fn auth_expired_is_an_event_with_the_redirect_and_no_retry() {
+    let sid = unique("s-sso");
+    let c = chat(
+        None,
+        "/bedrock-chat/ws",
+        &sid,
+        &handshake_opts(&[(
+            "handshake",
+            obj(&[
+                ("auth_type", "sso".into()),
+                ("session_token", "sso-authwire-demo".into()),
+            ]),
+        )]),
+    );
+    let log = received(&c);
+    let events = collect(|f| {
+        c.on_event(f).unwrap();
+    });
+    c.send("before".into()).unwrap();
+    wait_for("the reply", 10_000, || replies(&log) == 1).await;
+    chat_control(&sid, &[("expire_sso", true.into())]).await;
+    c.send("after".into()).unwrap();
+    wait_for("closed", 10_000, || status(&c) == "closed").await;
+    assert_eq!(get(&c.get_snapshot(), "lastError"), "auth_expired");
+    assert_eq!(types(&events), ["auth_expired"]);
+    assert_eq!(
+        get(&get(&events.borrow()[0], "frame"), "redirect_url"),
+        "/bedrock-chat/auth/sso/login"
+    );
+    sleep(1_500).await;
+    assert_eq!(chat_stat(&sid, "auths_expired").await, 1);
+    assert_eq!(chat_stat(&sid, "auths_ok").await, 1, "no re-auth loop");
+    assert_eq!(chat_messages(&sid).await, ["before"]);
+}
+
+#[wasm_bindgen_test]
+async fn logout_and_sign_out_send_logout_before_closing() {
+    let (_, a) = signed_in("logout", 60).await;
+    for via_sign_out in [false, true] {
+        let sid = unique("s-logout");
+        let c = chat(
+            Some(&a),
+            "/bedrock-chat/ws",
+            &sid,
+            &handshake_opts(&[("sessionIdFrom", JsValue::TRUE)]),
+        );
+        let events = collect(|f| {
+            c.on_event(f).unwrap();
+        });
+        wait_for("open", 10_000, || status(&c) == "open").await;
+        let server_sid = get(&c.get_snapshot(), "sessionId").as_string().unwrap();
+        assert!(
+            server_sid.starts_with("bc-"),
+            "adopted from connection_established: {server_sid}"
+        );
+        if via_sign_out {
+            wasm_bindgen_futures::JsFuture::from(a.sign_out()).await.unwrap();
+            assert_eq!(get(&c.get_snapshot(), "lastError"), "signed_out");
+        } else {
+            c.logout();
+            assert_eq!(get(&c.get_snapshot(), "lastError"), JsValue::NULL);
+        }
+        assert_eq!(status(&c), "closed");
+        assert_eq!(types(&events), ["session_id", "logged_out"]);
+        eventually("the server's logout", 10_000, || async {
+            chat_stat(&server_sid, "logouts").await == 1
+        })
+        .await;
+    }
+}
+
+#[wasm_bindgen_test]
+async fn a_reconnect_resumes_the_servers_session() {
+    let (_, a) = signed_in("resume", 60).await;
+    let c = chat(
+        Some(&a),
+        "/bedrock-chat/ws",
+        "",
+        &handshake_opts(&[
+            ("sessionIdFrom", JsValue::TRUE),
+            ("resumeSession", JsValue::TRUE),
+            (
+                "reconnect",
+                obj(&[("minDelayMs", 100.into()), ("maxDelayMs", 300.into())]),
+            ),
+        ]),
+    );
+    wait_for("open", 10_000, || status(&c) == "open").await;
+    let server_sid = get(&c.get_snapshot(), "sessionId").as_string().unwrap();
+    chat_control(&server_sid, &[("drop_after_frames", 2.into())]).await;
+    let log = received(&c);
+    for i in 0..4 {
+        c.send(format!("r{i}").into()).unwrap();
+        sleep(300).await;
+    }
+    wait_for("replies after the drop", 15_000, || replies(&log) >= 3).await;
+    assert!(get(&c.get_snapshot(), "reconnects").as_f64().unwrap() >= 1.0);
+    assert_eq!(
+        get(&c.get_snapshot(), "sessionId"),
+        server_sid.as_str(),
+        "the same session"
+    );
+    let stats = chat_stats(&server_sid).await;
+    assert!(
+        get(&stats, "resumed").as_f64().unwrap() >= 1.0,
+        "reconnected with ?session_id="
+    );
+    assert_eq!(
+        get(&stats, "established").as_f64().unwrap(),
+        get(&stats, "resumed").as_f64().unwrap() + 1.0,
+        "one new session, then only resumes"
+    );
+}
+
+#[wasm_bindgen_test]
+async fn a_url_token_is_fresh_on_every_reconnect_across_refreshes() {
+    let (_, a) = signed_in("url-token", 3).await;
+    let sid = unique("s-agent");
+    let tag = unique("agent");
+    chat_control(&sid, &[("drop_probability", 0.08.into()), ("fault_seed", 13.into())]).await;
+    let c = chat(
+        Some(&a),
+        &format!("/agent/ws/chat?tag={tag}"),
+        &sid,
+        &[
+            ("connectToken", obj(&[("query", "token".into())])),
+            ("ack", true.into()),
+            (
+                "reconnect",
+                obj(&[("minDelayMs", 100.into()), ("maxDelayMs", 300.into())]),
+            ),
+        ],
+    );
+    let sent: Vec<String> = (0..100).map(|i| format!("u{i}")).collect();
+    for m in &sent {
+        c.send(JsValue::from_str(m)).unwrap();
+        sleep(100).await; // 10 s: several 3-second tokens, a drop every dozen frames or so
+    }
+    eventually("every message", 30_000, || async {
+        chat_stat(&sid, "accepted").await == 100
+    })
+    .await;
+    assert_eq!(chat_messages(&sid).await, sent, "once each, in order");
+    let by_url = chat_stats(&tag).await;
+    assert_eq!(
+        get(&by_url, "url_refused_stale"),
+        0,
+        "no connection refused for a stale URL token"
+    );
+    assert_eq!(get(&by_url, "url_refused_bad"), 0);
+    assert!(
+        get(&by_url, "url_connects").as_f64().unwrap() >= 3.0,
+        "reconnected several times"
+    );
+    assert!(
+        get(&by_url, "pongs").as_f64().unwrap() >= 1.0,
+        "the server's pings answered"
+    );
+    let stats = chat_stats(&sid).await;
+    for counter in ["stale_tokens", "missing_tokens", "bad_tokens", "duplicates"] {
+        assert_eq!(get(&stats, counter), 0, "{counter}");
+    }
+    assert!(get(&a.get_snapshot(), "refreshCount").as_f64().unwrap() >= 2.0);
+}
+
+#[wasm_bindgen_test]
+async fn a_subprotocol_token_is_fresh_on_every_reconnect_and_stays_out_of_urls() {
+    let (_, a) = signed_in("proto-token", 3).await;
+    let sid = unique("s-proto");
+    let tag = unique("agent-proto");
+    chat_control(&sid, &[("drop_probability", 0.1.into()), ("fault_seed", 5.into())]).await;
+    let c = chat(
+        Some(&a),
+        &format!("/agent/ws/chat?tag={tag}"),
+        &sid,
+        &[
+            ("connectToken", obj(&[("protocol", "bearer".into())])),
+            ("ack", true.into()),
+            (
+                "reconnect",
+                obj(&[("minDelayMs", 100.into()), ("maxDelayMs", 300.into())]),
+            ),
+        ],
+    );
+    let sent: Vec<String> = (0..50).map(|i| format!("p{i}")).collect();
+    for m in &sent {
+        c.send(JsValue::from_str(m)).unwrap();
+        sleep(100).await; // 5 s: past a 3-second token
+    }
+    eventually("every message", 30_000, || async {
+        chat_stat(&sid, "accepted").await == 50
+    })
+    .await;
+    assert_eq!(chat_messages(&sid).await, sent);
+    let by_tag = chat_stats(&tag).await;
+    assert_eq!(get(&by_tag, "url_refused_stale"), 0);
+    assert_eq!(get(&by_tag, "url_refused_bad"), 0);
+    let connects = get(&by_tag, "url_connects").as_f64().unwrap();
+    assert!(connects >= 2.0, "reconnected: {connects}");
+    assert_eq!(
+        get(&by_tag, "header_tokens").as_f64().unwrap(),
+        connects,
+        "every token in the header"
+    );
+    assert_eq!(chat_stat(&sid, "stale_tokens").await, 0);
+}
+
+#[wasm_bindgen_test]
+async fn the_agent_session_id_is_adopted_or_set_by_the_app() {
+    let (_, a) = signed_in("agent-sid", 60).await;
+    let tag = unique("agent");
+    let c = chat(
+        Some(&a),
+        &format!("/agent/ws/chat?tag={tag}"),
+        "",
+        &[
+            ("connectToken", obj(&[("query", "token".into())])),
+            ("sessionIdFrom", JsValue::TRUE),
+        ],
+    );
+    let events = collect(|f| {
+        c.on_event(f).unwrap();
+    });
+    let log = received(&c);
+    wait_for("session_created", 10_000, || {
+        get(&c.get_snapshot(), "sessionId")
+            .as_string()
+            .is_some_and(|s| s.starts_with("ag-"))
+    })
+    .await;
+    let server_sid = get(&c.get_snapshot(), "sessionId").as_string().unwrap();
+    assert_eq!(types(&events), ["session_id"]);
+    c.send("hi".into()).unwrap();
+    wait_for("the reply", 10_000, || replies(&log) == 1).await;
+    assert_eq!(chat_messages(&server_sid).await, ["hi"]);
+    assert!(log.borrow().iter().any(|m| get(m, "type") == "session_init"));
+    let mine = unique("s-mine");
+    c.set_session_id(JsValue::from_str(&mine)).unwrap();
+    c.send("mine".into()).unwrap();
+    eventually("under the app's id", 10_000, || async {
+        chat_messages(&mine).await == ["mine"]
+    })
+    .await;
+    assert!(chat_stat(&tag, "pongs").await >= 1);
+    assert!(c.set_session_id(JsValue::from_f64(1.0)).is_err());
+}
+
+#[wasm_bindgen_test]
+async fn a_bad_url_token_is_refused_at_the_upgrade_with_4001() {
+    // Without connectToken the SDK never puts the token in the URL: the server refuses (4001),
+    // which reads as a rejection: a few refreshes, then auth_rejected, not a loop.
+    let (_, a) = signed_in("agent-bad", 60).await;
+    let tag = unique("agent-bad");
+    let c = chat(Some(&a), &format!("/agent/ws/chat?tag={tag}"), "s", &[]);
     wait_for("closed", 20_000, || status(&c) == "closed").await;
     assert_eq!(get(&c.get_snapshot(), "lastError"), "auth_rejected");
-    let attempts = chat_stat(&sid, "auths_failed").await;
-    assert_eq!(attempts, 4, "the first try and three more");
-    sleep(1_500).await; // several times the reconnect delay
-    assert_eq!(chat_stat(&sid, "auths_failed").await, attempts, "no more attempts");
+    assert_eq!(
+        chat_stat(&tag, "url_refused_bad").await,
+        4,
+        "the first try and three more"
+    );
+    assert_eq!(chat_stat(&tag, "url_connects").await, 0);
 }
 
 #[wasm_bindgen_test]

@@ -61,6 +61,12 @@ pub enum Code {
     /// An argument is not what the method takes (a listener that is not a function, a `fetch`
     /// init the browser cannot make a request from, a supabase-js client without `auth`).
     InvalidArgument,
+    /// The handshake server refused credentials the SDK does not own (`auth_failed` for basic,
+    /// api_key, oauth2, custom, sso): the app must supply others; the SDK does not retry them.
+    AuthFailed,
+    /// The handshake server cleared credentials the SDK does not own (`auth_expired`, an SSO session
+    /// that ended): the app must sign in again (its event carries the server's `redirect_url`).
+    AuthExpired,
 }
 
 impl Code {
@@ -95,6 +101,8 @@ impl Code {
             Code::RefreshTimeout => "refresh_timeout",
             Code::LockTimeout => "lock_timeout",
             Code::InvalidArgument => "invalid_argument",
+            Code::AuthFailed => "auth_failed",
+            Code::AuthExpired => "auth_expired",
         }
     }
 
@@ -133,6 +141,8 @@ impl Code {
             Code::RefreshTimeout => "the refresh request got no answer before its deadline",
             Code::LockTimeout => "another tab held the refresh lock too long; retrying",
             Code::InvalidArgument => "an argument is not of the kind the method takes",
+            Code::AuthFailed => "the chat server refused the handshake credentials",
+            Code::AuthExpired => "the chat server says the sign-in expired; sign in again",
         }
     }
 }
@@ -172,6 +182,8 @@ mod tests {
             Code::RefreshTimeout,
             Code::LockTimeout,
             Code::InvalidArgument,
+            Code::AuthFailed,
+            Code::AuthExpired,
         ];
         let set: std::collections::HashSet<_> = all.iter().map(|c| c.as_str()).collect();
         assert_eq!(set.len(), all.len());

@@ -182,7 +182,23 @@ pub struct ChatOptions {
     pub handshake: bool,
     /// `allowInsecure`.
     pub allow_insecure: bool,
+    /// `handshake.auth_type` as given (also a type the SDK does not know, passed through).
+    pub auth_type_name: String,
+    /// `sessionIdField`: the field of a server frame the session id is read from (default `session_id`).
+    pub session_field: String,
+    /// `connectToken.query`: the query parameter the token is put in at connect time (opt-in).
+    pub connect_token_query: Option<String>,
+    /// `connectToken.protocol`: the token goes in `Sec-WebSocket-Protocol` as `[protocol, token]`
+    /// (the server selects `protocol`), for servers that read it there (opt-in).
+    pub connect_token_protocol: Option<String>,
 }
+
+/// The frame types `sessionIdFrom: true` adopts a session id from: SlarOps' `session_created` and
+/// `session_init`, autolangchat's `connection_established`.
+pub const SESSION_FRAMES: [&str; 3] = ["session_created", "session_init", "connection_established"];
+
+/// Most entries of `sessionIdFrom`.
+const MAX_SESSION_FRAMES: usize = 16;
 
 /// The default storage key.
 pub const DEFAULT_STORAGE_KEY: &str = "authwire.session";
@@ -577,8 +593,9 @@ impl ChatOptions {
             _ => Protocol::TokenPerMessage,
         };
         let mut cfg = Config::new(protocol, client_id, seed);
+        let mut auth_type_name = "bearer_token".to_owned();
         if protocol == Protocol::AuthHandshake {
-            cfg.auth_type = read_handshake(&r)?;
+            (cfg.auth_type, auth_type_name) = read_handshake(&r)?;
         }
         let needs_auth = protocol == Protocol::TokenPerMessage || cfg.auth_type.uses_token();
         let has_auth = match r.raw("auth")? {
@@ -590,6 +607,29 @@ impl ChatOptions {
             other => return Err(r.invalid("auth", &format!("must be an AuthSession, got {}", other.type_name()))),
         };
         let session_id = r.opt_string("sessionId")?;
+        cfg.session_id = session_id.clone();
+        cfg.session_from = read_session_from(&r)?;
+        let session_field = match r.raw("sessionIdField")? {
+            Raw::Missing | Raw::Null => "session_id".to_owned(),
+            Raw::Str(s) if !s.is_empty() && s.len() <= 64 => s,
+            other => {
+                return Err(r.invalid(
+                    "sessionIdField",
+                    &format!(
+                        "must be a non-empty string (at most 64 characters), got {}",
+                        other.type_name()
+                    ),
+                ))
+            }
+        };
+        cfg.resume = r.bool("resumeSession")?;
+        cfg.answer_pings = match r.raw("answerPings")? {
+            Raw::Missing | Raw::Null => true,
+            Raw::Bool(b) => b,
+            other => return Err(r.invalid("answerPings", &format!("must be a boolean, got {}", other.type_name()))),
+        };
+        let (connect_token_query, connect_token_protocol) = read_connect_token(&r)?;
+        cfg.connect_token = connect_token_query.is_some() || connect_token_protocol.is_some();
         let token_field = match r.raw("tokenField")? {
             Raw::Missing | Raw::Null => "auth_token".to_owned(),
             Raw::Str(s) if !s.is_empty() => s,
@@ -654,21 +694,102 @@ impl ChatOptions {
             token_field,
             handshake: protocol == Protocol::AuthHandshake,
             allow_insecure,
+            auth_type_name,
+            session_field,
+            connect_token_query,
+            connect_token_protocol,
         })
     }
 }
 
-/// `options.handshake` (auth-handshake only): its auth type, with the fields that type needs.
-fn read_handshake<O: Obj>(r: &Reader<O>) -> Result<AuthType, OptionError> {
+/// `connectToken`: `{ query }` or `{ protocol }` (a WebSocket subprotocol name: RFC 6455 token
+/// characters), exactly one.
+fn read_connect_token<O: Obj>(r: &Reader<O>) -> Result<(Option<String>, Option<String>), OptionError> {
+    const SHAPE: &str = "an object like { query: \"token\" } or { protocol: \"bearer\" }";
+    let Some(c) = r.child("connectToken", SHAPE)? else {
+        return Ok((None, None));
+    };
+    let query = c.opt_string("query")?;
+    let protocol = c.opt_string("protocol")?;
+    match (query, protocol) {
+        (Some(q), None) if !q.is_empty() && q.len() <= 64 => Ok((Some(q), None)),
+        (None, Some(p))
+            if !p.is_empty()
+                && p.len() <= 64
+                && p.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)) =>
+        {
+            Ok((None, Some(p)))
+        }
+        (Some(_), Some(_)) => Err(r.invalid("connectToken", "must have either query or protocol, not both")),
+        (None, None) => Err(r.invalid("connectToken", &format!("must be {SHAPE}"))),
+        (Some(_), None) => Err(c.invalid("query", "must be a non-empty string of up to 64 characters")),
+        (None, Some(_)) => Err(c.invalid(
+            "protocol",
+            "must be a WebSocket subprotocol name (letters, digits and !#$%&'*+-.^_`|~, up to 64)",
+        )),
+    }
+}
+
+/// `sessionIdFrom`: `true` (the [`SESSION_FRAMES`]), an array of frame types, or absent / `false`.
+fn read_session_from<O: Obj>(r: &Reader<O>) -> Result<Vec<String>, OptionError> {
+    const WANT: &str = "must be true or an array of frame types like [\"session_created\"]";
+    let list = match r.get("sessionIdFrom")? {
+        Field::Value(Raw::Missing | Raw::Null | Raw::Bool(false)) => return Ok(Vec::new()),
+        Field::Value(Raw::Bool(true)) => return Ok(SESSION_FRAMES.iter().map(|s| (*s).to_owned()).collect()),
+        Field::List(list) => list,
+        Field::Object(_) => return Err(r.invalid("sessionIdFrom", &format!("{WANT}, got object"))),
+        Field::Value(other) => return Err(r.invalid("sessionIdFrom", &format!("{WANT}, got {}", other.type_name()))),
+        Field::Threw => return Ok(Vec::new()), // not reached: `get` reports it
+    };
+    let items = Reader {
+        obj: Some(list),
+        path: r.field_name("sessionIdFrom"),
+    };
+    let len = match items.raw("length")? {
+        Raw::Num(n) if (0.0..=MAX_SESSION_FRAMES as f64).contains(&n) && n.fract() == 0.0 => n as usize,
+        _ => {
+            return Err(r.invalid(
+                "sessionIdFrom",
+                &format!("must hold at most {MAX_SESSION_FRAMES} frame types"),
+            ))
+        }
+    };
+    (0..len)
+        .map(|i| match items.raw(&i.to_string())? {
+            Raw::Str(s) if !s.is_empty() => Ok(s),
+            other => Err(r.invalid(
+                &format!("sessionIdFrom[{i}]"),
+                &format!("must be a non-empty string, got {}", other.type_name()),
+            )),
+        })
+        .collect()
+}
+
+/// `options.handshake` (auth-handshake only): its auth type and name, with the fields a known type
+/// needs. A type the SDK does not know passes through with its fields ([`AuthType::Other`]).
+fn read_handshake<O: Obj>(r: &Reader<O>) -> Result<(AuthType, String), OptionError> {
     let h = r
         .child("handshake", "an object like { auth_type: \"api_key\", api_key }")?
         .unwrap_or(Reader {
             obj: None,
             path: "handshake".into(),
         });
-    let names = ["bearer_token", "basic_auth", "api_key", "oauth2", "custom"];
-    let name = h.choice("auth_type", &names)?.unwrap_or("bearer_token");
-    let t = AuthType::parse(name).unwrap_or(AuthType::BearerToken);
+    let name = match h.raw("auth_type")? {
+        Raw::Missing | Raw::Null => "bearer_token".to_owned(),
+        Raw::Str(s) if !s.is_empty() && s.len() <= 64 => s,
+        other => {
+            return Err(h.invalid(
+                "auth_type",
+                &format!(
+                    "must be a non-empty string like \"bearer_token\", \"basic_auth\", \"api_key\", \
+                     \"oauth2_client_credentials\", \"custom\" or \"sso\", got {}",
+                    describe_choice(&other)
+                ),
+            ))
+        }
+    };
+    let t = AuthType::parse(&name).unwrap_or(AuthType::Other);
     for (field, object) in t.required() {
         let ok = match h.get(field)? {
             Field::Object(_) => *object,
@@ -680,7 +801,7 @@ fn read_handshake<O: Obj>(r: &Reader<O>) -> Result<AuthType, OptionError> {
             return Err(h.invalid(field, &format!("must be {want} for auth_type {name}")));
         }
     }
-    Ok(t)
+    Ok((t, name))
 }
 
 #[cfg(test)]
@@ -1030,11 +1151,7 @@ mod tests {
             (false, with(&chat_base(), "reconnect", s("yes")), "reconnect"),
             (false, with(&chat_base(), "tokenField", s("")), "tokenField"),
             (false, with(&chat_base(), "sessionId", n(1.0)), "sessionId"),
-            (
-                false,
-                with(&hs, "handshake.auth_type", s("kerberos")),
-                "handshake.auth_type",
-            ),
+            (false, with(&hs, "handshake.auth_type", s("")), "handshake.auth_type"),
             (false, with(&hs, "handshake.auth_type", n(1.0)), "handshake.auth_type"),
         ];
         for (is_auth, v, path) in cases {
@@ -1145,6 +1262,115 @@ mod tests {
         assert_eq!(chat(&ok).unwrap().config.auth_type, AuthType::Custom);
         let e = chat(&with(&chat_base(), "auth", V::Raw(Raw::Null))).unwrap_err();
         assert_eq!(e.field, "auth", "token-per-message always needs the session");
+    }
+
+    #[test]
+    fn every_auth_type_the_server_names_is_accepted() {
+        let hs = with(&chat_base(), "protocol", s("auth-handshake"));
+        let no_auth = with(&hs, "auth", V::Raw(Raw::Missing));
+        let oauth = |t: &str| {
+            o(&[
+                ("auth_type", s(t)),
+                ("client_id", s("id")),
+                ("client_secret", s("secret")),
+                ("token_url", s("https://idp.example/token")),
+                ("scope", s("chat")),
+            ])
+        };
+        let c = chat(&with(&no_auth, "handshake", oauth("oauth2_client_credentials"))).unwrap();
+        assert_eq!(c.config.auth_type, AuthType::OAuth2ClientCredentials);
+        assert_eq!(c.auth_type_name, "oauth2_client_credentials");
+        assert!(!c.has_auth, "the server fetches that token, not the SDK");
+        let e = chat(&with(
+            &no_auth,
+            "handshake",
+            o(&[("auth_type", s("oauth2_client_credentials")), ("client_id", s("id"))]),
+        ))
+        .unwrap_err();
+        assert_eq!(e.field, "handshake.client_secret");
+        let c = chat(&with(&no_auth, "handshake", o(&[("auth_type", s("sso"))]))).unwrap();
+        assert_eq!(
+            c.config.auth_type,
+            AuthType::Sso,
+            "the SSO cookie may carry the session"
+        );
+        let c = chat(&with(
+            &no_auth,
+            "handshake",
+            o(&[("auth_type", s("kerberos")), ("ticket", s("t"))]),
+        ))
+        .unwrap();
+        assert_eq!(
+            (c.config.auth_type, c.auth_type_name.as_str()),
+            (AuthType::Other, "kerberos")
+        );
+        let c = chat(&with(&hs, "handshake", o(&[]))).unwrap();
+        assert_eq!(
+            c.config.auth_type,
+            AuthType::BearerToken,
+            "auth_type defaults to bearer_token"
+        );
+    }
+
+    #[test]
+    fn session_adoption_resume_pings_and_the_connect_token() {
+        let c = chat(&chat_base()).unwrap();
+        assert!(c.config.session_from.is_empty() && !c.config.resume && !c.config.connect_token);
+        assert!(c.config.answer_pings && c.connect_token_query.is_none());
+        assert_eq!(c.session_field, "session_id");
+        let c = chat(&with(&chat_base(), "sessionIdFrom", b(true))).unwrap();
+        assert_eq!(c.config.session_from, SESSION_FRAMES.to_vec());
+        let v = with(
+            &with(&chat_base(), "sessionIdFrom", V::List(vec![s("hello")])),
+            "sessionIdField",
+            s("sid"),
+        );
+        let c = chat(&with(&with(&v, "resumeSession", b(true)), "answerPings", b(false))).unwrap();
+        assert_eq!(
+            (c.config.session_from.clone(), c.session_field.as_str()),
+            (vec!["hello".to_owned()], "sid")
+        );
+        assert!(c.config.resume && !c.config.answer_pings);
+        let c = chat(&with(&chat_base(), "connectToken", o(&[("query", s("token"))]))).unwrap();
+        assert_eq!(c.connect_token_query.as_deref(), Some("token"));
+        assert!(c.config.connect_token);
+        let c = chat(&with(&chat_base(), "connectToken", o(&[("protocol", s("bearer"))]))).unwrap();
+        assert_eq!(
+            (c.connect_token_query, c.connect_token_protocol.as_deref()),
+            (None, Some("bearer"))
+        );
+        assert!(c.config.connect_token);
+        for (v, field) in [
+            (with(&chat_base(), "connectToken", s("token")), "connectToken"),
+            (with(&chat_base(), "connectToken", o(&[])), "connectToken"),
+            (
+                with(&chat_base(), "connectToken", o(&[("query", s(""))])),
+                "connectToken.query",
+            ),
+            (
+                with(&chat_base(), "connectToken", o(&[("protocol", s("a b"))])),
+                "connectToken.protocol",
+            ),
+            (
+                with(
+                    &chat_base(),
+                    "connectToken",
+                    o(&[("query", s("t")), ("protocol", s("p"))]),
+                ),
+                "connectToken",
+            ),
+            (with(&chat_base(), "sessionIdFrom", s("x")), "sessionIdFrom"),
+            (
+                with(&chat_base(), "sessionIdFrom", V::List(vec![n(1.0)])),
+                "sessionIdFrom[0]",
+            ),
+            (with(&chat_base(), "sessionIdField", s("")), "sessionIdField"),
+            (with(&chat_base(), "resumeSession", s("yes")), "resumeSession"),
+            (with(&chat_base(), "answerPings", n(0.0)), "answerPings"),
+        ] {
+            let e = chat(&v).unwrap_err();
+            assert_eq!((e.code, e.field.as_str()), (Code::InvalidOptions, field));
+        }
     }
 
     #[test]
@@ -1434,7 +1660,7 @@ mod tests {
         }
         let hs = with(&chat_base(), "protocol", s("auth-handshake"));
         for (path, v) in [
-            ("handshake.auth_type", s("k-SECRET")),
+            ("handshake.auth_type", s(&"k-SECRET".repeat(20))),
             ("tokenField", n(1.0)),
             ("url", s("ws://k-SECRET.example")),
         ] {

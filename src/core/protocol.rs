@@ -22,32 +22,46 @@ pub enum AuthType {
     BasicAuth,
     /// `api_key` (and `api_key_header`).
     ApiKey,
-    /// `client_id`, `client_secret`, `token_url`, `scope`.
+    /// `client_id`, `client_secret`, `token_url`, `scope` (the name older servers read).
     OAuth2,
+    /// The same fields under the name today's server (autolangchat) gives the type; it calls
+    /// `token_url` itself.
+    OAuth2ClientCredentials,
     /// `custom_headers`.
     Custom,
+    /// `session_token` (or the server's `sso_session_token` cookie, so nothing is required);
+    /// the server may later say `auth_expired`.
+    Sso,
+    /// A type the SDK does not know: passed through with its fields, unchecked.
+    Other,
 }
 
 impl AuthType {
-    /// Parses the `auth_type` string.
+    /// Parses the `auth_type` string (`None`: a type the SDK does not know, see [`AuthType::Other`]).
     pub fn parse(s: &str) -> Option<AuthType> {
         Some(match s {
             "bearer_token" => AuthType::BearerToken,
             "basic_auth" => AuthType::BasicAuth,
             "api_key" => AuthType::ApiKey,
             "oauth2" => AuthType::OAuth2,
+            "oauth2_client_credentials" => AuthType::OAuth2ClientCredentials,
             "custom" => AuthType::Custom,
+            "sso" => AuthType::Sso,
             _ => return None,
         })
     }
-    /// The `auth_type` string (the inverse of [`AuthType::parse`]).
+    /// The `auth_type` string (the inverse of [`AuthType::parse`]; empty for [`AuthType::Other`],
+    /// whose name the options keep).
     pub fn as_str(self) -> &'static str {
         match self {
             AuthType::BearerToken => "bearer_token",
             AuthType::BasicAuth => "basic_auth",
             AuthType::ApiKey => "api_key",
             AuthType::OAuth2 => "oauth2",
+            AuthType::OAuth2ClientCredentials => "oauth2_client_credentials",
             AuthType::Custom => "custom",
+            AuthType::Sso => "sso",
+            AuthType::Other => "",
         }
     }
     /// The fields the auth frame must carry (besides `type` and `auth_type`), and their JS kind
@@ -57,8 +71,11 @@ impl AuthType {
             AuthType::BearerToken => &[],
             AuthType::BasicAuth => &[("username", false), ("password", false)],
             AuthType::ApiKey => &[("api_key", false)],
-            AuthType::OAuth2 => &[("client_id", false), ("client_secret", false), ("token_url", false)],
+            AuthType::OAuth2 | AuthType::OAuth2ClientCredentials => {
+                &[("client_id", false), ("client_secret", false), ("token_url", false)]
+            }
             AuthType::Custom => &[("custom_headers", true)],
+            AuthType::Sso | AuthType::Other => &[],
         }
     }
     /// Whether the frame carries the session's token (and so is re-sent after every refresh).
@@ -95,6 +112,8 @@ pub struct Incoming {
     pub code: Option<String>,
     /// `message_id`
     pub message_id: Option<String>,
+    /// The session id field the app asked the socket to adopt (`sessionIdFrom`), when the frame has it.
+    pub session: Option<String>,
 }
 
 /// What an incoming frame means to the socket.
@@ -104,9 +123,17 @@ pub enum Meaning {
     Ack(String),
     /// `{ type: "auth_configured" }`
     AuthConfigured,
-    /// The server says the token (or the handshake credentials) are invalid or expired;
-    /// names the rejected frame when it does.
+    /// The server says the token is invalid or expired; names the rejected frame when it does.
     AuthRejected(Option<String>),
+    /// `{ type: "auth_failed" }`: the handshake's credentials failed verification (the server keeps
+    /// the connection, and any credentials configured before).
+    AuthFailed,
+    /// `{ type: "auth_expired" }`: the server cleared the credentials (an SSO session ended).
+    AuthExpired,
+    /// `{ type: "logout_success" }`
+    LogoutSuccess,
+    /// `{ type: "ping" }` from the server.
+    Ping,
     /// Anything else (replies, pongs, other errors): passed on to the app.
     Other,
 }
@@ -125,7 +152,12 @@ impl Incoming {
     pub fn read(kind: Option<String>, codes: [Option<String>; 3], message_id: Option<String>) -> Incoming {
         let auth = codes.iter().flatten().find(|c| is_auth_error(c)).cloned();
         let code = auth.or_else(|| codes.into_iter().flatten().next());
-        Incoming { kind, code, message_id }
+        Incoming {
+            kind,
+            code,
+            message_id,
+            session: None,
+        }
     }
 }
 
@@ -138,7 +170,11 @@ pub fn classify(i: &Incoming) -> Meaning {
             None => Meaning::Other,
         },
         "auth_configured" => Meaning::AuthConfigured,
-        "auth_failed" | "auth_error" | "unauthorized" => Meaning::AuthRejected(i.message_id.clone()),
+        "auth_failed" => Meaning::AuthFailed,
+        "auth_expired" => Meaning::AuthExpired,
+        "logout_success" => Meaning::LogoutSuccess,
+        "ping" => Meaning::Ping,
+        "auth_error" | "unauthorized" => Meaning::AuthRejected(i.message_id.clone()),
         "error" if i.code.as_deref().is_some_and(is_auth_error) => Meaning::AuthRejected(i.message_id.clone()),
         _ => Meaning::Other,
     }
@@ -153,6 +189,7 @@ mod tests {
             kind: Some(kind.into()),
             code: code.map(Into::into),
             message_id: id.map(Into::into),
+            session: None,
         }
     }
 
@@ -171,7 +208,14 @@ mod tests {
             Meaning::AuthRejected(None)
         );
         assert_eq!(classify(&frame("error", Some("rate_limited"), None)), Meaning::Other);
-        assert_eq!(classify(&frame("auth_failed", None, None)), Meaning::AuthRejected(None));
+        assert_eq!(classify(&frame("auth_failed", None, None)), Meaning::AuthFailed);
+        assert_eq!(classify(&frame("auth_expired", None, None)), Meaning::AuthExpired);
+        assert_eq!(classify(&frame("logout_success", None, None)), Meaning::LogoutSuccess);
+        assert_eq!(classify(&frame("ping", None, None)), Meaning::Ping);
+        assert_eq!(
+            classify(&frame("unauthorized", None, None)),
+            Meaning::AuthRejected(None)
+        );
         assert_eq!(classify(&Incoming::default()), Meaning::Other);
     }
 
@@ -182,11 +226,19 @@ mod tests {
             ("basic_auth", AuthType::BasicAuth),
             ("api_key", AuthType::ApiKey),
             ("oauth2", AuthType::OAuth2),
+            ("oauth2_client_credentials", AuthType::OAuth2ClientCredentials),
             ("custom", AuthType::Custom),
+            ("sso", AuthType::Sso),
         ] {
             assert_eq!(AuthType::parse(s), Some(t));
+            assert_eq!(t.as_str(), s);
         }
-        assert_eq!(AuthType::parse("kerberos"), None);
+        assert_eq!(AuthType::parse("kerberos"), None, "unknown types are AuthType::Other");
+        assert_eq!(AuthType::Other.required(), &[]);
+        assert_eq!(
+            AuthType::OAuth2ClientCredentials.required(),
+            AuthType::OAuth2.required()
+        );
         assert!(AuthType::BearerToken.uses_token() && !AuthType::ApiKey.uses_token());
         assert_eq!(AuthType::Custom.required(), &[("custom_headers", true)]);
         assert!(AUTH_CLOSE_CODES.contains(&4001) && !AUTH_CLOSE_CODES.contains(&1006));

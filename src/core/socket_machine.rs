@@ -9,7 +9,11 @@
 //!   `message_id`, after a reconnect, so a server that de-duplicates by id sees each exactly once;
 //! - a token rejection forces one refresh, then reconnects at once; repeated rejections right
 //!   after fresh tokens close the socket (`auth_rejected`) instead of looping;
-//! - reconnects back off with jitter, reset after a healthy open; none after `close()` or sign-out.
+//! - reconnects back off with jitter, reset after a healthy open; none after `close()` or sign-out;
+//! - with a connect-time token (`connect_token`), a connection is only opened with a token usable
+//!   for the transit margin at that moment, on every connect and reconnect (never a cached one);
+//! - credentials the SDK does not own (handshake types other than `bearer_token`) are never
+//!   refreshed or retried: `auth_failed` / `auth_expired` become events and a coded close.
 
 use std::collections::VecDeque;
 
@@ -75,6 +79,16 @@ pub struct Config {
     pub client_id: String,
     /// Jitter seed.
     pub seed: u64,
+    /// The chat session id stamped on frames (`sessionId`), until a server frame or the app changes it.
+    pub session_id: Option<String>,
+    /// Frame types whose session id field the socket adopts (`sessionIdFrom`); empty: never.
+    pub session_from: Vec<String>,
+    /// Connect URLs carry `?session_id=` when the socket has one (`resumeSession`).
+    pub resume: bool,
+    /// The token goes into the connect URL (`connectToken`): connect only with a usable token.
+    pub connect_token: bool,
+    /// Answer a server's `{ type: "ping" }` with `{ type: "pong" }` (else it is only passed on).
+    pub answer_pings: bool,
 }
 
 impl Config {
@@ -97,6 +111,36 @@ impl Config {
             max_auth_rejections: 3,
             client_id,
             seed,
+            session_id: None,
+            session_from: Vec::new(),
+            resume: false,
+            connect_token: false,
+            answer_pings: true,
+        }
+    }
+}
+
+/// What the socket tells the app through `onEvent` (besides the snapshot).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SocketEvent {
+    /// The server refused the handshake credentials (`auth_failed`).
+    AuthFailed,
+    /// The server cleared the credentials (`auth_expired`).
+    AuthExpired,
+    /// The socket sent `logout` (on `logout()` or the session's sign-out).
+    LoggedOut,
+    /// The socket adopted a session id from a server frame.
+    SessionId,
+}
+
+impl SocketEvent {
+    /// The event's `type` in JS.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SocketEvent::AuthFailed => "auth_failed",
+            SocketEvent::AuthExpired => "auth_expired",
+            SocketEvent::LoggedOut => "logged_out",
+            SocketEvent::SessionId => "session_id",
         }
     }
 }
@@ -138,6 +182,8 @@ pub enum Input {
     SessionEnded,
     /// `close()`.
     Close,
+    /// `logout()`: sign the handshake out on the server (`{ type: "logout" }`), then close.
+    Logout,
 }
 
 /// What the shell must do.
@@ -153,6 +199,12 @@ pub enum Action<P> {
     Write(Frame<P>),
     /// Write a heartbeat ping.
     Ping,
+    /// Answer the server's ping: `{ type: "pong" }`, never stamped.
+    Pong,
+    /// Write the handshake protocol's `{ type: "logout" }`.
+    WriteLogout,
+    /// Tell the app (`onEvent`); the shell adds the server frame that caused it, if any.
+    Emit(SocketEvent),
     /// Get a usable token from the AuthSession (refreshing if needed); report `TokenChanged`, or
     /// `TokenUnavailable` when the session answers that none can come. The need stays registered
     /// with the session (which keeps retrying for it) until a token arrives or `ReleaseToken`.
@@ -191,6 +243,8 @@ pub struct SocketMachine<P> {
     auth_written: bool,
     rejections: u32,
     ever_opened: bool,
+    pending_connect: bool,
+    session_id: Option<String>,
     wake_at: Option<u64>,
     /// Frames written (re-sends included).
     pub sent: u64,
@@ -211,6 +265,7 @@ impl<P: Clone> SocketMachine<P> {
     /// A machine in `Idle`.
     pub fn new(cfg: Config) -> Self {
         let rng = Rng::new(cfg.seed);
+        let session_id = cfg.session_id.clone();
         SocketMachine {
             cfg,
             rng,
@@ -231,6 +286,8 @@ impl<P: Clone> SocketMachine<P> {
             auth_written: false,
             rejections: 0,
             ever_opened: false,
+            pending_connect: false,
+            session_id,
             wake_at: None,
             sent: 0,
             received: 0,
@@ -255,6 +312,24 @@ impl<P: Clone> SocketMachine<P> {
     /// The settings.
     pub fn config(&self) -> &Config {
         &self.cfg
+    }
+    /// The chat session id stamped on frames.
+    pub fn session_id(&self) -> Option<&str> {
+        self.session_id.as_deref()
+    }
+    /// `setSessionId()`: the app manages the session id (`None` removes it).
+    pub fn set_session_id(&mut self, id: Option<String>, out: &mut Vec<Action<P>>) {
+        if self.session_id != id {
+            self.session_id = id;
+            out.push(Action::Changed);
+        }
+    }
+    /// What the URL of the connection being opened carries: the session id to resume (with
+    /// `resume`), and whether the token goes in (with `connect_token`; the machine only connects
+    /// when the token is usable).
+    pub fn connect_query(&self) -> (Option<&str>, bool) {
+        let resume = if self.cfg.resume { self.session_id() } else { None };
+        (resume, self.cfg.connect_token)
     }
     /// When the timer should fire, if armed.
     pub fn wake_at(&self) -> Option<u64> {
@@ -356,11 +431,24 @@ impl<P: Clone> SocketMachine<P> {
         }
     }
 
-    fn connect(&mut self, now: u64, out: &mut Vec<Action<P>>) {
+    fn connect(&mut self, now: u64, token_ok: bool, out: &mut Vec<Action<P>>) {
+        self.deadline = now.saturating_add(self.cfg.connect_timeout_ms);
+        if self.cfg.connect_token && !token_ok {
+            // The token goes into the URL: wait for one usable for the transit margin, never
+            // connect with a cached one (the deadline still holds).
+            self.pending_connect = true;
+            self.set_status(Status::Connecting, out);
+            if !self.waiting_token {
+                self.waiting_token = true;
+                out.push(Action::NeedToken);
+            }
+            return;
+        }
+        self.pending_connect = false;
+        self.stop_waiting(out);
         self.live = true;
         self.auth_written = false;
         self.recent.clear();
-        self.deadline = now.saturating_add(self.cfg.connect_timeout_ms);
         self.set_status(Status::Connecting, out);
         out.push(Action::Connect);
     }
@@ -432,6 +520,7 @@ impl<P: Clone> SocketMachine<P> {
             self.last_error = code;
         }
         self.awaiting_refresh = false;
+        self.pending_connect = false;
         self.set_status(Status::Closed, out);
         out.push(Action::Changed);
     }
@@ -468,6 +557,35 @@ impl<P: Clone> SocketMachine<P> {
         let _ = now;
     }
 
+    /// Whether the handshake's credentials are the session's token (refreshed by the SDK); always
+    /// so in token-per-message.
+    fn sdk_owns_credentials(&self) -> bool {
+        self.cfg.protocol == Protocol::TokenPerMessage || self.cfg.auth_type.uses_token()
+    }
+
+    /// Takes the session id of a frame whose type the app named (`sessionIdFrom`).
+    fn adopt_session(&mut self, frame: &Incoming, out: &mut Vec<Action<P>>) {
+        let (Some(kind), Some(id)) = (&frame.kind, &frame.session) else {
+            return;
+        };
+        if id.is_empty() || self.session_id.as_deref() == Some(id.as_str()) {
+            return;
+        }
+        if self.cfg.session_from.iter().any(|t| t == kind) {
+            self.session_id = Some(id.clone());
+            out.push(Action::Emit(SocketEvent::SessionId));
+        }
+    }
+
+    /// Signs the handshake out on the server when one is configured on the open connection:
+    /// `{ type: "logout" }` goes out before the close (same ordered stream).
+    fn logout(&mut self, out: &mut Vec<Action<P>>) {
+        if self.cfg.protocol == Protocol::AuthHandshake && self.live && self.auth_written {
+            out.push(Action::WriteLogout);
+            out.push(Action::Emit(SocketEvent::LoggedOut));
+        }
+    }
+
     /// Feeds one input. `token_ok`: the AuthSession's token is usable now.
     pub fn handle(&mut self, now: u64, input: Input, token_ok: bool, out: &mut Vec<Action<P>>) {
         if self.status == Status::Closed {
@@ -476,7 +594,7 @@ impl<P: Clone> SocketMachine<P> {
         match input {
             Input::Start => {
                 if self.status == Status::Idle {
-                    self.connect(now, out);
+                    self.connect(now, token_ok, out);
                 }
             }
             Input::Opened => {
@@ -500,7 +618,17 @@ impl<P: Clone> SocketMachine<P> {
                 self.received += 1;
                 self.last_rx = now;
                 out.push(Action::Changed);
-                match classify(&frame) {
+                self.adopt_session(&frame, out);
+                let mut meaning = classify(&frame);
+                if meaning == Meaning::Other
+                    && self.status == Status::Authenticating
+                    && frame.kind.as_deref() == Some("error")
+                {
+                    // Nothing but the auth frame is out yet: a plain error answers it (autolangchat's
+                    // "SSO is not enabled", "Unknown auth type", "Invalid credentials provided").
+                    meaning = Meaning::AuthFailed;
+                }
+                match meaning {
                     Meaning::Ack(id) => {
                         if let Some(pos) = self
                             .unacked
@@ -518,6 +646,32 @@ impl<P: Clone> SocketMachine<P> {
                         }
                     }
                     Meaning::AuthRejected(named) => self.rejected(now, named, out),
+                    Meaning::AuthFailed | Meaning::AuthExpired => {
+                        let expired = classify(&frame) == Meaning::AuthExpired;
+                        let (event, code) = if expired {
+                            (SocketEvent::AuthExpired, Code::AuthExpired)
+                        } else {
+                            (SocketEvent::AuthFailed, Code::AuthFailed)
+                        };
+                        out.push(Action::Emit(event));
+                        if self.sdk_owns_credentials() {
+                            // The session's token: one forced refresh, then a new connection.
+                            self.rejected(now, frame.message_id, out);
+                        } else if expired || self.status == Status::Authenticating {
+                            // Credentials the app owns: no retry loop. Nothing can flow until the
+                            // app supplies new ones (a new socket), so close with the code.
+                            self.finish(Some(code), out);
+                        } else {
+                            // A new auth frame failed mid-connection: the server keeps the old one.
+                            self.last_error = Some(code);
+                        }
+                    }
+                    Meaning::LogoutSuccess => out.push(Action::Emit(SocketEvent::LoggedOut)),
+                    Meaning::Ping => {
+                        if self.cfg.answer_pings && self.live {
+                            out.push(Action::Pong);
+                        }
+                    }
                     Meaning::Other => {
                         if frame.kind.as_deref() != Some("error") {
                             self.rejections = 0;
@@ -538,8 +692,12 @@ impl<P: Clone> SocketMachine<P> {
                 }
             }
             Input::Timer => match self.status {
-                Status::Reconnecting if !self.awaiting_refresh && now >= self.reconnect_at => self.connect(now, out),
+                Status::Reconnecting if !self.awaiting_refresh && now >= self.reconnect_at => {
+                    self.connect(now, token_ok, out)
+                }
                 Status::Connecting | Status::Authenticating if now >= self.deadline => {
+                    self.pending_connect = false;
+                    self.stop_waiting(out);
                     self.drop_connection(4000, out);
                     self.schedule_reconnect(now, Code::ConnectionLost, out);
                 }
@@ -558,14 +716,16 @@ impl<P: Clone> SocketMachine<P> {
             },
             Input::Online => {
                 if self.status == Status::Reconnecting && !self.awaiting_refresh {
-                    self.connect(now, out);
+                    self.connect(now, token_ok, out);
                 }
             }
             Input::TokenChanged => {
                 self.waiting_token = false;
                 if self.awaiting_refresh {
                     self.awaiting_refresh = false;
-                    self.connect(now, out);
+                    self.connect(now, token_ok, out);
+                } else if self.pending_connect {
+                    self.connect(now, token_ok, out);
                 } else {
                     match self.status {
                         Status::Authenticating if !self.auth_written => self.send_auth(token_ok, out),
@@ -593,8 +753,15 @@ impl<P: Clone> SocketMachine<P> {
                     self.schedule_reconnect(now, Code::AuthRejected, out);
                 }
             }
-            Input::SessionEnded => self.finish(Some(Code::SignedOut), out),
+            Input::SessionEnded => {
+                self.logout(out);
+                self.finish(Some(Code::SignedOut), out)
+            }
             Input::Close => self.finish(None, out),
+            Input::Logout => {
+                self.logout(out);
+                self.finish(None, out)
+            }
         }
         self.schedule(out);
     }
@@ -764,6 +931,7 @@ mod tests {
                 kind: Some("ack".into()),
                 code: None,
                 message_id: Some(id.into()),
+                session: None,
             })
         };
         m.handle(2, ack("c1-1"), true, &mut out);
@@ -839,6 +1007,7 @@ mod tests {
             kind: Some("error".into()),
             code: Some("token_expired".into()),
             message_id: Some("c1-1".into()),
+            session: None,
         });
         m.handle(2, reject, true, &mut out);
         assert!(out.contains(&Action::ForceRefresh));
@@ -883,6 +1052,7 @@ mod tests {
             kind: Some("error".into()),
             code: Some("invalid_token".into()),
             message_id: Some("u-2".into()),
+            session: None,
         });
         m.handle(2, reject, true, &mut out);
         assert_eq!(m.queued(), 2);
@@ -1141,6 +1311,7 @@ mod tests {
                 kind: Some("ack".into()),
                 code: None,
                 message_id: Some("c-1".into()),
+                session: None,
             }),
             true,
             &mut out,
@@ -1161,5 +1332,234 @@ mod tests {
             out.iter().all(|a| !matches!(a, Action::Connect | Action::Write(_))),
             "{out:?}"
         );
+    }
+
+    fn frame(kind: &str) -> Input {
+        Input::Received(Incoming {
+            kind: Some(kind.into()),
+            ..Default::default()
+        })
+    }
+
+    fn handshake(t: AuthType) -> M {
+        let mut cfg = Config::new(Protocol::AuthHandshake, "c".into(), 1);
+        cfg.auth_type = t;
+        SocketMachine::new(cfg)
+    }
+
+    #[test]
+    fn a_connect_time_token_is_fresh_on_every_connect_or_the_socket_waits() {
+        let mut cfg = Config::new(Protocol::TokenPerMessage, "c".into(), 1);
+        cfg.connect_token = true;
+        let mut m: M = SocketMachine::new(cfg);
+        let mut out = vec![];
+        m.handle(0, Input::Start, false, &mut out);
+        assert!(
+            out.contains(&Action::NeedToken) && !out.contains(&Action::Connect),
+            "{out:?}"
+        );
+        assert_eq!(m.status(), Status::Connecting);
+        assert_eq!(m.connect_query(), (None, true));
+        let mut out = vec![];
+        m.handle(5, Input::TokenChanged, true, &mut out);
+        assert!(out.contains(&Action::Connect));
+        m.handle(6, Input::Opened, true, &mut out);
+        // The line drops while the token is near expiry: the reconnect waits for a fresh one.
+        let mut out = vec![];
+        m.handle(10, Input::Closed(1006), false, &mut out);
+        let at = m.wake_at().unwrap();
+        let mut out = vec![];
+        m.handle(at, Input::Timer, false, &mut out);
+        assert!(
+            out.contains(&Action::NeedToken) && !out.contains(&Action::Connect),
+            "{out:?}"
+        );
+        // No token before the deadline: the need is withdrawn and the socket backs off.
+        let deadline = m.wake_at().unwrap();
+        let mut out = vec![];
+        m.handle(deadline, Input::Timer, false, &mut out);
+        assert!(out.contains(&Action::ReleaseToken) && !out.contains(&Action::Connect));
+        assert_eq!(m.status(), Status::Reconnecting);
+        let again = m.wake_at().unwrap();
+        let mut out = vec![];
+        m.handle(again, Input::Timer, true, &mut out);
+        assert!(out.contains(&Action::Connect), "a usable token: connect at once");
+        // A 4001 at the upgrade is a rejection: one refresh, then a connect with the new token.
+        let mut out = vec![];
+        m.handle(again + 1, Input::Closed(4001), true, &mut out);
+        assert!(out.contains(&Action::ForceRefresh) && !out.contains(&Action::Connect));
+        let mut out = vec![];
+        m.handle(again + 2, Input::TokenChanged, true, &mut out);
+        assert!(out.contains(&Action::Connect));
+    }
+
+    #[test]
+    fn credentials_the_sdk_does_not_own_are_never_retried() {
+        for t in [
+            AuthType::ApiKey,
+            AuthType::OAuth2ClientCredentials,
+            AuthType::Sso,
+            AuthType::Other,
+        ] {
+            let mut m = handshake(t);
+            let mut out = vec![];
+            m.send(0, "early", None, true, &mut out).unwrap();
+            m.handle(0, Input::Start, true, &mut out);
+            m.handle(1, Input::Opened, true, &mut out);
+            let mut out = vec![];
+            m.handle(2, frame("auth_failed"), true, &mut out);
+            assert!(out.contains(&Action::Emit(SocketEvent::AuthFailed)), "{t:?}");
+            assert!(!out.contains(&Action::ForceRefresh) && !out.contains(&Action::Connect));
+            assert_eq!((m.status(), m.last_error), (Status::Closed, Some(Code::AuthFailed)));
+        }
+        // Mid-connection, a failed new auth frame leaves the server's old credentials: still open.
+        let mut m = handshake(AuthType::BasicAuth);
+        let mut out = vec![];
+        m.handle(0, Input::Start, true, &mut out);
+        m.handle(1, Input::Opened, true, &mut out);
+        m.handle(2, frame("auth_configured"), true, &mut out);
+        let mut out = vec![];
+        m.handle(3, frame("auth_failed"), true, &mut out);
+        assert_eq!((m.status(), m.last_error), (Status::Open, Some(Code::AuthFailed)));
+        // auth_expired (SSO): the server cleared them; close with the code, no loop.
+        let mut m = handshake(AuthType::Sso);
+        let mut out = vec![];
+        m.handle(0, Input::Start, true, &mut out);
+        m.handle(1, Input::Opened, true, &mut out);
+        m.handle(2, frame("auth_configured"), true, &mut out);
+        let mut out = vec![];
+        m.handle(3, frame("auth_expired"), true, &mut out);
+        assert!(out.contains(&Action::Emit(SocketEvent::AuthExpired)));
+        assert_eq!((m.status(), m.last_error), (Status::Closed, Some(Code::AuthExpired)));
+        // The session's own token: one forced refresh, then a new connection.
+        let mut m = handshake(AuthType::BearerToken);
+        let mut out = vec![];
+        m.handle(0, Input::Start, true, &mut out);
+        m.handle(1, Input::Opened, true, &mut out);
+        let mut out = vec![];
+        m.handle(2, frame("auth_failed"), true, &mut out);
+        assert!(out.contains(&Action::ForceRefresh) && out.contains(&Action::Emit(SocketEvent::AuthFailed)));
+        assert_eq!(m.status(), Status::Reconnecting);
+    }
+
+    #[test]
+    fn logout_goes_out_before_the_close_in_the_handshake_protocol_only() {
+        for input in [Input::Logout, Input::SessionEnded] {
+            let mut m = handshake(AuthType::BearerToken);
+            let mut out = vec![];
+            m.handle(0, Input::Start, true, &mut out);
+            m.handle(1, Input::Opened, true, &mut out);
+            m.handle(2, frame("auth_configured"), true, &mut out);
+            let mut out = vec![];
+            m.handle(3, input.clone(), true, &mut out);
+            let logout = out
+                .iter()
+                .position(|a| *a == Action::WriteLogout)
+                .expect("logout written");
+            let close = out.iter().position(|a| *a == Action::Disconnect(1000)).unwrap();
+            assert!(logout < close && out.contains(&Action::Emit(SocketEvent::LoggedOut)));
+            assert_eq!(m.status(), Status::Closed);
+        }
+        let mut m = machine(Protocol::TokenPerMessage, false);
+        open(&mut m, 0);
+        let mut out = vec![];
+        m.handle(1, Input::Logout, true, &mut out);
+        assert!(
+            !out.contains(&Action::WriteLogout),
+            "token-per-message has no logout frame"
+        );
+        let mut m = handshake(AuthType::BearerToken);
+        let mut out = vec![];
+        m.handle(0, Input::Start, true, &mut out);
+        let mut out = vec![];
+        m.handle(1, Input::SessionEnded, false, &mut out);
+        assert!(
+            !out.contains(&Action::WriteLogout),
+            "nothing to sign out of before the auth frame"
+        );
+    }
+
+    #[test]
+    fn the_session_id_is_adopted_from_the_frames_the_app_names_and_resumed() {
+        let mut cfg = Config::new(Protocol::TokenPerMessage, "c".into(), 1);
+        cfg.session_from = vec!["session_created".into(), "session_init".into()];
+        cfg.resume = true;
+        cfg.session_id = Some("app".into());
+        let mut m: M = SocketMachine::new(cfg);
+        assert_eq!(m.connect_query(), (Some("app"), false));
+        open(&mut m, 0);
+        let with_session = |kind: &str, id: &str| {
+            Input::Received(Incoming {
+                kind: Some(kind.into()),
+                session: Some(id.into()),
+                ..Default::default()
+            })
+        };
+        let mut out = vec![];
+        m.handle(1, with_session("ai_response", "other"), true, &mut out);
+        assert_eq!(m.session_id(), Some("app"), "not a frame type the app named");
+        m.handle(2, with_session("session_created", ""), true, &mut out);
+        assert_eq!(m.session_id(), Some("app"), "an empty id is not one");
+        let mut out = vec![];
+        m.handle(3, with_session("session_created", "srv-1"), true, &mut out);
+        assert_eq!(m.session_id(), Some("srv-1"));
+        assert!(out.contains(&Action::Emit(SocketEvent::SessionId)));
+        let mut out = vec![];
+        m.handle(4, with_session("session_init", "srv-1"), true, &mut out);
+        assert!(
+            !out.contains(&Action::Emit(SocketEvent::SessionId)),
+            "unchanged: no event"
+        );
+        assert_eq!(m.connect_query(), (Some("srv-1"), false));
+        let mut out = vec![];
+        m.set_session_id(Some("mine".into()), &mut out);
+        assert_eq!((m.session_id(), out), (Some("mine"), vec![Action::Changed]));
+        let mut plain = machine(Protocol::TokenPerMessage, false);
+        open(&mut plain, 0);
+        let mut out = vec![];
+        plain.handle(1, with_session("session_created", "srv"), true, &mut out);
+        assert_eq!(plain.session_id(), None, "adoption is opt-in");
+    }
+
+    #[test]
+    fn server_pings_are_answered_without_touching_the_queue() {
+        let mut m = machine(Protocol::TokenPerMessage, false);
+        let mut out = vec![];
+        m.send(0, "queued", None, false, &mut out).unwrap();
+        m.handle(0, Input::Start, false, &mut out);
+        m.handle(1, Input::Opened, false, &mut out);
+        assert_eq!(m.queued(), 1, "waits for a token");
+        let mut out = vec![];
+        m.handle(2, frame("ping"), false, &mut out);
+        assert!(out.contains(&Action::Pong), "a pong carries no token: answered at once");
+        assert!(writes(&out).is_empty());
+        assert_eq!(m.queued(), 1);
+        let mut cfg = Config::new(Protocol::TokenPerMessage, "c".into(), 1);
+        cfg.answer_pings = false;
+        let mut m: M = SocketMachine::new(cfg);
+        open(&mut m, 0);
+        let mut out = vec![];
+        m.handle(1, frame("ping"), true, &mut out);
+        assert!(!out.contains(&Action::Pong));
+    }
+
+    #[test]
+    fn a_plain_error_while_authenticating_is_an_auth_failure() {
+        let mut m = handshake(AuthType::Sso);
+        let mut out = vec![];
+        m.handle(0, Input::Start, true, &mut out);
+        m.handle(1, Input::Opened, true, &mut out);
+        let mut out = vec![];
+        m.handle(2, frame("error"), true, &mut out);
+        assert!(out.contains(&Action::Emit(SocketEvent::AuthFailed)));
+        assert_eq!((m.status(), m.last_error), (Status::Closed, Some(Code::AuthFailed)));
+        // Once open, a plain error is the app's business (a bad message, a tool failure).
+        let mut m = handshake(AuthType::ApiKey);
+        let mut out = vec![];
+        m.handle(0, Input::Start, true, &mut out);
+        m.handle(1, Input::Opened, true, &mut out);
+        m.handle(2, frame("auth_configured"), true, &mut out);
+        m.handle(3, frame("error"), true, &mut out);
+        assert_eq!((m.status(), m.last_error), (Status::Open, None));
     }
 }

@@ -84,6 +84,50 @@ impl Parsed {
     }
 }
 
+/// `url` with `params` appended to its query (`?` or `&`), names and values percent-encoded as
+/// `encodeURIComponent` does; a fragment stays last. Used for the connect URL (`session_id` to
+/// resume, the opt-in connect-time token).
+pub fn with_query(url: &str, params: &[(&str, &str)]) -> String {
+    if params.is_empty() {
+        return url.to_owned();
+    }
+    let (base, fragment) = url.split_at(url.find('#').unwrap_or(url.len()));
+    let mut out = String::with_capacity(url.len() + 64);
+    out.push_str(base);
+    let mut sep = if base.contains('?') {
+        if base.ends_with('?') || base.ends_with('&') {
+            ""
+        } else {
+            "&"
+        }
+    } else {
+        "?"
+    };
+    for (k, v) in params {
+        out.push_str(sep);
+        encode_component(k, &mut out);
+        out.push('=');
+        encode_component(v, &mut out);
+        sep = "&";
+    }
+    out.push_str(fragment);
+    out
+}
+
+/// `encodeURIComponent`: everything but `A-Z a-z 0-9 - _ . ! ~ * ' ( )` as UTF-8 `%XX`.
+fn encode_component(s: &str, out: &mut String) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.!~*'()".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push('%');
+            out.push(HEX[(b >> 4) as usize] as char);
+            out.push(HEX[(b & 15) as usize] as char);
+        }
+    }
+}
+
 /// Parses `url` as the browser's URL parser would (for the special schemes `http`, `https`, `ws`,
 /// `wss`; anything else is `invalid_url`), or refuses it with `invalid_url` when the browser would
 /// fail or this parser cannot decide as confidently as the browser.
@@ -857,5 +901,20 @@ mod tests {
             check("HTTP://0x7f.1:0080\\a\\?b\\", Kind::Http, false).unwrap(),
             "http://127.0.0.1/a/?b\\"
         );
+    }
+
+    #[test]
+    fn query_parameters_are_appended_and_encoded() {
+        assert_eq!(with_query("wss://h/ws", &[]), "wss://h/ws");
+        assert_eq!(
+            with_query("wss://h/ws", &[("session_id", "a b&c")]),
+            "wss://h/ws?session_id=a%20b%26c"
+        );
+        assert_eq!(
+            with_query("wss://h/ws?org=1", &[("session_id", "s"), ("token", "eyJ.x-y_z")]),
+            "wss://h/ws?org=1&session_id=s&token=eyJ.x-y_z"
+        );
+        assert_eq!(with_query("wss://h/ws?", &[("k", "é")]), "wss://h/ws?k=%C3%A9");
+        assert_eq!(with_query("wss://h/ws#f", &[("k", "v")]), "wss://h/ws?k=v#f");
     }
 }

@@ -60,6 +60,16 @@ fn cached_token(inner: &mut Inner) -> Option<&JsValue> {
     inner.token_js.as_ref()
 }
 
+/// The token for a connect URL (`connectToken`): only one usable for the transit margin now.
+/// The caller puts it in the URL it opens and nowhere else (never logged, never in an error).
+pub(crate) fn url_token(shared: &Shared) -> Option<String> {
+    let inner = shared.try_borrow().ok()?;
+    if inner.freed || !inner.machine.usable(now_ms()) {
+        return None;
+    }
+    inner.machine.access_token().map(|t| t.expose().to_owned())
+}
+
 /// The current access token as a JS string.
 pub(crate) fn token_js(shared: &Shared) -> Option<JsValue> {
     cached_token(&mut *shared.try_borrow_mut().ok()?).cloned()

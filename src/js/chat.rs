@@ -13,8 +13,9 @@ use super::auth::{self, Shared as AuthShared};
 use crate::core::auth_machine::{Answer, Event, EventKind};
 use crate::core::error::Code;
 use crate::core::options::ChatOptions;
-use crate::core::protocol::{AuthType, Incoming, Protocol, CODE_FIELDS};
-use crate::core::socket_machine::{Action, Input, SocketMachine};
+use crate::core::protocol::{Incoming, Protocol, CODE_FIELDS};
+use crate::core::socket_machine::{Action, Input, SocketEvent, SocketMachine};
+use crate::core::url::with_query;
 use crate::web::options;
 use crate::web::{aw_emit, code_error, error, frozen, get, listen, now_ms, DomListener};
 
@@ -165,7 +166,17 @@ struct Inner {
     machine: SocketMachine<JsValue>,
     auth: Option<AuthShared>,
     url: String,
+    /// The machine's session id as a JS string (refreshed when it changes).
     session_id: JsValue,
+    /// The server frame field a session id is adopted from (`sessionIdField`).
+    session_field: String,
+    /// `connectToken.query`.
+    token_query: Option<String>,
+    /// `connectToken.protocol`.
+    token_protocol: Option<String>,
+    /// The server frame being handled (what an event names), undefined otherwise.
+    current_frame: JsValue,
+    events: js_sys::Set,
     token_field: JsValue,
     handshake: Option<Object>,
     conn: Option<Conn>,
@@ -190,6 +201,8 @@ enum Later {
     ForceRefresh,
     Input(Input),
     Notify,
+    /// An `onEvent` event, built under the borrow, delivered with none held.
+    Emit(js_sys::Set, JsValue),
 }
 
 fn token_ok(shared: &Shared) -> bool {
@@ -235,6 +248,10 @@ enum Pending {
         ws: WebSocket,
         frame: Object,
     },
+    Text {
+        ws: WebSocket,
+        text: &'static str,
+    },
 }
 
 impl Pending {
@@ -250,6 +267,9 @@ impl Pending {
                 chat,
             } => {
                 let _ = aw_send(&ws, &payload, &session_id, &field, &token, &id, chat);
+            }
+            Pending::Text { ws, text } => {
+                let _ = ws.send_with_str(text);
             }
             Pending::Auth { ws, frame } => {
                 if let Ok(text) = JSON::stringify(&frame) {
@@ -273,7 +293,34 @@ fn perform(shared: &Shared, actions: Vec<Action<JsValue>>) -> Vec<Later> {
                         c.shut(1000);
                     }
                     inner.generation += 1;
-                    match open(shared, &inner.url, inner.generation) {
+                    let (resume, with_token) = inner.machine.connect_query();
+                    let mut params: Vec<(&str, String)> = Vec::new();
+                    if let Some(id) = resume {
+                        params.push(("session_id", id.to_owned()));
+                    }
+                    // The machine connects only with a usable token; read it now, never cached.
+                    let token = if with_token {
+                        inner.auth.as_ref().and_then(auth::url_token)
+                    } else {
+                        None
+                    };
+                    let missing = with_token && token.is_none();
+                    let mut protocols = None;
+                    if let Some(t) = token {
+                        match (inner.token_query.as_deref(), inner.token_protocol.as_deref()) {
+                            (Some(name), _) => params.push((name, t)),
+                            (None, Some(p)) => protocols = Some((p.to_owned(), t)),
+                            (None, None) => {}
+                        }
+                    }
+                    let pairs: Vec<(&str, &str)> = params.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                    let url = with_query(&inner.url, &pairs);
+                    let conn = if missing {
+                        None
+                    } else {
+                        open(shared, &url, protocols, inner.generation)
+                    };
+                    match conn {
                         Some(c) => inner.conn = Some(c),
                         // The browser refused to even start: treat it as a dropped connection.
                         None => later.push(Later::Input(Input::Closed(1006))),
@@ -308,6 +355,29 @@ fn perform(shared: &Shared, actions: Vec<Action<JsValue>>) -> Vec<Later> {
                 }
                 // A ping is stamped like any frame in token-per-message; the server answers "pong".
                 Action::Ping => prepare(&inner, frozen(&[("type", "ping".into())]), None, false),
+                // Unstamped: a pong never carries a token (SlarOps reads it before anything else).
+                Action::Pong => inner.conn.as_ref().map(|c| Pending::Text {
+                    ws: c.ws.clone(),
+                    text: r#"{"type":"pong"}"#,
+                }),
+                Action::WriteLogout => inner.conn.as_ref().map(|c| Pending::Text {
+                    ws: c.ws.clone(),
+                    text: r#"{"type":"logout"}"#,
+                }),
+                Action::Emit(ev) => {
+                    if ev == SocketEvent::SessionId {
+                        inner.session_id = inner.machine.session_id().map_or(JsValue::UNDEFINED, JsValue::from_str);
+                    }
+                    let mut pairs = vec![("type", JsValue::from_str(ev.as_str()))];
+                    if ev == SocketEvent::SessionId {
+                        pairs.push(("sessionId", inner.session_id.clone()));
+                    }
+                    if !inner.current_frame.is_undefined() {
+                        pairs.push(("frame", inner.current_frame.clone()));
+                    }
+                    later.push(Later::Emit(inner.events.clone(), frozen(&pairs)));
+                    None
+                }
                 Action::NeedToken => {
                     later.push(Later::NeedToken);
                     None
@@ -416,6 +486,7 @@ fn run_later(shared: &Shared, later: Vec<Later>) {
             Later::Input(i) => {
                 drive(shared, |m, now, ok, out| m.handle(now, i, ok, out));
             }
+            Later::Emit(listeners, event) => aw_emit(&listeners, &event),
             Later::Notify => {
                 // Batched: one notification per microtask, however many changes (10,000 sends in a
                 // loop notify once).
@@ -442,8 +513,16 @@ fn feed(weak: &Weak<RefCell<Inner>>, input: Input) {
     }
 }
 
-fn open(shared: &Shared, url: &str, generation: u64) -> Option<Conn> {
-    let ws = WebSocket::new(url).ok()?;
+/// Opens a WebSocket; `protocols` (`connectToken.protocol`) asks for `[name, token]` as
+/// `Sec-WebSocket-Protocol` (the server selects `name`).
+fn open(shared: &Shared, url: &str, protocols: Option<(String, String)>, generation: u64) -> Option<Conn> {
+    let ws = match protocols {
+        Some((name, token)) => {
+            let list = js_sys::Array::of2(&JsValue::from_str(&name), &JsValue::from_str(&token));
+            WebSocket::new_with_str_sequence(url, &list).ok()?
+        }
+        None => WebSocket::new(url).ok()?,
+    };
     ws.set_binary_type(web_sys::BinaryType::Arraybuffer);
     let current = move |weak: &Weak<RefCell<Inner>>| -> Option<Shared> {
         let s = weak.upgrade()?;
@@ -464,11 +543,23 @@ fn open(shared: &Shared, url: &str, generation: u64) -> Option<Conn> {
         let value = aw_parse(&e.data());
         let incoming = if value.is_object() {
             let pick = |k: &str| aw_short(&get(&value, k));
-            Incoming::read(pick("type"), CODE_FIELDS.map(pick), pick("message_id"))
+            let mut i = Incoming::read(pick("type"), CODE_FIELDS.map(pick), pick("message_id"));
+            if let Ok(inner) = s.try_borrow() {
+                if !inner.machine.config().session_from.is_empty() {
+                    i.session = pick(&inner.session_field);
+                }
+            }
+            i
         } else {
             Incoming::default()
         };
+        if let Ok(mut inner) = s.try_borrow_mut() {
+            inner.current_frame = value.clone();
+        }
         drive(&s, |m, now, ok, out| m.handle(now, Input::Received(incoming), ok, out));
+        if let Ok(mut inner) = s.try_borrow_mut() {
+            inner.current_frame = JsValue::UNDEFINED;
+        }
         let listeners = s.try_borrow().ok().filter(|i| !i.freed).map(|i| i.messages.clone());
         if let Some(l) = listeners {
             aw_emit(&l, &value);
@@ -503,8 +594,8 @@ fn random_id() -> String {
 }
 
 /// The handshake frame template: `{ type: "auth", ...handshake, auth_type }` (the core checked
-/// that `handshake` carries what `t` needs).
-fn handshake_frame(v: &JsValue, t: AuthType) -> Object {
+/// that `handshake` carries what a known `auth_type` needs; an unknown one passes through).
+fn handshake_frame(v: &JsValue, auth_type: &str) -> Object {
     let frame = Object::new();
     let _ = Reflect::set(&frame, &"type".into(), &"auth".into());
     let frame = if v.is_object() {
@@ -513,7 +604,7 @@ fn handshake_frame(v: &JsValue, t: AuthType) -> Object {
         frame
     };
     let _ = Reflect::set(&frame, &"type".into(), &"auth".into());
-    let _ = Reflect::set(&frame, &"auth_type".into(), &t.as_str().into());
+    let _ = Reflect::set(&frame, &"auth_type".into(), &auth_type.into());
     frame
 }
 
@@ -537,7 +628,7 @@ impl ChatSocket {
             .map_err(|e| options::option_error(&e))?;
         let handshake = read
             .handshake
-            .then(|| handshake_frame(&get(&options, "handshake"), read.config.auth_type));
+            .then(|| handshake_frame(&get(&options, "handshake"), &read.auth_type_name));
         let auth = if read.has_auth {
             Some(auth::lookup(&get(&options, "auth")).map_err(|c| match c {
                 Code::Freed => error(Code::Freed, "options.auth was freed"),
@@ -548,12 +639,23 @@ impl ChatSocket {
         };
         let session_id = read.session_id.map_or(JsValue::UNDEFINED, |s| JsValue::from_str(&s));
         let token_field = JsValue::from_str(&read.token_field);
-        let (url, cfg) = (read.url, read.config);
+        let (url, cfg, session_field, token_query, token_protocol) = (
+            read.url,
+            read.config,
+            read.session_field,
+            read.connect_token_query,
+            read.connect_token_protocol,
+        );
         let shared: Shared = Rc::new(RefCell::new(Inner {
             machine: SocketMachine::new(cfg),
             auth: auth.clone(),
             url,
             session_id,
+            session_field,
+            token_query,
+            token_protocol,
+            current_frame: JsValue::UNDEFINED,
+            events: js_sys::Set::new(&JsValue::UNDEFINED),
             token_field,
             handshake,
             conn: None,
@@ -716,6 +818,7 @@ impl ChatSocket {
             ("acked", n(m.acked)),
             ("reconnects", n(m.reconnects)),
             ("lastError", m.last_error.map_or(JsValue::NULL, |c| c.as_str().into())),
+            ("sessionId", m.session_id().map_or(JsValue::NULL, JsValue::from_str)),
         ]);
         inner.snapshot = Some(snap.clone());
         snap
@@ -724,6 +827,50 @@ impl ChatSocket {
     /// Closes the socket for good: no reconnect, nothing more is sent.
     pub fn close(&self) {
         drive(&self.shared, |m, now, ok, out| m.handle(now, Input::Close, ok, out));
+    }
+
+    /// Signs out of the chat server and closes: in auth-handshake, `{ type: "logout" }` is written
+    /// (the server clears the credentials) before the close, and `onEvent` gets `logged_out`; in
+    /// token-per-message it is `close()`. The AuthSession's sign-out does the same.
+    pub fn logout(&self) {
+        drive(&self.shared, |m, now, ok, out| m.handle(now, Input::Logout, ok, out));
+    }
+
+    /// Sets the chat `session_id` stamped on later frames (and resumed with `resumeSession`);
+    /// `null` removes it. For apps that manage the id themselves. Throws `invalid_argument`.
+    #[wasm_bindgen(js_name = setSessionId)]
+    pub fn set_session_id(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "string | null")] id: JsValue,
+    ) -> Result<(), JsValue> {
+        let id = match id.as_string() {
+            Some(s) if !s.is_empty() => Some(s),
+            _ if id.is_null() || id.is_undefined() => None,
+            _ => {
+                return Err(error(
+                    Code::InvalidArgument,
+                    "setSessionId() takes a non-empty string or null",
+                ))
+            }
+        };
+        let js = id.as_deref().map_or(JsValue::UNDEFINED, JsValue::from_str);
+        drive(&self.shared, |m, _, _, out| m.set_session_id(id, out)).ok_or_else(|| code_error(Code::Freed))?;
+        if let Ok(mut i) = self.shared.try_borrow_mut() {
+            i.session_id = js;
+        }
+        Ok(())
+    }
+
+    /// Calls `listener` with the socket's events: `{ type: "auth_failed" | "auth_expired",
+    /// frame }` (the server's frame, e.g. its `redirect_url`), `{ type: "logged_out" }`,
+    /// `{ type: "session_id", sessionId, frame }`. Returns the function that unsubscribes.
+    #[wasm_bindgen(js_name = onEvent, unchecked_return_type = "() => void")]
+    pub fn on_event(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "(event: ChatEvent) => void")] listener: &JsValue,
+    ) -> Result<Function, JsValue> {
+        let i = self.shared.try_borrow().map_err(|_| code_error(Code::Freed))?;
+        listen(&i.events, listener, "onEvent")
     }
 }
 
@@ -743,6 +890,7 @@ impl Drop for ChatSocket {
             }
             i.messages.clear();
             i.subscribers.clear();
+            i.events.clear();
             (i.auth.take(), i.watch.take())
         };
         if let (Some(a), Some(id)) = (auth, watch) {

@@ -88,8 +88,12 @@ export type Handshake =
   | { auth_type?: "bearer_token" }
   | { auth_type: "basic_auth"; username: string; password: string }
   | { auth_type: "api_key"; api_key: string; api_key_header?: string }
-  | { auth_type: "oauth2"; client_id: string; client_secret: string; token_url: string; scope?: string }
-  | { auth_type: "custom"; custom_headers: Record<string, string> };
+  | { auth_type: "oauth2" | "oauth2_client_credentials"; client_id: string; client_secret: string; token_url: string; scope?: string }
+  | { auth_type: "custom"; custom_headers: Record<string, string>; metadata?: Record<string, unknown> }
+  | { auth_type: "sso"; session_token?: string };
+/* A type authwire does not know is sent as given, fields unchecked, at run time; in TypeScript it
+   takes a cast (`{ auth_type: "kerberos", ticket } as unknown as Handshake`), so that a known type
+   missing a field stays a type error. */
 
 export interface ChatSocketOptions {
   /** `wss://...` (or `ws://` to loopback; elsewhere only with `allowInsecure`). */
@@ -114,13 +118,33 @@ export interface ChatSocketOptions {
   /** How long opening (and the handshake) may take, 100..600000 ms (default 10000). */
   connectTimeoutMs?: number;
   allowInsecure?: boolean;
+  /** Adopt the session id from server frames of these types (true: "session_created",
+   *  "session_init", "connection_established"); it is then stamped on frames and in the snapshot. */
+  sessionIdFrom?: boolean | string[];
+  /** The server frame field the session id is read from (default "session_id"). */
+  sessionIdField?: string;
+  /** Connect URLs carry `?session_id=` (the current session id) so the server resumes the conversation. */
+  resumeSession?: boolean;
+  /** Opt-in: put the token in the connect URL's query parameter `query`, or offer it as
+   *  `Sec-WebSocket-Protocol: protocol, token` (servers that authenticate the upgrade). A token fresh
+   *  for the transit margin on every connect; URLs can reach proxy logs. */
+  connectToken?: { query: string } | { protocol: string };
+  /** Answer the server's `{ type: "ping" }` with `{ type: "pong" }` (default true). */
+  answerPings?: boolean;
 }
 
 export type ChatStatus = "idle" | "connecting" | "authenticating" | "open" | "reconnecting" | "closed";
 
 export type ChatErrorCode =
   | "queue_full" | "invalid_message" | "socket_closed" | "auth_rejected" | "connection_lost"
-  | "heartbeat_timeout" | "retries_exhausted" | "refresh_timeout";
+  | "heartbeat_timeout" | "retries_exhausted" | "refresh_timeout" | "auth_failed" | "auth_expired";
+
+/** What `ChatSocket.onEvent` listeners receive. `frame` is the server frame that caused it. */
+export type ChatEvent =
+  | { readonly type: "auth_failed"; readonly frame?: ServerMessage }
+  | { readonly type: "auth_expired"; readonly frame?: { type: "auth_expired"; redirect_url?: string; message?: string; [key: string]: unknown } }
+  | { readonly type: "logged_out"; readonly frame?: ServerMessage }
+  | { readonly type: "session_id"; readonly sessionId: string; readonly frame?: ServerMessage };
 
 /** What `ChatSocket.getSnapshot()` returns: the same frozen object until something changes. */
 export interface ChatSnapshot {
@@ -134,6 +158,8 @@ export interface ChatSnapshot {
   readonly acked: number;
   readonly reconnects: number;
   readonly lastError: AuthErrorCode | ChatErrorCode | null;
+  /** The chat session id stamped on frames (set by `sessionId`, adopted from the server, or `setSessionId`). */
+  readonly sessionId: string | null;
 }
 
 /** An incoming frame: parsed JSON (`ai_response`, `error`, `auth_configured`, `ack`, ...), or the raw text. */

@@ -219,4 +219,7 @@ pub struct Conn {
     /// Per-direction FIFO: the time the last frame arrives.
     pub last_up: u64,
     pub last_down: u64,
+    /// The token the connect URL carried (`connectToken`) and the server time the upgrade request
+    /// reads it (sent at connect, one transit later; a sleep after it does not move it).
+    pub url_token: Option<(String, u64)>,
 }

@@ -97,6 +97,8 @@ pub struct Params {
     pub sleeps: Vec<(u64, u64)>,
     pub closes: Vec<u64>,
     pub opens: Vec<u64>,
+    /// The socket puts the token in its connect URL (`connectToken`): the server checks it at the upgrade.
+    pub connect_token: bool,
 }
 
 impl Params {
@@ -179,6 +181,8 @@ impl Params {
             sleeps,
             closes,
             opens,
+            // Drawn last: the draws of every earlier parameter (and the named seeds) stay as they were.
+            connect_token: r.chance(0.3),
         }
     }
 }
@@ -516,6 +520,7 @@ impl World {
         let mode = self.p.mode;
         let mut cfg = sm::Config::new(Protocol::TokenPerMessage, format!("t{i}"), seed);
         cfg.ack = self.p.ack;
+        cfg.connect_token = self.p.connect_token;
         let tab = Tab {
             auth: AuthMachine::new(Policy::default(), true, true, seed ^ 1),
             tabs: TabsMachine::new(tb::Config::new(mode, "sb-sim-auth-token", i as u64 + 1)),
@@ -867,7 +872,11 @@ impl World {
                         self.at(t + 1, Ev::WsServerClose { conn });
                     }
                 }
-                sm::Action::WriteAuth | sm::Action::Ping => {}
+                sm::Action::WriteAuth
+                | sm::Action::Ping
+                | sm::Action::Pong
+                | sm::Action::WriteLogout
+                | sm::Action::Emit(_) => {}
                 sm::Action::Write(frame) => self.ws_write(i, frame),
                 sm::Action::NeedToken => later.push(Later::Need),
                 sm::Action::ReleaseToken => later.push(Later::Release),
@@ -957,6 +966,18 @@ impl World {
     }
 
     fn ws_connect(&mut self, i: usize) {
+        let url_token = if self.p.connect_token {
+            // What the shell puts in the URL: the token of this moment (never a cached URL).
+            Some(
+                self.tab(i)
+                    .auth
+                    .access_token()
+                    .map(|t| t.expose().to_owned())
+                    .unwrap_or_default(),
+            )
+        } else {
+            None
+        };
         self.next_conn += 1;
         let conn = self.next_conn;
         self.tab(i).conn = Some(conn);
@@ -975,6 +996,7 @@ impl World {
             // Never answers: the socket's connect timeout gives up on it.
         } else {
             let d = self.rng.range(20, 300);
+            let url_token = url_token.map(|t| (t, self.server_now() + d));
             self.conns.insert(
                 conn,
                 Conn {
@@ -982,6 +1004,7 @@ impl World {
                     open: true,
                     last_up: now + d,
                     last_down: now + d,
+                    url_token,
                 },
             );
             self.at(now + d, Ev::WsOpened { tab: i, conn });
@@ -1085,6 +1108,7 @@ impl World {
                 kind: Some(kind.into()),
                 code: None,
                 message_id: id,
+                session: None,
             },
         );
         Ok(())
@@ -1311,6 +1335,19 @@ impl World {
                 self.tabs_input(tab, tb::Input::Fetched { id: req, result });
             }
             Ev::WsOpened { tab, conn } => {
+                // The upgrade reads the URL token: it must not have expired by the server's clock.
+                if let Some((token, server_now)) = self.conns.get(&conn).and_then(|c| c.url_token.clone()) {
+                    match self.gotrue.access_exp.get(&token) {
+                        Some(exp) if server_now < *exp => {}
+                        exp => {
+                            return Err(self.fail(format!(
+                                "tab {tab} connected with a URL token that is expired at the upgrade \
+                                 (expired {} ms ago by the server's clock)",
+                                exp.map_or(-1, |e| server_now as i64 - *e as i64)
+                            )))
+                        }
+                    }
+                }
                 if self.tab(tab).conn == Some(conn) && self.conns.get(&conn).is_some_and(|c| c.open) {
                     self.sock_input(tab, sm::Input::Opened);
                 }

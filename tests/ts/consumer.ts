@@ -1,7 +1,7 @@
 // Compiled with `tsc --noEmit --strict` by scripts/test.sh: the package's types are precise
 // enough for a strict consumer, and wrong uses are errors (each @ts-expect-error must fire).
 import init, { AuthSession, ChatSocket } from "authwire";
-import type { AuthEvent, AuthSnapshot, ChatSnapshot, ServerMessage, AuthwireError, SessionInput } from "authwire";
+import type { AuthEvent, AuthSnapshot, ChatSnapshot, ServerMessage, AuthwireError, SessionInput, ChatEvent, Handshake } from "authwire";
 
 await init();
 
@@ -57,6 +57,25 @@ auth.followSupabase({
     refreshSession: async () => ({ data: { session }, error: null }),
   },
 });
+
+const agent = new ChatSocket({ url: "wss://agent.example.com/ws/chat", auth, connectToken: { query: "token" }, sessionIdFrom: true, answerPings: true });
+const stopEvents: () => void = agent.onEvent((e: ChatEvent) => {
+  if (e.type === "auth_expired") console.log(e.frame?.redirect_url);
+  if (e.type === "session_id") console.log(e.sessionId.length);
+});
+stopEvents();
+agent.setSessionId("s-2");
+agent.setSessionId(null);
+const sid: string | null = agent.getSnapshot().sessionId;
+console.log(sid);
+agent.logout();
+new ChatSocket({ url: "wss://x/chat/ws", protocol: "auth-handshake", resumeSession: true, sessionIdFrom: ["connection_established"],
+  handshake: { auth_type: "oauth2_client_credentials", client_id: "c", client_secret: "s", token_url: "https://idp/token", scope: "chat" } });
+new ChatSocket({ url: "wss://x/chat/ws", protocol: "auth-handshake", handshake: { auth_type: "sso" } });
+new ChatSocket({ url: "wss://x/chat/ws", protocol: "auth-handshake", handshake: { auth_type: "kerberos", ticket: "t" } as unknown as Handshake });
+new ChatSocket({ url: "wss://x", auth, connectToken: { protocol: "bearer" } });
+// @ts-expect-error: connectToken names its query parameter
+new ChatSocket({ url: "wss://x", auth, connectToken: true });
 
 // @ts-expect-error: refresh.kind is a closed set
 new AuthSession({ refresh: { kind: "magic" } });

@@ -209,7 +209,12 @@ pub async fn watch_urls(
     next: axum::middleware::Next,
 ) -> Response {
     let q = req.uri().query().unwrap_or_default();
-    if q.contains("eyJ") || q.contains("refresh_token=") || q.contains("access_token=") || q.contains("token=ey") {
+    let carries =
+        q.contains("eyJ") || q.contains("refresh_token=") || q.contains("access_token=") || q.contains("token=ey");
+    if carries && req.uri().path() == crate::chat::AGENT_PATH {
+        // The one route that takes the token at the upgrade, as SlarOps does: the app opted in.
+        app.count("", |c| c.opt_in_url_tokens += 1);
+    } else if carries {
         println!(
             "[auth] a request carried a token in its URL (path {})",
             req.uri().path()

@@ -152,6 +152,7 @@ async fn main() {
         .route("/__test/stats", get(auth::stats))
         .route("/ws/chat", get(chat::ws_chat))
         .route("/bedrock-chat/ws", get(chat::ws_bedrock))
+        .route(chat::AGENT_PATH, get(chat::ws_agent))
         .route("/ws/sink", get(chat::ws_sink))
         .route("/__test/chat", get(chat::stats))
         .route("/__test/chat-control", post(chat::control))

@@ -47,6 +47,9 @@ pub struct Counters {
     pub echo_unauthorized: u64,
     /// Requests (of any route) whose URL carried a token: must stay 0.
     pub tokens_in_urls: u64,
+    /// Upgrades of the agent route (`/agent/ws/chat`) whose URL carried a token: the app opted in
+    /// (`connectToken`), so they are counted here, apart from `tokens_in_urls`.
+    pub opt_in_url_tokens: u64,
 }
 
 /// Per-user settings tests can change.
