@@ -12,7 +12,7 @@ use super::origins::{self, FetchPolicy};
 use super::policy::{Backoff, Policy};
 use super::protocol::{AuthType, Protocol};
 use super::session::Raw;
-use super::socket_machine::Config;
+use super::socket_machine::{Config, TokenPlace};
 use super::token::Secret;
 use super::url;
 
@@ -184,13 +184,6 @@ pub struct ChatOptions {
     pub allow_insecure: bool,
     /// `handshake.auth_type` as given (also a type the SDK does not know, passed through).
     pub auth_type_name: String,
-    /// `sessionIdField`: the field of a server frame the session id is read from (default `session_id`).
-    pub session_field: String,
-    /// `connectToken.query`: the query parameter the token is put in at connect time (opt-in).
-    pub connect_token_query: Option<String>,
-    /// `connectToken.protocol`: the token goes in `Sec-WebSocket-Protocol` as `[protocol, token]`
-    /// (the server selects `protocol`), for servers that read it there (opt-in).
-    pub connect_token_protocol: Option<String>,
 }
 
 /// The frame types `sessionIdFrom: true` adopts a session id from: SlarOps' `session_created` and
@@ -609,8 +602,8 @@ impl ChatOptions {
         let session_id = r.opt_string("sessionId")?;
         cfg.session_id = session_id.clone();
         cfg.session_from = read_session_from(&r)?;
-        let session_field = match r.raw("sessionIdField")? {
-            Raw::Missing | Raw::Null => "session_id".to_owned(),
+        cfg.session_field = match r.raw("sessionIdField")? {
+            Raw::Missing | Raw::Null => cfg.session_field,
             Raw::Str(s) if !s.is_empty() && s.len() <= 64 => s,
             other => {
                 return Err(r.invalid(
@@ -628,8 +621,7 @@ impl ChatOptions {
             Raw::Bool(b) => b,
             other => return Err(r.invalid("answerPings", &format!("must be a boolean, got {}", other.type_name()))),
         };
-        let (connect_token_query, connect_token_protocol) = read_connect_token(&r)?;
-        cfg.connect_token = connect_token_query.is_some() || connect_token_protocol.is_some();
+        cfg.connect_token = read_connect_token(&r)?;
         let token_field = match r.raw("tokenField")? {
             Raw::Missing | Raw::Null => "auth_token".to_owned(),
             Raw::Str(s) if !s.is_empty() => s,
@@ -695,31 +687,28 @@ impl ChatOptions {
             handshake: protocol == Protocol::AuthHandshake,
             allow_insecure,
             auth_type_name,
-            session_field,
-            connect_token_query,
-            connect_token_protocol,
         })
     }
 }
 
 /// `connectToken`: `{ query }` or `{ protocol }` (a WebSocket subprotocol name: RFC 6455 token
 /// characters), exactly one.
-fn read_connect_token<O: Obj>(r: &Reader<O>) -> Result<(Option<String>, Option<String>), OptionError> {
+fn read_connect_token<O: Obj>(r: &Reader<O>) -> Result<Option<TokenPlace>, OptionError> {
     const SHAPE: &str = "an object like { query: \"token\" } or { protocol: \"bearer\" }";
     let Some(c) = r.child("connectToken", SHAPE)? else {
-        return Ok((None, None));
+        return Ok(None);
     };
     let query = c.opt_string("query")?;
     let protocol = c.opt_string("protocol")?;
     match (query, protocol) {
-        (Some(q), None) if !q.is_empty() && q.len() <= 64 => Ok((Some(q), None)),
+        (Some(q), None) if !q.is_empty() && q.len() <= 64 => Ok(Some(TokenPlace::Query(q))),
         (None, Some(p))
             if !p.is_empty()
                 && p.len() <= 64
                 && p.bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)) =>
         {
-            Ok((None, Some(p)))
+            Ok(Some(TokenPlace::Protocol(p)))
         }
         (Some(_), Some(_)) => Err(r.invalid("connectToken", "must have either query or protocol, not both")),
         (None, None) => Err(r.invalid("connectToken", &format!("must be {SHAPE}"))),
@@ -1315,9 +1304,9 @@ mod tests {
     #[test]
     fn session_adoption_resume_pings_and_the_connect_token() {
         let c = chat(&chat_base()).unwrap();
-        assert!(c.config.session_from.is_empty() && !c.config.resume && !c.config.connect_token);
-        assert!(c.config.answer_pings && c.connect_token_query.is_none());
-        assert_eq!(c.session_field, "session_id");
+        assert!(c.config.session_from.is_empty() && !c.config.resume && c.config.connect_token.is_none());
+        assert!(c.config.answer_pings);
+        assert_eq!(c.config.session_field, "session_id");
         let c = chat(&with(&chat_base(), "sessionIdFrom", b(true))).unwrap();
         assert_eq!(c.config.session_from, SESSION_FRAMES.to_vec());
         let v = with(
@@ -1327,19 +1316,14 @@ mod tests {
         );
         let c = chat(&with(&with(&v, "resumeSession", b(true)), "answerPings", b(false))).unwrap();
         assert_eq!(
-            (c.config.session_from.clone(), c.session_field.as_str()),
+            (c.config.session_from.clone(), c.config.session_field.as_str()),
             (vec!["hello".to_owned()], "sid")
         );
         assert!(c.config.resume && !c.config.answer_pings);
         let c = chat(&with(&chat_base(), "connectToken", o(&[("query", s("token"))]))).unwrap();
-        assert_eq!(c.connect_token_query.as_deref(), Some("token"));
-        assert!(c.config.connect_token);
+        assert_eq!(c.config.connect_token, Some(TokenPlace::Query("token".into())));
         let c = chat(&with(&chat_base(), "connectToken", o(&[("protocol", s("bearer"))]))).unwrap();
-        assert_eq!(
-            (c.connect_token_query, c.connect_token_protocol.as_deref()),
-            (None, Some("bearer"))
-        );
-        assert!(c.config.connect_token);
+        assert_eq!(c.config.connect_token, Some(TokenPlace::Protocol("bearer".into())));
         for (v, field) in [
             (with(&chat_base(), "connectToken", s("token")), "connectToken"),
             (with(&chat_base(), "connectToken", o(&[])), "connectToken"),

@@ -146,6 +146,10 @@ pub fn is_auth_error(code: &str) -> bool {
 /// The fields a frame's error code may come in, in order (servers differ).
 pub const CODE_FIELDS: [&str; 3] = ["code", "error_code", "error"];
 
+/// The longest string field of a server frame the machine reads (`type`, a code, `message_id`, a
+/// session id); a longer one is read as absent (and never copied out of JS).
+pub const MAX_FIELD_CHARS: u32 = 256;
+
 impl Incoming {
     /// Reads a frame from its string fields: `codes` in [`CODE_FIELDS`] order. The code kept is
     /// the first that names an auth failure, else the first present.

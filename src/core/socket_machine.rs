@@ -85,8 +85,11 @@ pub struct Config {
     pub session_from: Vec<String>,
     /// Connect URLs carry `?session_id=` when the socket has one (`resumeSession`).
     pub resume: bool,
-    /// The token goes into the connect URL (`connectToken`): connect only with a usable token.
-    pub connect_token: bool,
+    /// `sessionIdField`: the field of a server frame the session id is read from.
+    pub session_field: String,
+    /// Where the token goes at connect time (`connectToken`, opt-in): the socket then connects
+    /// only with a token usable for the transit margin, read at that moment.
+    pub connect_token: Option<TokenPlace>,
     /// Answer a server's `{ type: "ping" }` with `{ type: "pong" }` (else it is only passed on).
     pub answer_pings: bool,
 }
@@ -114,10 +117,20 @@ impl Config {
             session_id: None,
             session_from: Vec::new(),
             resume: false,
-            connect_token: false,
+            session_field: "session_id".to_owned(),
+            connect_token: None,
             answer_pings: true,
         }
     }
+}
+
+/// Where a connect-time token goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenPlace {
+    /// The connect URL's query parameter of this name.
+    Query(String),
+    /// `Sec-WebSocket-Protocol` as `[name, token]` (the server selects `name`).
+    Protocol(String),
 }
 
 /// What the socket tells the app through `onEvent` (besides the snapshot).
@@ -324,12 +337,16 @@ impl<P: Clone> SocketMachine<P> {
             out.push(Action::Changed);
         }
     }
-    /// What the URL of the connection being opened carries: the session id to resume (with
-    /// `resume`), and whether the token goes in (with `connect_token`; the machine only connects
-    /// when the token is usable).
-    pub fn connect_query(&self) -> (Option<&str>, bool) {
+    /// What the connection being opened carries: the session id to resume in its URL (with
+    /// `resume`), and where the token goes (with `connect_token`; the machine only connects when
+    /// the token is usable).
+    pub fn connect_query(&self) -> (Option<&str>, Option<&TokenPlace>) {
         let resume = if self.cfg.resume { self.session_id() } else { None };
-        (resume, self.cfg.connect_token)
+        (resume, self.cfg.connect_token.as_ref())
+    }
+    /// The field of a server frame a session id would be adopted from, when adoption is on.
+    pub fn session_field(&self) -> Option<&str> {
+        (!self.cfg.session_from.is_empty()).then_some(self.cfg.session_field.as_str())
     }
     /// When the timer should fire, if armed.
     pub fn wake_at(&self) -> Option<u64> {
@@ -433,7 +450,7 @@ impl<P: Clone> SocketMachine<P> {
 
     fn connect(&mut self, now: u64, token_ok: bool, out: &mut Vec<Action<P>>) {
         self.deadline = now.saturating_add(self.cfg.connect_timeout_ms);
-        if self.cfg.connect_token && !token_ok {
+        if self.cfg.connect_token.is_some() && !token_ok {
             // The token goes into the URL: wait for one usable for the transit margin, never
             // connect with a cached one (the deadline still holds).
             self.pending_connect = true;
@@ -1350,7 +1367,7 @@ mod tests {
     #[test]
     fn a_connect_time_token_is_fresh_on_every_connect_or_the_socket_waits() {
         let mut cfg = Config::new(Protocol::TokenPerMessage, "c".into(), 1);
-        cfg.connect_token = true;
+        cfg.connect_token = Some(TokenPlace::Query("token".into()));
         let mut m: M = SocketMachine::new(cfg);
         let mut out = vec![];
         m.handle(0, Input::Start, false, &mut out);
@@ -1359,7 +1376,7 @@ mod tests {
             "{out:?}"
         );
         assert_eq!(m.status(), Status::Connecting);
-        assert_eq!(m.connect_query(), (None, true));
+        assert_eq!(m.connect_query(), (None, Some(&TokenPlace::Query("token".into()))));
         let mut out = vec![];
         m.handle(5, Input::TokenChanged, true, &mut out);
         assert!(out.contains(&Action::Connect));
@@ -1486,7 +1503,7 @@ mod tests {
         cfg.resume = true;
         cfg.session_id = Some("app".into());
         let mut m: M = SocketMachine::new(cfg);
-        assert_eq!(m.connect_query(), (Some("app"), false));
+        assert_eq!(m.connect_query(), (Some("app"), None));
         open(&mut m, 0);
         let with_session = |kind: &str, id: &str| {
             Input::Received(Incoming {
@@ -1510,7 +1527,7 @@ mod tests {
             !out.contains(&Action::Emit(SocketEvent::SessionId)),
             "unchanged: no event"
         );
-        assert_eq!(m.connect_query(), (Some("srv-1"), false));
+        assert_eq!(m.connect_query(), (Some("srv-1"), None));
         let mut out = vec![];
         m.set_session_id(Some("mine".into()), &mut out);
         assert_eq!((m.session_id(), out), (Some("mine"), vec![Action::Changed]));

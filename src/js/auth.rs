@@ -1136,10 +1136,10 @@ impl AuthSession {
                 web_sys::RequestInit::new()
             };
             let replayable = get(&init, "body").dyn_ref::<web_sys::ReadableStream>().is_none();
-            // A string, a `URL` (read through its `href`) or a `Request`; anything else is refused
-            // with a code, never thrown from inside this future.
-            // A URL the browser cannot parse is `invalid_url`; an init no request can be made from
-            // (a throwing getter, a body on a GET, a bad header) is `invalid_argument`.
+            // A string, a `URL` (read through its `href`) or a `Request`; anything else, or a URL the
+            // browser cannot parse, is `invalid_url`; an init no request can be made from (a
+            // throwing getter, a body on a GET, a bad header) is `invalid_argument`. Coded, never
+            // thrown from inside this future.
             let plain = match input.dyn_into::<web_sys::Request>() {
                 Ok(r) => r,
                 Err(input) => {

@@ -13,8 +13,8 @@ use super::auth::{self, Shared as AuthShared};
 use crate::core::auth_machine::{Answer, Event, EventKind};
 use crate::core::error::Code;
 use crate::core::options::ChatOptions;
-use crate::core::protocol::{Incoming, Protocol, CODE_FIELDS};
-use crate::core::socket_machine::{Action, Input, SocketEvent, SocketMachine};
+use crate::core::protocol::{Incoming, Protocol, CODE_FIELDS, MAX_FIELD_CHARS};
+use crate::core::socket_machine::{Action, Input, SocketEvent, SocketMachine, TokenPlace};
 use crate::core::url::with_query;
 use crate::web::options;
 use crate::web::{aw_emit, code_error, error, frozen, get, listen, now_ms, DomListener};
@@ -31,12 +31,17 @@ function aw_text(f) {
 // A message as the data it stands for, taken now: a string as it is; a plain object as a copy of
 // its JSON (its toJSON applied, getters and Proxy traps run once, here). Else 1 (not a string or
 // plain object) or 4 (it cannot be serialised: a BigInt, a cycle, a getter or toJSON that threw).
+// A plain object: not null, an array, a class instance or a function (reading the prototype may
+// throw, for a Proxy: callers catch).
+function plain(msg) {
+  if (msg === null || typeof msg !== "object") return false;
+  const p = Object.getPrototypeOf(msg);
+  return p === Object.prototype || p === null;
+}
 export function aw_message(msg) {
   if (typeof msg === "string") return msg;
   try {
-    if (msg === null || typeof msg !== "object") return 1;
-    const p = Object.getPrototypeOf(msg);
-    if (p !== Object.prototype && p !== null) return 1;
+    if (!plain(msg)) return 1;
     const c = JSON.parse(JSON.stringify(msg));
     return c !== null && typeof c === "object" && !Array.isArray(c) ? c : 1;
   } catch (e) {
@@ -53,9 +58,10 @@ export function aw_parse(data) {
     return data;
   }
 }
-// A field the machine reads (type, code, message_id): a string of at most 256 characters, else undefined.
-export function aw_short(v) {
-  return typeof v === "string" && v.length <= 256 ? v : undefined;
+// A field the machine reads (type, code, message_id, session id): a string of at most `max`
+// characters, else undefined (a huge field is never copied into wasm).
+export function aw_short(v, max) {
+  return typeof v === "string" && v.length <= max ? v : undefined;
 }
 export function aw_send(ws, msg, sessionId, field, token, messageId, chat) {
   let f;
@@ -76,10 +82,7 @@ export function aw_fast_send(ws, msg, sessionId, field, token, until) {
     let f;
     if (typeof msg === "string") f = { prompt: msg };
     else {
-      if (msg === null || typeof msg !== "object") return 1;
-      const p = Object.getPrototypeOf(msg);
-      if (p !== Object.prototype && p !== null) return 1;
-      if (typeof msg.toJSON === "function") return 1;
+      if (!plain(msg) || typeof msg.toJSON === "function") return 1;
       if (msg.message_id !== undefined) return 3;
       f = { ...msg };
     }
@@ -107,7 +110,7 @@ extern "C" {
     ) -> Result<(), JsValue>;
     fn aw_message(v: &JsValue) -> JsValue;
     fn aw_parse(data: &JsValue) -> JsValue;
-    fn aw_short(v: &JsValue) -> Option<String>;
+    fn aw_short(v: &JsValue, max: u32) -> Option<String>;
     fn aw_fast_send(
         ws: &WebSocket,
         msg: &JsValue,
@@ -168,12 +171,6 @@ struct Inner {
     url: String,
     /// The machine's session id as a JS string (refreshed when it changes).
     session_id: JsValue,
-    /// The server frame field a session id is adopted from (`sessionIdField`).
-    session_field: String,
-    /// `connectToken.query`.
-    token_query: Option<String>,
-    /// `connectToken.protocol`.
-    token_protocol: Option<String>,
     /// The server frame being handled (what an event names), undefined otherwise.
     current_frame: JsValue,
     events: js_sys::Set,
@@ -293,25 +290,20 @@ fn perform(shared: &Shared, actions: Vec<Action<JsValue>>) -> Vec<Later> {
                         c.shut(1000);
                     }
                     inner.generation += 1;
-                    let (resume, with_token) = inner.machine.connect_query();
+                    let (resume, place) = inner.machine.connect_query();
                     let mut params: Vec<(&str, String)> = Vec::new();
                     if let Some(id) = resume {
                         params.push(("session_id", id.to_owned()));
                     }
                     // The machine connects only with a usable token; read it now, never cached.
-                    let token = if with_token {
-                        inner.auth.as_ref().and_then(auth::url_token)
-                    } else {
-                        None
-                    };
-                    let missing = with_token && token.is_none();
+                    let token = place.map(|p| (p, inner.auth.as_ref().and_then(auth::url_token)));
                     let mut protocols = None;
-                    if let Some(t) = token {
-                        match (inner.token_query.as_deref(), inner.token_protocol.as_deref()) {
-                            (Some(name), _) => params.push((name, t)),
-                            (None, Some(p)) => protocols = Some((p.to_owned(), t)),
-                            (None, None) => {}
-                        }
+                    let mut missing = false;
+                    match token {
+                        Some((TokenPlace::Query(name), Some(t))) => params.push((name, t)),
+                        Some((TokenPlace::Protocol(name), Some(t))) => protocols = Some((name.clone(), t)),
+                        Some((_, None)) => missing = true,
+                        None => {}
                     }
                     let pairs: Vec<(&str, &str)> = params.iter().map(|(k, v)| (*k, v.as_str())).collect();
                     let url = with_query(&inner.url, &pairs);
@@ -542,11 +534,11 @@ fn open(shared: &Shared, url: &str, protocols: Option<(String, String)>, generat
         // the short fields the machine reads cross over.
         let value = aw_parse(&e.data());
         let incoming = if value.is_object() {
-            let pick = |k: &str| aw_short(&get(&value, k));
+            let pick = |k: &str| aw_short(&get(&value, k), MAX_FIELD_CHARS);
             let mut i = Incoming::read(pick("type"), CODE_FIELDS.map(pick), pick("message_id"));
             if let Ok(inner) = s.try_borrow() {
-                if !inner.machine.config().session_from.is_empty() {
-                    i.session = pick(&inner.session_field);
+                if let Some(field) = inner.machine.session_field() {
+                    i.session = pick(field);
                 }
             }
             i
@@ -639,21 +631,12 @@ impl ChatSocket {
         };
         let session_id = read.session_id.map_or(JsValue::UNDEFINED, |s| JsValue::from_str(&s));
         let token_field = JsValue::from_str(&read.token_field);
-        let (url, cfg, session_field, token_query, token_protocol) = (
-            read.url,
-            read.config,
-            read.session_field,
-            read.connect_token_query,
-            read.connect_token_protocol,
-        );
+        let (url, cfg) = (read.url, read.config);
         let shared: Shared = Rc::new(RefCell::new(Inner {
             machine: SocketMachine::new(cfg),
             auth: auth.clone(),
             url,
             session_id,
-            session_field,
-            token_query,
-            token_protocol,
             current_frame: JsValue::UNDEFINED,
             events: js_sys::Set::new(&JsValue::UNDEFINED),
             token_field,

@@ -520,7 +520,9 @@ impl World {
         let mode = self.p.mode;
         let mut cfg = sm::Config::new(Protocol::TokenPerMessage, format!("t{i}"), seed);
         cfg.ack = self.p.ack;
-        cfg.connect_token = self.p.connect_token;
+        if self.p.connect_token {
+            cfg.connect_token = Some(sm::TokenPlace::Query("token".into()));
+        }
         let tab = Tab {
             auth: AuthMachine::new(Policy::default(), true, true, seed ^ 1),
             tabs: TabsMachine::new(tb::Config::new(mode, "sb-sim-auth-token", i as u64 + 1)),

@@ -148,15 +148,7 @@ fn request_id() -> String {
     getrandom::getrandom(&mut b).expect("the OS random source is available");
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
-    let x: String = b.iter().map(|b| format!("{b:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &x[0..8],
-        &x[8..12],
-        &x[12..16],
-        &x[16..20],
-        &x[20..32]
-    )
+    crate::util::uuid_text(&b)
 }
 
 /// The gateway's answer to a request without an API key.

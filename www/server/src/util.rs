@@ -59,8 +59,12 @@ pub fn random_token(bytes: usize) -> String {
 
 /// A stable UUID-shaped user id for an email.
 pub fn user_id(email: &str) -> String {
-    let h = Sha256::digest(email.as_bytes());
-    let x: String = h.iter().take(16).map(|b| format!("{b:02x}")).collect();
+    uuid_text(&Sha256::digest(email.as_bytes()))
+}
+
+/// The first 16 bytes of `b` written as a UUID (`8-4-4-4-12` lowercase hex).
+pub fn uuid_text(b: &[u8]) -> String {
+    let x: String = b.iter().take(16).map(|b| format!("{b:02x}")).collect();
     format!(
         "{}-{}-{}-{}-{}",
         &x[0..8],
