@@ -178,7 +178,7 @@ const rows = [
   ["delivered out of order", outOfOrder ? "yes" : "no"],
   ["frames with a stale, missing or bad token", stale],
   ["still queued or unacknowledged after 30 s without faults", stuck],
-  ["re-sent frames the server de-duplicated by id", server.duplicates],
+  ["re-sent frames the server de-duplicated by id", server.duplicates + (server.resent_after_drop ?? 0)],
   ["refreshes served / failed on purpose (500)", `${auth.refresh_ok} / ${auth.refresh_faults}`],
   ["connections dropped on purpose / tokens rejected on purpose", `${server.forced_drops} / ${server.forced_rejections}`],
   ["reconnects (client)", client.chat.reconnects],

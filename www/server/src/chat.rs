@@ -3,8 +3,9 @@
 //! `session_id`, so tests can prove nothing was lost, duplicated or sent with a stale token.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
@@ -31,8 +32,17 @@ pub struct ChatStats {
     pub frames: u64,
     /// Chat messages accepted (first time each).
     pub accepted: u64,
-    /// Messages received again with a `message_id` already accepted.
+    /// Messages received again with a `message_id` already accepted, except those in
+    /// `resent_after_drop`: the client re-sent a message whose ack it had received.
     pub duplicates: u64,
+    /// Messages received again whose first copy was accepted and acked on a connection the server
+    /// dropped on purpose (no close frame) within `ACK_LOSS_WINDOW_MS` of it: that ack may have
+    /// died with the connection. A drop with frames still unread on the server's socket closes it
+    /// with a TCP reset, and the reset discards whatever the browser had not yet read from its own
+    /// socket, the ack included. Re-sending it is the at-least-once contract, and the server
+    /// deduplicates it by id. (Firefox 153 showed it in `a_url_token_is_fresh_on_every_reconnect_across_refreshes`:
+    /// message ids acked, then their connection dropped 0 ms later, re-sent on the next connection.)
+    pub resent_after_drop: u64,
     /// Frames whose token had expired.
     pub stale_tokens: u64,
     /// Frames without a token.
@@ -71,9 +81,20 @@ pub struct ChatStats {
     pub header_tokens: u64,
     /// The accepted messages' text, in arrival order.
     pub messages: Vec<String>,
+    /// Accepted message ids: the connection that accepted each, and when.
     #[serde(skip)]
-    ids: HashSet<String>,
+    ids: HashMap<String, (u64, Instant)>,
+    /// Connections dropped on purpose, and when.
+    #[serde(skip)]
+    dropped: HashMap<u64, Instant>,
 }
+
+/// How long after a message's ack a drop of its connection may have lost that ack (see
+/// `ChatStats::resent_after_drop`).
+const ACK_LOSS_WINDOW_MS: u128 = 1_000;
+
+/// Numbers the chat connections (for `ChatStats::ids`).
+static CONNECTIONS: AtomicU64 = AtomicU64::new(0);
 
 /// Fault switches for one chat session id.
 #[derive(Debug, Default, Clone)]
@@ -318,6 +339,7 @@ async fn run(app: Arc<Tokens>, chat: Arc<ChatState>, socket: WebSocket, mode: Mo
     });
     let chat = &*chat;
     let mut conn_frames: u64 = 0;
+    let conn = CONNECTIONS.fetch_add(1, Ordering::Relaxed);
     let mut seen_sessions: HashSet<String> = HashSet::new();
     let mut authed: Option<Authed> = None;
     let mut session_init_sent = false;
@@ -388,7 +410,10 @@ async fn run(app: Arc<Tokens>, chat: Arc<ChatState>, socket: WebSocket, mode: Mo
             if !random_drop {
                 chat.update_faults(&sid, |f| f.drop_after_frames = None);
             }
-            chat.stat(&sid, |s| s.forced_drops += 1);
+            chat.stat(&sid, |s| {
+                s.forced_drops += 1;
+                s.dropped.insert(conn, Instant::now());
+            });
             if !random_drop {
                 println!("[chat] session={sid}: dropping the connection on purpose");
             }
@@ -511,11 +536,27 @@ async fn run(app: Arc<Tokens>, chat: Arc<ChatState>, socket: WebSocket, mode: Mo
         let mut duplicate = false;
         chat.stat(&sid, |s| {
             if let Some(id) = &message_id {
-                if !s.ids.insert(id.clone()) {
+                if let Some(&(first_conn, first_at)) = s.ids.get(id) {
                     duplicate = true;
-                    s.duplicates += 1;
+                    let dropped_after = s
+                        .dropped
+                        .get(&first_conn)
+                        .map(|d| d.duration_since(first_at).as_millis());
+                    if dropped_after.is_some_and(|ms| ms < ACK_LOSS_WINDOW_MS) {
+                        s.resent_after_drop += 1;
+                    } else {
+                        s.duplicates += 1;
+                    }
+                    println!(
+                        "[chat] session={sid}: message {id} again (first accepted on connection {first_conn}, {})",
+                        match dropped_after {
+                            Some(ms) => format!("dropped on purpose {ms} ms later"),
+                            None => "not dropped".to_owned(),
+                        }
+                    );
                     return;
                 }
+                s.ids.insert(id.clone(), (conn, Instant::now()));
             }
             s.accepted += 1;
             s.messages.push(body_text.clone());
