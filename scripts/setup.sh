@@ -41,10 +41,33 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
-# 5. npm packages (binaryen's wasm-opt; later the e2e tooling), from the committed lock file.
+# 5. Firefox and WebKit for the browser tests in the other two engines (scripts/test.sh).
+#    Firefox ESR with geckodriver from crates.io; WebKitGTK's WebKitWebDriver, which drives MiniBrowser,
+#    with Xvfb (MiniBrowser has no headless mode). Measured 2026-11-25 with other builds on the 2 cores:
+#    firefox-esr 21 s (apt-get update included), webkit2gtk-driver + xvfb + xauth 46 s, geckodriver
+#    5 min 25 s to compile (about 1.5 min on an idle machine); 0.3 s when everything is present.
+missing=()
+command -v firefox-esr >/dev/null || missing+=(firefox-esr)
+[ -x /usr/bin/WebKitWebDriver ] || missing+=(webkit2gtk-driver)
+command -v xvfb-run >/dev/null || missing+=(xvfb)
+command -v xauth >/dev/null || missing+=(xauth)
+if [ ${#missing[@]} -gt 0 ]; then
+  log "apt-get install ${missing[*]}"
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+if [ ! -x "$HOME/.cargo/bin/geckodriver" ]; then
+  log "installing geckodriver (1.5 to 5 minutes)"
+  cargo install geckodriver --locked || cargo install geckodriver
+fi
+
+# 6. npm packages (binaryen's wasm-opt; later the e2e tooling), from the committed lock file.
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   log "npm ci"
   npm ci --no-audit --no-fund --loglevel=error
 fi
 
-log "toolchain ready: $(wasm-bindgen --version), $(wasm-pack --version), $(chromium --version 2>/dev/null | head -1)"
+log "toolchain ready: $(wasm-bindgen --version), $(wasm-pack --version), $(chromium --version 2>/dev/null | head -1)," \
+  "$(firefox-esr --version 2>/dev/null | head -1), $("$HOME/.cargo/bin/geckodriver" --version 2>/dev/null | head -1)," \
+  "WebKitGTK $(dpkg-query -W -f '${Version}' webkit2gtk-driver 2>/dev/null)"

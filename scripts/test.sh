@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Sets everything up (scripts/setup.sh) and runs every test:
 #   native tests (cargo test), a short fuzzing run, browser tests (wasm-bindgen-test in headless
-#   Chromium) against the dev server on 127.0.0.1, the strict TypeScript consumer, the Playwright
+#   Chromium, then Firefox ESR and WebKitGTK) against the dev server on 127.0.0.1, the strict TypeScript consumer, the Playwright
 #   journeys, a short soak, and the checks that no log or URL carried a token.
 #   The browser tests and the journeys run twice: against GoTrue's reuse interval (10 s, hosted
 #   Supabase's default, which answers a reused refresh token) and against strict rotation (0: every
@@ -19,21 +19,43 @@ cargo test --workspace --quiet
 echo "== fuzzing every parser of outside input (a short run; scripts/fuzz.sh runs a million each)"
 cargo run --quiet --profile fuzz --example fuzz -- --iterations 50000
 
-echo "== browser tests (headless Chromium, dev server on loopback)"
+echo "== browser tests (headless Chromium, Firefox and WebKit; dev server on loopback)"
 source scripts/dev-server.sh
 start_dev_server debug
 
-export CHROMEDRIVER="${CHROMEDRIVER:-$(command -v chromedriver)}"
+# Drivers go to wasm-pack as flags and none is exported: wasm-bindgen-test-runner drives the first
+# of GECKODRIVER, SAFARIDRIVER and CHROMEDRIVER that is set, whatever browser flag it is given (with
+# GECKODRIVER exported, --chrome and --safari quietly run Firefox), so every run clears all three.
+CHROMEDRIVER_BIN="${CHROMEDRIVER:-$(command -v chromedriver)}"
+GECKODRIVER_BIN="${GECKODRIVER:-$HOME/.cargo/bin/geckodriver}"
+SAFARIDRIVER_BIN="${SAFARIDRIVER:-/usr/bin/WebKitWebDriver}"
+unset CHROMEDRIVER GECKODRIVER SAFARIDRIVER
 export WASM_BINDGEN_TEST_TIMEOUT="${WASM_BINDGEN_TEST_TIMEOUT:-120}"
-for interval in 10 0; do
-  echo "== browser tests, refresh-token reuse interval $interval s"
+browser_tests() { # engine interval
+  local engine="$1" interval="$2" status=0
+  echo "== browser tests, $engine, refresh-token reuse interval $interval s"
   set_reuse_interval "$interval"
-  status=0
-  wasm-pack test --headless --chrome --mode no-install || status=$?
+  case "$engine" in
+    chromium) env -u CHROMEDRIVER -u GECKODRIVER -u SAFARIDRIVER \
+      wasm-pack test --headless --chrome --chromedriver "$CHROMEDRIVER_BIN" --mode no-install || status=$? ;;
+    firefox) env -u CHROMEDRIVER -u GECKODRIVER -u SAFARIDRIVER \
+      wasm-pack test --headless --firefox --geckodriver "$GECKODRIVER_BIN" --mode no-install || status=$? ;;
+    # MiniBrowser has no headless mode: without a display the WebDriver session times out.
+    webkit) env -u CHROMEDRIVER -u GECKODRIVER -u SAFARIDRIVER xvfb-run -a \
+      wasm-pack test --headless --safari --safaridriver "$SAFARIDRIVER_BIN" --mode no-install || status=$? ;;
+  esac
   if [ "$status" -ne 0 ]; then
     echo "== dev server log"; cat "$DEV_SERVER_LOG"
     exit "$status"
   fi
+}
+for interval in 10 0; do browser_tests chromium "$interval"; done
+# Firefox 153 ESR and WebKitGTK 2.50 (MiniBrowser) take 2.5 to 3.5 minutes each per mode on 2 shared
+# cores (Chromium's two modes about 6), so by default each runs once, at strict rotation (where
+# cross-tab races show): about 5.5 minutes more. AUTHWIRE_ENGINE_MODES="10 0" runs both modes in each.
+for interval in ${AUTHWIRE_ENGINE_MODES:-0}; do
+  browser_tests firefox "$interval"
+  browser_tests webkit "$interval"
 done
 
 echo "== TypeScript: a strict consumer of the package's types"
