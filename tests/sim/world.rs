@@ -99,6 +99,10 @@ pub struct Params {
     pub opens: Vec<u64>,
     /// The socket puts the token in its connect URL (`connectToken`): the server checks it at the upgrade.
     pub connect_token: bool,
+    /// Tabs in the background (bit i: tab i), whose timers the browser throttles: none fires
+    /// sooner than 1 s after it was set, and each fires on a whole second of the clock (Firefox
+    /// and Chromium clamp hidden tabs' timers so; WebKit likewise). Messages still arrive at once.
+    pub background: u64,
 }
 
 impl Params {
@@ -183,6 +187,7 @@ impl Params {
             opens,
             // Drawn last: the draws of every earlier parameter (and the named seeds) stay as they were.
             connect_token: r.chance(0.3),
+            background: if r.chance(0.5) { r.range(0, 15) } else { 0 },
         }
     }
 }
@@ -583,6 +588,16 @@ impl World {
 
     // ---------------------------------------------------------------- the shell glue
 
+    /// When a timer of tab `i` set now for `at` fires: on time, or, in a hidden tab, at least 1 s
+    /// from now and on a whole second.
+    fn fires_at(&self, i: usize, at: u64) -> u64 {
+        if self.p.background & (1 << i.min(63)) == 0 {
+            return at;
+        }
+        let at = at.max(self.now + 1_000);
+        T0 + (at - T0).div_ceil(1_000) * 1_000
+    }
+
     fn set_timer(&mut self, i: usize, which: Which, at: Option<u64>) {
         let t = self.tab(i);
         let slot = &mut t.timers[which as usize];
@@ -590,6 +605,7 @@ impl World {
         slot.0 = at;
         let gen = slot.1;
         if let Some(at) = at {
+            let at = self.fires_at(i, at);
             self.at(at, Ev::Timer { tab: i, which, gen });
         }
     }
@@ -1554,7 +1570,12 @@ impl World {
         let now = self.now;
         for i in 0..self.tabs.len() {
             let Some(t) = self.tabs[i].as_ref() else { continue };
-            if let Some(w) = t.waiters.iter().find(|w| !w.excused && now > w.deadline) {
+            // A hidden tab's deadline timer fires as late as any of its timers.
+            if let Some(w) = t
+                .waiters
+                .iter()
+                .find(|w| !w.excused && now > self.fires_at(i, w.deadline))
+            {
                 return Err(self.fail(format!(
                     "tab {i}: an accessToken() waiter is still pending {} ms past its deadline",
                     now - w.deadline
