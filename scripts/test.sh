@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Sets everything up (scripts/setup.sh) and runs every test:
 #   native tests (cargo test), a short fuzzing run, browser tests (wasm-bindgen-test in headless
-#   Chromium, then Firefox ESR and WebKitGTK) against the dev server on 127.0.0.1, the strict TypeScript consumer, the Playwright
-#   journeys, a short soak, and the checks that no log or URL carried a token.
-#   The browser tests and the journeys run twice: against GoTrue's reuse interval (10 s, hosted
-#   Supabase's default, which answers a reused refresh token) and against strict rotation (0: every
-#   reuse revokes the session, where cross-tab races show). The server is switched between runs
-#   (POST /__test/config), so its URL, baked into the browser tests at compile time, stays the same.
+#   Chromium, then Firefox ESR and WebKitGTK) against the dev server on 127.0.0.1, the strict
+#   TypeScript consumer, the journeys in the same three engines, a short soak, and the checks that
+#   no log or URL carried a token.
+#   In Chromium the browser tests and the journeys run twice: against GoTrue's reuse interval (10 s,
+#   hosted Supabase's default, which answers a reused refresh token) and against strict rotation (0:
+#   every reuse revokes the session, where cross-tab races show); Firefox and WebKit run at strict
+#   rotation. The server is switched between runs (POST /__test/config), so its URL, baked into the
+#   browser tests at compile time, stays the same.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -32,7 +34,7 @@ SAFARIDRIVER_BIN="${SAFARIDRIVER:-/usr/bin/WebKitWebDriver}"
 unset CHROMEDRIVER GECKODRIVER SAFARIDRIVER
 export WASM_BINDGEN_TEST_TIMEOUT="${WASM_BINDGEN_TEST_TIMEOUT:-120}"
 browser_tests() { # engine interval
-  local engine="$1" interval="$2" status=0
+  local engine="$1" interval="$2" status=0 started=$SECONDS
   echo "== browser tests, $engine, refresh-token reuse interval $interval s"
   set_reuse_interval "$interval"
   case "$engine" in
@@ -48,6 +50,7 @@ browser_tests() { # engine interval
     echo "== dev server log"; cat "$DEV_SERVER_LOG"
     exit "$status"
   fi
+  echo "== browser tests, $engine, reuse interval $interval s: $((SECONDS - started)) s"
 }
 for interval in 10 0; do browser_tests chromium "$interval"; done
 # Firefox 153 ESR and WebKitGTK 2.50 (MiniBrowser) take 2.5 to 3.5 minutes each per mode on 2 shared
@@ -63,11 +66,22 @@ bash scripts/build.sh --release
 node_modules/.bin/tsc -p tests/ts/tsconfig.json
 echo "tsc --strict: ok"
 
-for interval in 10 0; do
-  echo "== end-to-end journeys (playwright-core, Debian's Chromium, the built package and React app), reuse interval $interval s"
+# The journeys: one suite (tests/e2e), driven through WebDriver (selenium-webdriver) in each engine,
+# with the engines' own drivers: Chromium at both reuse intervals, Firefox and WebKit at strict
+# rotation (AUTHWIRE_ENGINE_MODES="10 0" runs both there too). About 1.6, 1.7 and 2.1 minutes each.
+journeys() { # engine interval
+  local engine="$1" interval="$2" started=$SECONDS
+  echo "== end-to-end journeys, $engine (WebDriver, the built package and React app), reuse interval $interval s"
   set_reuse_interval "$interval"
-  AUTHWIRE_ARTIFACTS="target/e2e-artifacts/reuse-$interval" node --test --test-concurrency=1 tests/e2e/ || {
+  AUTHWIRE_ENGINE="$engine" CHROMEDRIVER="$CHROMEDRIVER_BIN" GECKODRIVER="$GECKODRIVER_BIN" SAFARIDRIVER="$SAFARIDRIVER_BIN" \
+    AUTHWIRE_ARTIFACTS="target/e2e-artifacts/reuse-$interval" node --test --test-concurrency=1 tests/e2e/ || {
     echo "== dev server log"; tail -50 "$DEV_SERVER_LOG"; exit 1; }
+  echo "== end-to-end journeys, $engine, reuse interval $interval s: $((SECONDS - started)) s"
+}
+for interval in 10 0; do journeys chromium "$interval"; done
+for interval in ${AUTHWIRE_ENGINE_MODES:-0}; do
+  journeys firefox "$interval"
+  journeys webkit "$interval"
 done
 echo "screenshots: target/e2e-artifacts/"
 set_reuse_interval 10

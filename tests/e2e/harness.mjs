@@ -1,22 +1,13 @@
-// Shared by the end-to-end suites: Debian's Chromium through playwright-core, the dev server's
-// URL, its counters and switches.
-import { chromium } from "playwright-core";
+// Shared by the end-to-end suites: the dev server's URL, its counters and switches, and the browser
+// (tests/e2e/browser.mjs: one WebDriver client for Chromium, Firefox and WebKit).
 import { mkdirSync } from "node:fs";
+import { ENGINE } from "./browser.mjs";
 
+export { launch, ENGINE } from "./browser.mjs";
 export const BASE = process.env.AUTHWIRE_SERVER_URL;
 if (!BASE) throw new Error("AUTHWIRE_SERVER_URL must name the running dev server (scripts/test.sh sets it)");
-export const ARTIFACTS = process.env.AUTHWIRE_ARTIFACTS ?? "target/e2e-artifacts";
+export const ARTIFACTS = `${process.env.AUTHWIRE_ARTIFACTS ?? "target/e2e-artifacts"}/${ENGINE}`;
 mkdirSync(ARTIFACTS, { recursive: true });
-
-export function launch() {
-  return chromium.launch({
-    executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
-    args: [
-      "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
-      "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
-    ],
-  });
-}
 
 export async function post(path, body) {
   const res = await fetch(`${BASE}${path}`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
@@ -41,10 +32,12 @@ export async function eventually(what, timeoutMs, cond) {
   }
 }
 
-/** Everything a page says: console lines and uncaught errors. */
-export function recordPage(page) {
-  const log = { console: [], errors: [] };
-  page.on("console", (m) => log.console.push(`${m.type()}: ${m.text()}`));
-  page.on("pageerror", (e) => log.errors.push(String(e)));
-  return log;
+/** A test user unique to this run and engine. */
+export const uniqueEmail = (what) => `${what}-${ENGINE}-${Date.now()}-${Math.floor(Math.random() * 1e6)}@e2e.authwire.dev`;
+
+/** No uncaught error and no token in what the page logged. */
+export function assertCleanLog(log, assert) {
+  assert.deepEqual(log.errors, [], "no uncaught error on the page");
+  const leaked = log.console.filter((l) => /eyJ[A-Za-z0-9_-]{10,}/.test(l));
+  assert.deepEqual(leaked, [], "no token in the console");
 }
