@@ -10,6 +10,9 @@ let auth = null;
 let chat = null;
 let lifetime = 1;
 const wsOrigin = origin.replace(/^http/, "ws");
+// ?server=agent: chat with the agent server (as SlarOps runs it), which checks a token in the URL
+// before it accepts the connection; the SDK puts a fresh one there on every connect (opt-in).
+const agentServer = new URLSearchParams(location.search).get("server") === "agent";
 
 function logEvent(e) {
   const li = document.createElement("li");
@@ -29,6 +32,8 @@ function render() {
   $("last-error").textContent = s.lastError ?? "—";
   const live = s.status !== "signed_out";
   for (const id of ["get-token", "refresh-now", "fail-next", "signout"]) $(id).disabled = !live;
+  // Disabled in the HTML until here: a submit before the wasm is ready would be the browser's own,
+  // a GET with the password in the URL.
   $("signin-button").disabled = live;
 }
 
@@ -74,7 +79,12 @@ function startChat() {
   const sessionId = `demo-${crypto.randomUUID()}`;
   $("chat-session").textContent = sessionId;
   $("chat-log").replaceChildren();
-  chat = new ChatSocket({ url: `${wsOrigin}/ws/chat`, auth, sessionId, ack: true, heartbeatMs: 15000 });
+  chat = new ChatSocket(
+    agentServer
+      ? { url: `${wsOrigin}/agent/ws/chat?tag=${encodeURIComponent(sessionId)}`, connectToken: { query: "token" }, auth, sessionId, ack: true, heartbeatMs: 15000 }
+      : { url: `${wsOrigin}/ws/chat`, auth, sessionId, ack: true, heartbeatMs: 15000 },
+  );
+  $("chat-server").textContent = agentServer ? "agent server: a fresh token in the URL at every connect" : "";
   chat.onMessage((m) => {
     if (typeof m === "object" && m.type === "ai_response") addLine("agent", m.message);
     else if (typeof m === "object" && m.type === "error") addLine("agent", `error: ${m.code}`);

@@ -53,4 +53,7 @@ $("signin-form").addEventListener("submit", async (ev) => {
   if (res.ok) auth.setSession(await res.json());
 });
 $("signout").addEventListener("click", () => auth.signOut());
+// Enabled once the form is handled here (disabled in the HTML until the wasm is ready: a submit
+// before that would be the browser's own, a GET with the password in the URL).
+$("signin-button").disabled = false;
 window.tabsDemo = { auth: () => auth.getSnapshot(), chat: () => chat?.getSnapshot(), sessionId, sent: () => counter };

@@ -32,6 +32,17 @@ export async function eventually(what, timeoutMs, cond) {
   }
 }
 
+/** Signs in through the page's form once the page has enabled it (a page's module may still be
+ *  compiling its wasm after the load event: WebKit's is slow enough for a click to land first). */
+export async function signIn(page, email) {
+  await page.waitFor("the sign-in form to be ready", () => {
+    const b = document.querySelector("#signin-button");
+    return b !== null && !b.disabled;
+  });
+  await page.type("#email", email);
+  await page.click("#signin-button");
+}
+
 /** A test user unique to this run and engine. */
 export const uniqueEmail = (what) => `${what}-${ENGINE}-${Date.now()}-${Math.floor(Math.random() * 1e6)}@e2e.authwire.dev`;
 

@@ -1,10 +1,11 @@
 // User journeys in a real browser (AUTHWIRE_ENGINE: Chromium, Firefox or WebKit) against the real dev
-// server: the plain <script type="module"> page and the React app (StrictMode, supabase-js sign-in),
-// each chatting across token refreshes and a dropped connection, typed with real key events. Each
-// saves a screenshot in target/e2e-artifacts/.
+// server: the plain <script type="module"> page (with the chat server, then with the agent server that
+// reads a token from the URL at connect) and the React app (StrictMode, supabase-js sign-in), each
+// chatting across token refreshes and a dropped connection, typed with real key events. Each saves a
+// screenshot in target/e2e-artifacts/.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { BASE, ARTIFACTS, launch, post, chatStats, authStats, eventually, sleep, uniqueEmail, assertCleanLog } from "./harness.mjs";
+import { BASE, ARTIFACTS, launch, post, chatStats, authStats, eventually, sleep, uniqueEmail, assertCleanLog, signIn } from "./harness.mjs";
 
 let browser;
 before(async () => {
@@ -17,8 +18,7 @@ after(async () => {
 /** Signs in on the page, chats `count` messages one every `gapMs`, drops the connection after
  *  `dropAt` messages, and checks what the server saw. */
 async function journey(page, { email, count, gapMs, dropAt, shot }) {
-  await page.type("#email", email);
-  await page.click("#signin-button");
+  await signIn(page, email);
   await page.waitFor("the chat to open", () => document.querySelector("#chat-status")?.textContent === "open");
   const sid = (await page.text("#chat-session")).trim();
   const sent = [];
@@ -60,6 +60,22 @@ test("plain page: sign in, chat across refreshes of 5-second tokens, survive a d
   const page = await browser.newPage();
   await page.goto(`${BASE}/`);
   await journey(page, { email, count: 24, gapMs: 500, dropAt: 12, shot: "plain-journey.png" });
+});
+
+test("plain page, agent server (the token checked in the URL at the upgrade): chat across refreshes of 5-second tokens and a drop", async () => {
+  // 5-second tokens as in the other journeys (the browser tests run 3-second ones against this route
+  // in every engine): a loaded WebKit took up to 2 s to answer a refresh here.
+  const email = uniqueEmail("agent");
+  await post("/__test/control", { email, ttl_seconds: 5 });
+  const page = await browser.newPage();
+  await page.goto(`${BASE}/?server=agent`);
+  await journey(page, { email, count: 24, gapMs: 500, dropAt: 12, shot: "agent-journey.png" });
+  // Every connect (the first, the one after the drop, any after a refresh) carried a fresh token.
+  const stats = await chatStats((await page.text("#chat-session")).trim());
+  assert.ok(stats.url_connects >= 2, `connected at least twice with a URL token: ${stats.url_connects}`);
+  assert.equal(stats.url_refused_stale, 0, "no connection refused for a stale URL token");
+  assert.equal(stats.url_refused_bad, 0);
+  assert.ok(stats.pongs >= 1, "the server's ping answered");
 });
 
 test("React app under StrictMode: supabase-js sign-in, chat across refreshes, survive a dropped connection", async () => {

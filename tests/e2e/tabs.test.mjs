@@ -4,7 +4,7 @@
 // background at any moment, with the engine's timer throttling.
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
-import { BASE, ARTIFACTS, launch, post, chatStats, authStats, eventually, sleep, uniqueEmail, assertCleanLog } from "./harness.mjs";
+import { BASE, ARTIFACTS, launch, post, chatStats, authStats, eventually, sleep, uniqueEmail, assertCleanLog, signIn } from "./harness.mjs";
 
 let browser;
 after(async () => {
@@ -24,8 +24,7 @@ async function threeTabs({ seconds, withoutLocks, shot }) {
     if (withoutLocks) assert.equal(await page.evaluate(() => navigator.locks === undefined), true, "Web Locks hidden");
     pages.push(page);
     if (i === 0) {
-      await page.type("#email", email);
-      await page.click("#signin-button");
+      await signIn(page, email);
     }
     await page.waitFor(`tab ${i} signed in`, () => window.tabsDemo?.auth().status === "signed_in", [], 15_000);
   }
