@@ -44,6 +44,7 @@ async function startDriver(port) {
   };
   const [cmd, args] = commands[ENGINE];
   const child = spawn(cmd, args, { detached: true, stdio: ["ignore", "ignore", "pipe"] });
+  running.add(child);
   let stderr = "";
   child.stderr.on("data", (d) => {
     stderr = (stderr + d).slice(-4000);
@@ -63,7 +64,18 @@ async function startDriver(port) {
   return child;
 }
 
+// Drivers run in their own process group (detached, so that stopping one stops its browser and Xvfb
+// too); whatever ends this process, they end with it.
+const running = new Set();
+process.once("exit", () => {
+  for (const child of running) stop(child);
+});
+for (const signal of ["SIGINT", "SIGTERM"]) {
+  process.once(signal, () => process.exit(128 + (signal === "SIGINT" ? 2 : 15)));
+}
+
 function stop(child) {
+  running.delete(child);
   try {
     process.kill(-child.pid, "SIGTERM"); // the whole group: xvfb-run's Xvfb and the browser too
   } catch {
