@@ -74,7 +74,7 @@ journeys() { # engine interval
   echo "== end-to-end journeys, $engine (WebDriver, the built package and React app), reuse interval $interval s"
   set_reuse_interval "$interval"
   AUTHWIRE_ENGINE="$engine" CHROMEDRIVER="$CHROMEDRIVER_BIN" GECKODRIVER="$GECKODRIVER_BIN" SAFARIDRIVER="$SAFARIDRIVER_BIN" \
-    AUTHWIRE_ARTIFACTS="target/e2e-artifacts/reuse-$interval" node --test --test-concurrency=1 tests/e2e/ || {
+    AUTHWIRE_ARTIFACTS="target/e2e-artifacts/reuse-$interval" node --test --test-concurrency=1 --test-timeout=300000 tests/e2e/ || {
     echo "== dev server log"; tail -50 "$DEV_SERVER_LOG"; exit 1; }
   echo "== end-to-end journeys, $engine, reuse interval $interval s: $((SECONDS - started)) s"
 }

@@ -19,6 +19,17 @@ const ENGINES = ["chromium", "firefox", "webkit"];
 if (!ENGINES.includes(ENGINE)) throw new Error(`AUTHWIRE_ENGINE must be one of ${ENGINES.join(", ")}`);
 
 const DRIVER_START_MS = 60_000;
+// Longest any one WebDriver command may take (a page load included); a driver that never answers
+// (WebKit's, asked for a screenshot of a hidden page) fails the test instead of hanging it.
+const COMMAND_MS = 60_000;
+
+function deadline(ms, what, f) {
+  let timer;
+  const late = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${ENGINE}: ${what} did not finish within ${ms / 1000} s`)), ms);
+  });
+  return Promise.race([Promise.resolve().then(f), late]).finally(() => clearTimeout(timer));
+}
 
 function freePort() {
   return new Promise((resolve, reject) => {
@@ -108,8 +119,16 @@ function capabilities(profileDir) {
 
 /** A browser with one WebDriver session; `newPage()` and `newTab()` open pages in it that share its storage. */
 export async function launch() {
-  const port = await freePort();
-  const child = await startDriver(port);
+  let port;
+  let child;
+  for (let attempt = 1; !child; attempt++) {
+    port = await freePort();
+    // The port found free may be taken before the driver binds it: then once more, on another.
+    child = await startDriver(port).catch((e) => {
+      if (attempt === 3) throw e;
+      return null;
+    });
+  }
   const profileDir = mkdtempSync(join(tmpdir(), `authwire-e2e-${ENGINE}-`));
   let driver;
   try {
@@ -139,13 +158,15 @@ class Browser {
 
   /** Runs `op` with `handle` as the session's current window, after every earlier operation. */
   run(handle, op) {
-    const next = this.#queue.then(async () => {
-      if (handle !== null && this.#current !== handle) {
-        await this.#driver.switchTo().window(handle);
-        this.#current = handle;
-      }
-      return op(this.#driver);
-    });
+    const next = this.#queue.then(() =>
+      deadline(COMMAND_MS, "a WebDriver command", async () => {
+        if (handle !== null && this.#current !== handle) {
+          await this.#driver.switchTo().window(handle);
+          this.#current = handle;
+        }
+        return op(this.#driver);
+      }),
+    );
     this.#queue = next.catch(() => {});
     return next;
   }
@@ -178,7 +199,7 @@ class Browser {
 
   async close() {
     try {
-      await this.#driver.quit();
+      await deadline(COMMAND_MS, "closing the browser", () => this.#driver.quit());
     } finally {
       stop(this.#child);
       rmSync(this.#profileDir, { recursive: true, force: true });
