@@ -1,7 +1,8 @@
 // Three tabs of one browser (AUTHWIRE_ENGINE: Chromium, Firefox or WebKit) share one session: one
 // refresh per lead interval in all, no refresh token spent twice, every chat frame with a valid
 // token, and one sign-out for all. The tabs are real tabs of one window, so two of them are in the
-// background at any moment, with the engine's timer throttling.
+// background: Firefox and WebKit throttle their timers (a 150 ms timeout fires about 1 s after it
+// was set), as in the field; headless Chromium does not.
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
 import { BASE, ARTIFACTS, launch, post, chatStats, authStats, eventually, sleep, uniqueEmail, assertCleanLog, signIn } from "./harness.mjs";
