@@ -1,19 +1,42 @@
 #!/usr/bin/env bash
-# Builds the npm package into pkg/: wasm-pack's output (target "web": an ES module that works in
-# bundlers and in a plain <script type="module">) merged with pkg-template/.
+# Builds the npm package into pkg/: two builds of the one crate, each an ES module that works in
+# bundlers and in a plain <script type="module"> (wasm-bindgen's "web" target), merged with
+# pkg-template/:
+#   pkg/        authwire       (full: every source, cross-tab, auth.fetch, every handshake)
+#   pkg/lite/   authwire/lite  (a Supabase session, the supabase source, ChatSocket's bearer path)
+# Each build: the pinned nightly (scripts/versions.sh) with std rebuilt for immediate-abort panics,
+# wasm-bindgen, binaryen's wasm-opt -Oz, then the import and export names shortened
+# (scripts/shorten-names.mjs). `--release` (the default) is the only profile.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
-profile="${1:---release}"
-wasm-pack build "$profile" --target web --mode no-install --out-dir pkg --out-name authwire --no-pack
-if [ "$profile" = "--release" ]; then
-  node_modules/.bin/wasm-opt pkg/authwire_bg.wasm -o pkg/authwire_bg.wasm -Oz --strip-debug --strip-producers \
+source scripts/versions.sh
+if [ "${1:---release}" != "--release" ]; then echo "scripts/build.sh builds the release package only" >&2; exit 2; fi
+target_dir="${CARGO_TARGET_DIR:-target}"
+
+build() { # out_dir cargo-feature-flags...
+  local out="$1"
+  shift
+  # Source paths that survive in the wasm (a few panic locations) are made relative, so the bytes
+  # do not depend on where the toolchain and the registry live (the size budget is exact).
+  local sep=$'\x1f' sysroot cargo_home="${CARGO_HOME:-$HOME/.cargo}"
+  sysroot=$(rustc "+$AUTHWIRE_NIGHTLY" --print sysroot)
+  CARGO_ENCODED_RUSTFLAGS="-Zunstable-options${sep}-Cpanic=immediate-abort${sep}--remap-path-prefix=$sysroot/lib/rustlib/src/rust=${sep}--remap-path-prefix=$cargo_home/registry/src/=${sep}--remap-path-prefix=$PWD/=" \
+    cargo "+$AUTHWIRE_NIGHTLY" build --quiet --lib --release \
+    --target wasm32-unknown-unknown -Zbuild-std=std,panic_abort "$@"
+  rm -rf "$out/snippets"
+  wasm-bindgen --target web --out-dir "$out" --out-name authwire "$target_dir/wasm32-unknown-unknown/release/authwire.wasm"
+  # Debian's binaryen 108 cannot parse the `table.fill` wasm-bindgen 0.2.130 emits: binaryen 132 from npm.
+  node_modules/.bin/wasm-opt "$out/authwire_bg.wasm" -o "$out/authwire_bg.wasm" -Oz --strip-debug --strip-producers \
     --enable-bulk-memory --enable-nontrapping-float-to-int --enable-reference-types --enable-sign-ext \
     --enable-mutable-globals --enable-multivalue
-fi
+  node scripts/shorten-names.mjs "$out"
+  echo "built $out/: $(gzip -9 -c "$out/authwire_bg.wasm" | wc -c) bytes of gzipped wasm"
+}
+mkdir -p pkg
+build pkg
 cp -r pkg-template/. pkg/
 rm -f pkg/.gitignore
-echo "built pkg/: $(gzip -9 -c pkg/authwire_bg.wasm | wc -c) bytes of gzipped wasm"
 
 # The React demo consumes the package as npm would install it: pack, unpack into its node_modules,
 # build with Vite into www/react (served at /react/).

@@ -13,6 +13,15 @@ if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
   rustup target add wasm32-unknown-unknown
 fi
 
+# 1b. The dated nightly the release package is built with (scripts/versions.sh): about 15 s.
+source scripts/versions.sh
+if ! rustup run "$AUTHWIRE_NIGHTLY" rustc --version >/dev/null 2>&1 \
+  || ! rustup component list --installed --toolchain "$AUTHWIRE_NIGHTLY" | grep -q '^rust-src' \
+  || ! rustup target list --installed --toolchain "$AUTHWIRE_NIGHTLY" | grep -qx wasm32-unknown-unknown; then
+  log "installing $AUTHWIRE_NIGHTLY (wasm target, rust-src) for the release build"
+  rustup toolchain install "$AUTHWIRE_NIGHTLY" --profile minimal --target wasm32-unknown-unknown --component rust-src
+fi
+
 # 2. wasm-bindgen CLI, exactly the version Cargo.lock pins (the test runner comes with it).
 WB_VERSION=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print; exit }' Cargo.lock)
 if [ -z "$WB_VERSION" ]; then echo "[setup] cannot read the wasm-bindgen version from Cargo.lock" >&2; exit 1; fi
@@ -68,6 +77,6 @@ if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modu
   npm ci --no-audit --no-fund --loglevel=error
 fi
 
-log "toolchain ready: $(wasm-bindgen --version), $(wasm-pack --version), $(chromium --version 2>/dev/null | head -1)," \
+log "toolchain ready: $(rustup run "$AUTHWIRE_NIGHTLY" rustc --version), $(wasm-bindgen --version), $(wasm-pack --version), $(chromium --version 2>/dev/null | head -1)," \
   "$(firefox-esr --version 2>/dev/null | head -1), $("$HOME/.cargo/bin/geckodriver" --version 2>/dev/null | head -1)," \
   "WebKitGTK $(dpkg-query -W -f '${Version}' webkit2gtk-driver 2>/dev/null)"

@@ -7,6 +7,12 @@
 
 pub mod core;
 
+/// The allocator: talc (dlmalloc-style, with boundary tags and bins, so freed blocks coalesce and
+/// the heap stays flat over long sessions), smaller than std's dlmalloc in the wasm.
+#[cfg(all(target_arch = "wasm32", not(target_feature = "atomics")))]
+#[global_allocator]
+static ALLOCATOR: talc::wasm::WasmDynamicTalc = talc::wasm::new_wasm_dynamic_allocator();
+
 #[cfg(target_arch = "wasm32")]
 pub mod js;
 #[cfg(target_arch = "wasm32")]
