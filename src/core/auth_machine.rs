@@ -1539,6 +1539,45 @@ mod tests {
         assert!(sim.kinds().contains(&EventKind::TokenRefreshed));
     }
 
+    /// Only a new session restarts the backoff (as auth-js restarts it at each refresh): an `online`
+    /// wake-up skips the wait once but keeps the count, so the retries presenting one refresh
+    /// token keep doubling (what the sim's storm bound counts, seed 270496).
+    #[test]
+    fn only_a_new_session_restarts_the_backoff() {
+        let retries = |sim: &Sim| -> Vec<u64> {
+            sim.events
+                .iter()
+                .filter(|e| e.kind == EventKind::RefreshFailed)
+                .filter_map(|e| e.retry_in_ms)
+                .collect()
+        };
+        let bracket = |k: u32| 100u64 << (k - 1)..=200u64 << (k - 1);
+        let mut sim = Sim::new(20_000);
+        sim.run_until(T0 + 12_000, |s| s.serve_err(Failure::Network));
+        let before = retries(&sim);
+        assert!(before.len() >= 3, "{before:?}");
+        for (k, d) in before.iter().enumerate() {
+            assert!(bracket(k as u32 + 1).contains(d), "retry {}: {d} ms", k + 1);
+        }
+        // Back online: one attempt at once, whose failure backs off from where the count was.
+        let n = sim.fetches;
+        sim.feed(Input::Wake(Wake::Online));
+        assert_eq!(sim.fetches, n + 1);
+        sim.serve_err(Failure::Network);
+        let k = before.len() as u32 + 1;
+        assert!(
+            bracket(k).contains(retries(&sim).last().unwrap()),
+            "{:?}",
+            retries(&sim)
+        );
+        // Online again, and this time the refresh succeeds: the next session starts afresh.
+        sim.feed(Input::Wake(Wake::Online));
+        sim.serve_ok(20_000);
+        let n = retries(&sim).len();
+        sim.run_until(sim.now + 11_000, |s| s.serve_err(Failure::Network));
+        assert!(bracket(1).contains(&retries(&sim)[n]), "{:?}", retries(&sim));
+    }
+
     /// With nothing waiting, an expired session on a dead network does not loop.
     #[test]
     fn with_nothing_waiting_an_expired_session_does_not_retry_in_a_loop() {

@@ -222,4 +222,7 @@ pub struct Conn {
     /// The token the connect URL carried (`connectToken`) and the server time the upgrade request
     /// reads it (sent at connect, one transit later; a sleep after it does not move it).
     pub url_token: Option<(String, u64)>,
+    /// When a fault (a drop, going offline, a sleep, a rejected token) closed it from the server's
+    /// side: frames that reach the server after that are lost.
+    pub fault_closed_at: Option<u64>,
 }

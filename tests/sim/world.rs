@@ -33,8 +33,11 @@ pub const MAX_EVENTS: u64 = 2_000_000;
 /// The longest the refresh lock may be held: the hold cap (30 s) and a second.
 pub const LOCK_HOLD_MAX_MS: u64 = 31_000;
 
-/// Refresh requests one tab may send in any 60 s (the backoff from 200 ms doubling allows ~10,
-/// `online` and visibility wake-ups a few more).
+/// Refresh requests one tab may send in any 60 s of one backoff run, i.e. presenting the same
+/// refresh token (the backoff from 200 ms doubling allows ~10, `online` wake-ups a few more). A new
+/// session (a success, or one adopted from another tab) rightly restarts the backoff, as auth-js
+/// restarts it at every refresh: with 20 s tokens a minute can hold three runs of ~7 requests each
+/// (seed 270496), so the runs are counted apart.
 pub const MAX_REQUESTS_PER_MIN: usize = 20;
 
 /// Knobs of a run besides the seed.
@@ -358,11 +361,17 @@ struct Tab {
     next_msg: u64,
     /// Sent chat messages: (number, time sent).
     sent: Vec<(u64, u64)>,
+    /// Messages whose frame a fault before the calm lost: it reached the server on a connection
+    /// that fault had closed (or was the frame whose token the server rejected). Without acks the
+    /// SDK cannot know, so only these are excused from delivery.
+    lost_to_faults: std::collections::HashSet<u64>,
     /// Outstanding HTTP requests: id -> (time sent, the refresh token presented).
     http: HashMap<u64, (u64, Option<String>)>,
     cancelled: Vec<u64>,
-    /// Times of the refresh requests sent (for the rate check).
+    /// Times of the refresh requests of the current backoff run (for the rate check).
     request_times: VecDeque<u64>,
+    /// The refresh token the current backoff run presents.
+    run_token: Option<String>,
 }
 
 /// What a run measured.
@@ -539,9 +548,11 @@ impl World {
             waiters: Vec::new(),
             next_msg: 0,
             sent: Vec::new(),
+            lost_to_faults: Default::default(),
             http: HashMap::new(),
             cancelled: Vec::new(),
             request_times: VecDeque::new(),
+            run_token: None,
         };
         self.tabs.push(Some(tab));
         self.log(|| format!("tab {i} opens"));
@@ -949,6 +960,11 @@ impl World {
         let now = self.now;
         let t = self.tab(i);
         t.http.insert(id, (now, present.clone()));
+        if t.run_token != present {
+            // Another refresh token: a new session came in between, and the backoff restarted.
+            t.run_token.clone_from(&present);
+            t.request_times.clear();
+        }
         t.request_times.push_back(now);
         while t.request_times.front().is_some_and(|x| *x + MIN <= now) {
             t.request_times.pop_front();
@@ -1023,6 +1039,7 @@ impl World {
                     last_up: now + d,
                     last_down: now + d,
                     url_token,
+                    fault_closed_at: None,
                 },
             );
             self.at(now + d, Ev::WsOpened { tab: i, conn });
@@ -1043,6 +1060,13 @@ impl World {
         let Some(c) = self.conns.get_mut(&conn) else { return };
         let t = (now + d).max(c.last_up);
         c.last_up = t;
+        let n = frame.payload;
+        self.log(|| {
+            format!(
+                "tab {i} writes message {n} on connection {conn} (the server reads it at {:.3})",
+                (t - T0) as f64 / 1000.0
+            )
+        });
         self.at(
             t,
             Ev::WsToServer {
@@ -1054,14 +1078,23 @@ impl World {
         );
     }
 
+    /// A fault closes the connection from the server's side; the tab hears of it one transit later.
     fn server_close(&mut self, conn: u64, code: u16) {
+        let now = self.now;
         let Some(c) = self.conns.get_mut(&conn) else { return };
         if !c.open {
             return;
         }
         c.open = false;
+        c.fault_closed_at = Some(now);
         let tab = c.tab;
         let t = (self.now + self.rng.range(5, 100)).max(self.conns[&conn].last_down);
+        self.log(|| {
+            format!(
+                "the server closes connection {conn} of tab {tab} ({code}); the tab hears it at {:.3}",
+                (t - T0) as f64 / 1000.0
+            )
+        });
         self.at(t, Ev::WsClosed { tab, conn, code });
     }
 
@@ -1079,6 +1112,11 @@ impl World {
     fn server_read(&mut self, conn: u64, token: String, n: u64, id: Option<String>) -> Result<(), String> {
         let Some(c) = self.conns.get(&conn) else { return Ok(()) };
         if !c.open {
+            let (tab, fault) = (c.tab, c.fault_closed_at);
+            self.log(|| format!("chat server: message {n} of tab {tab} arrives on closed connection {conn}, lost"));
+            if fault.is_some_and(|at| at < self.calm_at) {
+                self.lose_to_fault(tab, n);
+            }
             return Ok(());
         }
         let tab = c.tab;
@@ -1096,6 +1134,7 @@ impl World {
         if self.faulty() && self.rng.chance(self.p.p_reject) {
             self.log(|| format!("chat server rejects the token of tab {tab} (4001)"));
             self.server_close(conn, 4001);
+            self.lose_to_fault(tab, n);
             return Ok(());
         }
         let fresh = match &id {
@@ -1130,6 +1169,12 @@ impl World {
             },
         );
         Ok(())
+    }
+
+    fn lose_to_fault(&mut self, tab: usize, n: u64) {
+        if let Some(t) = self.tabs[tab].as_mut() {
+            t.lost_to_faults.insert(n);
+        }
     }
 
     fn check_token_in_use(&mut self, i: usize, what: &str) {
@@ -1372,6 +1417,7 @@ impl World {
             }
             Ev::WsClosed { tab, conn, code } => {
                 if self.tab(tab).conn == Some(conn) {
+                    self.log(|| format!("tab {tab}: connection {conn} closed ({code})"));
                     self.tab(tab).conn = None;
                     if let Some(c) = self.conns.get_mut(&conn) {
                         c.open = false;
@@ -1597,7 +1643,7 @@ impl World {
         }
         if self.report.max_requests_per_min > MAX_REQUESTS_PER_MIN {
             return Err(self.fail(format!(
-                "refresh storm: {} requests from one tab within 60 s",
+                "refresh storm: {} requests from one tab within 60 s, presenting one refresh token",
                 self.report.max_requests_per_min
             )));
         }
@@ -1613,8 +1659,11 @@ impl World {
             for &(n, sent) in &t.sent {
                 let from = sent.max(self.calm_at);
                 let must = from + BOUND_MS;
-                if !self.p.ack && sent < self.calm_at {
-                    continue; // without acks, a frame on a dying connection is lost by design
+                if !self.p.ack && t.lost_to_faults.contains(&n) {
+                    // Without acks, a frame written on a connection that a fault (before the calm)
+                    // had closed is lost by design, also when it was written after the calm, before
+                    // the close reached the tab.
+                    continue;
                 }
                 match delivered.get(&n) {
                     Some(at) => {
