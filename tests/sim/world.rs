@@ -40,6 +40,11 @@ pub const LOCK_HOLD_MAX_MS: u64 = 31_000;
 /// (seed 270496), so the runs are counted apart.
 pub const MAX_REQUESTS_PER_MIN: usize = 20;
 
+/// Refresh requests one tab may send in any 60 s whatever they present: the backstop for a loop of
+/// refreshes that succeed (each restarting the backoff). The shortest tokens (20 s, refreshed with
+/// their lead) give a minute at most four sessions; seed 270496's three runs of 7 made 21.
+pub const MAX_ALL_REQUESTS_PER_MIN: usize = 40;
+
 /// Knobs of a run besides the seed.
 #[derive(Clone, Debug)]
 pub struct Opts {
@@ -370,6 +375,8 @@ struct Tab {
     cancelled: Vec<u64>,
     /// Times of the refresh requests of the current backoff run (for the rate check).
     request_times: VecDeque<u64>,
+    /// Times of all refresh requests in the last minute (for the backstop).
+    all_request_times: VecDeque<u64>,
     /// The refresh token the current backoff run presents.
     run_token: Option<String>,
 }
@@ -388,6 +395,7 @@ pub struct Report {
     pub late_successes: u64,
     pub max_calm_latency_ms: u64,
     pub max_requests_per_min: usize,
+    pub max_all_requests_per_min: usize,
     pub calm_rotations: usize,
     pub reuses_allowed: usize,
     pub waiter_extensions: u64,
@@ -552,6 +560,7 @@ impl World {
             http: HashMap::new(),
             cancelled: Vec::new(),
             request_times: VecDeque::new(),
+            all_request_times: VecDeque::new(),
             run_token: None,
         };
         self.tabs.push(Some(tab));
@@ -970,8 +979,14 @@ impl World {
             t.request_times.pop_front();
         }
         let in_min = t.request_times.len();
+        t.all_request_times.push_back(now);
+        while t.all_request_times.front().is_some_and(|x| *x + MIN <= now) {
+            t.all_request_times.pop_front();
+        }
+        let all_in_min = t.all_request_times.len();
         self.report.requests += 1;
         self.report.max_requests_per_min = self.report.max_requests_per_min.max(in_min);
+        self.report.max_all_requests_per_min = self.report.max_all_requests_per_min.max(all_in_min);
         self.log(|| format!("tab {i} POST /token (request {id})"));
         if self.offline() {
             let d = self.rng.range(1, 50);
@@ -1640,6 +1655,12 @@ impl World {
         }
         if self.report.signed_out {
             return Err(self.fail("the session was lost (SIGNED_OUT) although nobody signed out".into()));
+        }
+        if self.report.max_all_requests_per_min > MAX_ALL_REQUESTS_PER_MIN {
+            return Err(self.fail(format!(
+                "refresh storm: {} requests from one tab within 60 s",
+                self.report.max_all_requests_per_min
+            )));
         }
         if self.report.max_requests_per_min > MAX_REQUESTS_PER_MIN {
             return Err(self.fail(format!(
