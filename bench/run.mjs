@@ -4,9 +4,9 @@
 import { build, transform } from "esbuild";
 import { chromium } from "playwright-core";
 import { gzipSync } from "node:zlib";
-import { mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import os from "node:os";
+import { BUILDS, measure } from "../scripts/size.mjs";
 
 const BASE = process.env.AUTHWIRE_SERVER_URL;
 if (!BASE) throw new Error("AUTHWIRE_SERVER_URL must name the running dev server");
@@ -25,19 +25,20 @@ async function bundle(code, name) {
 }
 const authJs = await bundle(`export { AuthClient } from "@supabase/auth-js";`, "auth-js");
 const rws = await bundle(`export { default } from "reconnecting-websocket";`, "reconnecting-websocket");
-const minified = async (path) => Buffer.from((await transform(readFileSync(path, "utf8"), { minify: true, loader: "js", format: "esm" })).code);
-const snippetFiles = [];
-const walk = (d) => readdirSync(d).forEach((f) => (statSync(join(d, f)).isDirectory() ? walk(join(d, f)) : f.endsWith(".js") && snippetFiles.push(join(d, f))));
-walk("pkg/snippets");
-const ours = {
-  wasm: gz(readFileSync("pkg/authwire_bg.wasm")),
-  glue: gz(await minified("pkg/authwire.js")),
-  snippets: gz(Buffer.concat(await Promise.all(snippetFiles.map(minified)))),
-  react: gz(await minified("pkg/react.js")),
-};
-const oursTotal = ours.wasm + ours.glue + ours.snippets + ours.react;
+// Firebase Auth's smallest useful import: an app, an auth instance kept in memory, a password
+// sign-in and the ID-token listener (firebase/auth's own modular entry points, tree-shaken).
+const firebase = await bundle(
+  `export { initializeApp } from "@firebase/app";
+   export { initializeAuth, inMemoryPersistence, signInWithEmailAndPassword, onIdTokenChanged } from "@firebase/auth";`,
+  "firebase-auth",
+);
+const builds = {};
+for (const [name, dir] of Object.entries(BUILDS)) builds[name] = await measure(dir);
+const ours = builds.full;
+const oursTotal = ours.total;
 const anchors = { authJs: gz(authJs), reconnectingWebsocket: gz(rws) };
 const anchorsTotal = anchors.authJs + anchors.reconnectingWebsocket;
+const firebaseAuth = gz(firebase);
 
 // 2-5. In the browser.
 const browser = await chromium.launch({
@@ -59,16 +60,23 @@ async function signIn(email) {
 
 const loads = quick ? 3 : 7;
 const session = await signIn(`bench-start-${Date.now()}@bench.authwire.dev`);
-const startA = [];
+const startA = { full: [], lite: [] };
 const startJ = [];
+const phases = { full: [], lite: [] };
 for (let i = 0; i < loads; i++) {
-  let p = await page();
-  startA.push(await p.evaluate((s) => window.bench.startupAuthwire(s), session));
-  await p.close();
-  p = await page();
+  for (const [name, dir] of Object.entries(BUILDS)) {
+    let p = await page();
+    startA[name].push(await p.evaluate(([s, d]) => window.bench.startupAuthwire(s, d), [session, `/${dir}`]));
+    await p.close();
+    p = await page();
+    phases[name].push(await p.evaluate(([s, d]) => window.bench.startupPhases(s, d), [session, `/${dir}`]));
+    await p.close();
+  }
+  const p = await page();
   startJ.push(await p.evaluate(() => window.bench.startupAuthJs()));
   await p.close();
 }
+const phaseMedians = (list) => Object.fromEntries(Object.keys(list[0]).map((k) => [k, median(list.map((x) => x[k]))]));
 
 let p = await page();
 const send = await p.evaluate(([r, n]) => window.bench.perMessage(r, n), [quick ? 3 : 9, 10_000]);
@@ -90,20 +98,49 @@ const result = {
   date: new Date().toISOString(),
   machine: `${os.cpus().length} × ${os.cpus()[0]?.model ?? "cpu"}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, ${os.platform()} ${os.release()}, Chromium (headless)`,
   quick,
-  size: { ours, oursTotal, anchors, anchorsTotal, ratio: oursTotal / anchorsTotal, targetBytes: 20 * 1024, targetRatio: 0.75 },
+  size: {
+    builds,
+    ours,
+    oursTotal,
+    anchors,
+    anchorsTotal,
+    firebaseAuth,
+    ratio: oursTotal / anchorsTotal,
+    liteRatio: builds.lite.total / anchorsTotal,
+    targets: { full: 55 * 1024, lite: 38 * 1024 },
+  },
   perMessage: { ...send, ratio: send.authwireMs / send.rawMs, usPerSend: (send.authwireMs * 1000) / send.n, target: 1.15 },
-  startup: { authwireMs: median(startA), authJsMs: median(startJ), ratio: median(startA) / median(startJ), loads },
+  startup: {
+    authJsMs: median(startJ),
+    loads,
+    ...Object.fromEntries(
+      Object.keys(BUILDS).map((b) => [
+        b,
+        { ms: median(startA[b]), ratio: median(startA[b]) / median(startJ), phases: phaseMedians(phases[b]) },
+      ]),
+    ),
+  },
   memory: { ...mem, wasmGrowth: mem.wasmAfter - mem.wasmBefore, heapGrowth: mem.heapAfter == null ? null : mem.heapAfter - mem.heapBefore, targetWasmGrowth: 64 * 1024 },
   singleFlight: { ...sf, refreshRequests: sfStats.refresh_requests },
 };
 writeFileSync("target/bench/latest.json", JSON.stringify(result, null, 2));
 
 const ok = (cond) => (cond ? "met" : "**missed**");
+const phaseText = (p) => Object.entries(p).map(([k, v]) => `${k} ${v.toFixed(1)}`).join(", ");
 const rows = [
-  ["size: authwire (wasm + glue + snippets + react.js, min+gzip -9)", kb(oursTotal), `≤ 20 KB: ${ok(oursTotal <= 20 * 1024)}`],
-  ["size: @supabase/auth-js + reconnecting-websocket (min+gzip -9)", kb(anchorsTotal), `ratio ${result.size.ratio.toFixed(2)}, ≤ 0.75: ${ok(result.size.ratio <= 0.75)}`],
+  ...Object.entries(builds).map(([b, z]) => [
+    `size: ${b === "full" ? "authwire" : "authwire/lite"} (wasm ${kb(z.wasm)} + glue ${kb(z.glue)} + snippets ${kb(z.snippets)} + react.js ${kb(z.react)}, min+gzip -9)`,
+    kb(z.total),
+    `≤ ${kb(result.size.targets[b])}: ${ok(z.total <= result.size.targets[b])}; ${(z.total / anchorsTotal).toFixed(2)}× the anchors`,
+  ]),
+  ["size: @supabase/auth-js + reconnecting-websocket (min+gzip -9)", kb(anchorsTotal), "the anchor pair"],
+  ["size: Firebase Auth, minimal modular import (app + auth, in-memory, password sign-in, token listener)", kb(firebaseAuth), "reported"],
   ["per message: 10,000 ChatSocket.send vs raw ws.send(JSON.stringify)", `${send.authwireMs.toFixed(1)} ms vs ${send.rawMs.toFixed(1)} ms`, `ratio ${result.perMessage.ratio.toFixed(2)}, ≤ 1.15: ${ok(result.perMessage.ratio <= 1.15)}`],
-  ["start-up: import → ready AuthSession vs new AuthClient", `${result.startup.authwireMs.toFixed(1)} ms vs ${result.startup.authJsMs.toFixed(1)} ms`, `ratio ${result.startup.ratio.toFixed(2)} (median of ${loads} loads)`],
+  ...Object.keys(BUILDS).map((b) => [
+    `start-up, ${b}: import → ready AuthSession vs new AuthClient (phases, ms: ${phaseText(result.startup[b].phases)})`,
+    `${result.startup[b].ms.toFixed(1)} ms vs ${result.startup.authJsMs.toFixed(1)} ms`,
+    `ratio ${result.startup[b].ratio.toFixed(2)} (median of ${loads} loads)`,
+  ]),
   [`memory: wasm growth after ${mem.cycles} socket cycles + ${mem.sends} sends`, kb(result.memory.wasmGrowth), `≤ 64 KB: ${ok(result.memory.wasmGrowth <= 64 * 1024)}`],
   ["memory: JS heap growth, same run", result.memory.heapGrowth == null ? "n/a" : kb(result.memory.heapGrowth), "reported"],
   [`single flight: ${sf.n} concurrent accessToken()`, `${sf.ms.toFixed(1)} ms`, `${sfStats.refresh_requests} refresh request(s), ${sf.distinct} distinct token(s)`],
@@ -111,4 +148,4 @@ const rows = [
 console.log(`\nauthwire bench, ${result.date}, ${result.machine}${quick ? " (quick)" : ""}\n`);
 console.log("| measure | value | target |\n|---|---|---|");
 for (const r of rows) console.log(`| ${r.join(" | ")} |`);
-console.log(`\nsizes in bytes: ${JSON.stringify({ ours, anchors })}\nwrote target/bench/latest.json`);
+console.log(`\nsizes in bytes: ${JSON.stringify({ builds, anchors, firebaseAuth })}\nwrote target/bench/latest.json`);

@@ -33,10 +33,13 @@ build() { # out_dir cargo-feature-flags...
   node scripts/shorten-names.mjs "$out"
   echo "built $out/: $(gzip -9 -c "$out/authwire_bg.wasm" | wc -c) bytes of gzipped wasm"
 }
-mkdir -p pkg
+mkdir -p pkg/lite
 build pkg
+build pkg/lite --no-default-features
 cp -r pkg-template/. pkg/
 rm -f pkg/.gitignore
+# The hooks work with either build: the same file beside each module.
+cp pkg-template/react.js pkg-template/react.d.ts pkg/lite/
 
 # The React demo consumes the package as npm would install it: pack, unpack into its node_modules,
 # build with Vite into www/react (served at /react/).

@@ -115,6 +115,8 @@ function rewrite(buf, renameImport, renameExport) {
 // `import * as importN from "./snippets/..."`), so they keep their names and only the module key,
 // the property of the object `__wbg_get_imports` returns, is shortened.
 const MAIN = "./authwire_bg.js";
+// Exports an app may read from what `init()` resolves to keep their names.
+const KEEP = new Set(["memory"]);
 const moduleNames = new Map(); // old module → new
 const importNames = new Map(); // `${module}\0${old}` → new (names are per module)
 const exportNames = new Map(); // old → new
@@ -130,7 +132,7 @@ const shortened = rewrite(
     return [moduleNames.get(module), importNames.get(key)];
   },
   (name) => {
-    if (!exportNames.has(name)) exportNames.set(name, exportsNext.next().value);
+    if (!exportNames.has(name)) exportNames.set(name, KEEP.has(name) ? name : exportsNext.next().value);
     return exportNames.get(name);
   },
 );
@@ -162,9 +164,13 @@ glue = glue.replace(/\bwasm\.([\w$]+)/g, (m, name) => {
 
 writeFileSync(wasmPath, shortened);
 writeFileSync(gluePath, glue);
-if (existsSync(dtsPath)) {
-  let dts = readFileSync(dtsPath, "utf8");
-  for (const [name, short] of exportNames) dts = dts.replace(new RegExp(`\\b${escape(name)}\\b(?=\\s*[:(])`, "g"), short);
-  writeFileSync(dtsPath, dts);
+// The types of the exports: authwire_bg.wasm.d.ts (`export const name: ...`) and the `InitOutput`
+// interface in authwire.d.ts (`readonly name: ...`).
+for (const [path, lead] of [[dtsPath, "export const "], [join(dir, "authwire.d.ts"), "readonly "]]) {
+  if (!existsSync(path)) continue;
+  const dts = readFileSync(path, "utf8").replace(new RegExp(`(${lead})([\\w$]+)(?=\\s*:)`, "g"), (m, l, name) =>
+    exportNames.has(name) ? l + exportNames.get(name) : m,
+  );
+  writeFileSync(path, dts);
 }
 console.log(`shortened ${importNames.size} import and ${exportNames.size} export names: wasm ${bytes.length} → ${shortened.length} bytes`);

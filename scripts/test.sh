@@ -17,6 +17,8 @@ bash scripts/setup.sh
 
 echo "== native tests (core state machines, dev server)"
 cargo test --workspace --quiet
+echo "== native tests of the lite build's core (authwire/lite: no \`full\` feature)"
+cargo test --quiet --lib --no-default-features
 
 echo "== fuzzing every parser of outside input (a short run; scripts/fuzz.sh runs a million each)"
 cargo run --quiet --profile fuzz --example fuzz -- --iterations 50000
@@ -33,13 +35,14 @@ GECKODRIVER_BIN="${GECKODRIVER:-$HOME/.cargo/bin/geckodriver}"
 SAFARIDRIVER_BIN="${SAFARIDRIVER:-/usr/bin/WebKitWebDriver}"
 unset CHROMEDRIVER GECKODRIVER SAFARIDRIVER
 export WASM_BINDGEN_TEST_TIMEOUT="${WASM_BINDGEN_TEST_TIMEOUT:-120}"
-browser_tests() { # engine interval
+browser_tests() { # engine interval [cargo flags: --no-default-features for the lite build]
   local engine="$1" interval="$2" status=0 started=$SECONDS
-  echo "== browser tests, $engine, refresh-token reuse interval $interval s"
+  shift 2
+  echo "== browser tests, $engine${1:+ $1}, refresh-token reuse interval $interval s"
   set_reuse_interval "$interval"
   case "$engine" in
     chromium) env -u CHROMEDRIVER -u GECKODRIVER -u SAFARIDRIVER \
-      wasm-pack test --headless --chrome --chromedriver "$CHROMEDRIVER_BIN" --mode no-install || status=$? ;;
+      wasm-pack test --headless --chrome --chromedriver "$CHROMEDRIVER_BIN" --mode no-install "$@" || status=$? ;;
     firefox) env -u CHROMEDRIVER -u GECKODRIVER -u SAFARIDRIVER \
       wasm-pack test --headless --firefox --geckodriver "$GECKODRIVER_BIN" --mode no-install || status=$? ;;
     # MiniBrowser has no headless mode: without a display the WebDriver session times out.
@@ -50,9 +53,11 @@ browser_tests() { # engine interval
     echo "== dev server log"; cat "$DEV_SERVER_LOG"
     exit "$status"
   fi
-  echo "== browser tests, $engine, reuse interval $interval s: $((SECONDS - started)) s"
+  echo "== browser tests, $engine${1:+ $1}, reuse interval $interval s: $((SECONDS - started)) s"
 }
 for interval in 10 0; do browser_tests chromium "$interval"; done
+# The lite build (authwire/lite): the tests of what it contains, and web_lite's of what it refuses.
+browser_tests chromium 0 --no-default-features
 # Firefox 153 ESR and WebKitGTK 2.50 (MiniBrowser) take 2.5 to 3.5 minutes each per mode on 2 shared
 # cores (Chromium's two modes about 6), so by default each runs once, at strict rotation (where
 # cross-tab races show): about 5.5 minutes more. AUTHWIRE_ENGINE_MODES="10 0" runs both modes in each.
@@ -63,6 +68,8 @@ done
 
 echo "== TypeScript: a strict consumer of the package's types"
 bash scripts/build.sh --release
+echo "== size: each build against size-budget.json (fails past +1 %)"
+node scripts/size.mjs --check
 node_modules/.bin/tsc -p tests/ts/tsconfig.json
 echo "tsc --strict: ok"
 

@@ -1,5 +1,7 @@
 //! Browser tests of `ChatSocket` in headless Chromium against the dev server's chat WebSockets.
 #![cfg(target_arch = "wasm32")]
+// The lite build (no `full` feature) runs the tests of what it contains; helpers of the others idle.
+#![cfg_attr(not(feature = "full"), allow(dead_code, unused_imports))]
 
 mod common;
 
@@ -283,6 +285,7 @@ async fn frames_that_are_not_json_reach_the_app_as_text() {
     assert_eq!(status(&c), "open");
 }
 
+#[cfg(feature = "full")]
 #[wasm_bindgen_test]
 async fn the_handshake_works_with_each_auth_type() {
     let (_, a) = signed_in("handshake", 60).await;
@@ -409,6 +412,7 @@ async fn the_handshake_is_resent_after_every_refresh() {
     assert_eq!(chat_stat(&sid, "connections").await, 1, "re-authenticated in place");
 }
 
+#[cfg(feature = "full")]
 #[wasm_bindgen_test]
 async fn wrong_handshake_credentials_end_in_auth_failed_not_a_loop() {
     let sid = unique("s-wrong");
@@ -449,6 +453,7 @@ fn handshake_opts(extra: &[(&'static str, JsValue)]) -> Vec<(&'static str, JsVal
     v
 }
 
+#[cfg(feature = "full")]
 #[wasm_bindgen_test]
 async fn auth_expired_is_an_event_with_the_redirect_and_no_retry() {
     let sid = unique("s-sso");
@@ -746,6 +751,7 @@ fn code(r: Result<impl Sized, JsValue>) -> String {
     }
 }
 
+#[cfg(feature = "full")]
 #[wasm_bindgen_test]
 async fn bad_input_gets_coded_errors() {
     let (_, a) = signed_in("chat-bad", 60).await;
@@ -798,6 +804,7 @@ async fn bad_input_gets_coded_errors() {
 }
 
 /// Option values are checked in the core (`core::options`), read once through `web::options::JsObj`.
+#[cfg(feature = "full")]
 #[wasm_bindgen_test]
 async fn option_values_are_bounded_and_getters_that_throw_are_named() {
     let (_, a) = signed_in("chat-opts", 60).await;

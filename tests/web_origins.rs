@@ -4,6 +4,8 @@
 //! `Host` header (`/__test/hosts`): `http://localhost:PORT` is the same server as
 //! `http://127.0.0.1:PORT` under a second origin, so a refused request shows as a count that does
 //! not move. The test page itself is served by wasm-bindgen-test-runner from a third origin.
+// auth.fetch is in the full build only.
+#![cfg(feature = "full")]
 #![cfg(target_arch = "wasm32")]
 
 mod common;

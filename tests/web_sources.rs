@@ -1,6 +1,8 @@
 //! Browser tests of storage, cross-tab sharing, `auth.fetch` and the token sources beyond Supabase,
 //! against the dev server.
 #![cfg(target_arch = "wasm32")]
+// The lite build (no `full` feature) runs the tests of what it contains; helpers of the others idle.
+#![cfg_attr(not(feature = "full"), allow(dead_code, unused_imports))]
 
 mod common;
 
@@ -26,6 +28,7 @@ fn with(base: &JsValue, pairs: &[(&str, JsValue)]) -> JsValue {
     o.into()
 }
 
+#[cfg(feature = "full")]
 async fn fetch_json(a: &AuthSession, path: &str, init: JsValue) -> (u16, JsValue) {
     let resp: web_sys::Response = JsFuture::from(a.fetch(format!("{}{path}", server()).into(), init))
         .await
@@ -35,6 +38,7 @@ async fn fetch_json(a: &AuthSession, path: &str, init: JsValue) -> (u16, JsValue
     (resp.status(), body)
 }
 
+#[cfg(feature = "full")]
 #[wasm_bindgen_test]
 async fn local_storage_round_trips_and_sign_out_clears_it() {
     let email = unique("store");
@@ -59,6 +63,7 @@ async fn local_storage_round_trips_and_sign_out_clears_it() {
     assert_eq!(local().get_item(&key).unwrap(), None, "sign-out removes it");
 }
 
+#[cfg(feature = "full")]
 #[wasm_bindgen_test]
 async fn corrupt_or_foreign_stored_values_are_ignored_with_an_event() {
     for (i, value) in ["{not json", r#"{"foo":1}"#, r#""just a string""#, "[]"]
@@ -83,6 +88,7 @@ async fn corrupt_or_foreign_stored_values_are_ignored_with_an_event() {
     }
 }
 
+#[cfg(feature = "full")]
 #[wasm_bindgen_test]
 async fn the_supabase_storage_key_matches_supabase_js() {
     let key = format!(
@@ -103,6 +109,7 @@ async fn the_supabase_storage_key_matches_supabase_js() {
     assert!(local().get_item(&key).unwrap().is_none());
 }
 
+#[cfg(feature = "full")]
 #[wasm_bindgen_test]
 async fn two_tabs_share_one_refresh_and_one_sign_out() {
     let email = unique("tabs");
@@ -158,6 +165,7 @@ async fn two_tabs_share_one_refresh_and_one_sign_out() {
     .await;
 }
 
+#[cfg(feature = "full")]
 #[wasm_bindgen_test]
 async fn fetch_adds_the_token_and_retries_a_401_once() {
     let email = unique("fetch");
@@ -179,6 +187,7 @@ async fn fetch_adds_the_token_and_retries_a_401_once() {
     // HTTP/1.1 dev server does not speak: that path is not exercised here.)
 }
 
+#[cfg(feature = "full")]
 #[wasm_bindgen_test]
 async fn a_callback_source_can_add_headers_such_as_csrf() {
     let email = unique("csrf");
@@ -214,6 +223,7 @@ async fn a_callback_source_can_add_headers_such_as_csrf() {
     drop((a, f));
 }
 
+#[cfg(feature = "full")]
 #[wasm_bindgen_test]
 async fn the_broker_source_reads_refreshes_and_reports_health() {
     let user = unique("broker");
@@ -246,6 +256,7 @@ async fn the_broker_source_reads_refreshes_and_reports_health() {
     assert_eq!(get(&nobody.get_snapshot(), "lastError"), "token_not_found");
 }
 
+#[cfg(feature = "full")]
 #[wasm_bindgen_test]
 async fn the_password_source_signs_in_then_refreshes_or_signs_in_again() {
     let email = unique("pw");

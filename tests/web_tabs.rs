@@ -1,5 +1,7 @@
 //! Tabs without Web Locks (a page of its own: `navigator.locks` is removed for the whole page).
 //! Two sessions in one page share the BroadcastChannel as two tabs would.
+// Cross-tab is in the full build only.
+#![cfg(feature = "full")]
 #![cfg(target_arch = "wasm32")]
 
 mod common;

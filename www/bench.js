@@ -31,15 +31,33 @@ function waitOpen(chat) {
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 window.bench = {
-  /** import -> init -> new AuthSession, in ms. */
-  async startupAuthwire(session) {
+  /** import -> init (streaming compile) -> new AuthSession, in ms; `dir` is "/pkg" (full) or
+   *  "/pkg/lite". */
+  async startupAuthwire(session, dir = "/pkg") {
     const t0 = performance.now();
-    const m = await import("/pkg/authwire.js");
+    const m = await import(`${dir}/authwire.js`);
     await m.default();
     const auth = new m.AuthSession({ session, refresh: { kind: "supabase", url: origin, apiKey: apikey } });
     const t = performance.now() - t0;
     auth.free();
     return t;
+  },
+  /** Where start-up goes, one phase at a time (no streaming, so the phases can be told apart):
+   *  importing the glue, fetching the wasm, compiling it, instantiating it, the first AuthSession. */
+  async startupPhases(session, dir = "/pkg") {
+    const t0 = performance.now();
+    const m = await import(`${dir}/authwire.js`);
+    const t1 = performance.now();
+    const bytes = await (await fetch(`${dir}/authwire_bg.wasm`)).arrayBuffer();
+    const t2 = performance.now();
+    const module = await WebAssembly.compile(bytes);
+    const t3 = performance.now();
+    m.initSync({ module });
+    const t4 = performance.now();
+    const auth = new m.AuthSession({ session, refresh: { kind: "supabase", url: origin, apiKey: apikey } });
+    const t5 = performance.now();
+    auth.free();
+    return { importGlue: t1 - t0, fetch: t2 - t1, compile: t3 - t2, instantiate: t4 - t3, firstSession: t5 - t4 };
   },
   /** import -> new AuthClient (@supabase/auth-js), in ms. */
   async startupAuthJs() {

@@ -56,6 +56,30 @@ pub struct OptionError {
     pub message: String,
 }
 
+/// Which build reads the options: the full one (`authwire`) or the lite one (`authwire/lite`),
+/// which leaves out the password, broker and callback sources, storage, cross-tab, `auth.fetch`
+/// and the handshake's non-bearer auth types, and refuses their options naming the full build
+/// (never ignores them: a lite app that asks for `crossTab` would otherwise refresh uncoordinated).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Build {
+    /// `authwire`: everything.
+    Full,
+    /// `authwire/lite`: a Supabase session and `ChatSocket`'s bearer path.
+    Lite,
+}
+
+impl Build {
+    /// This crate's build: `Full` with the `full` feature (the default), else `Lite`.
+    pub const THIS: Build = if cfg!(feature = "full") {
+        Build::Full
+    } else {
+        Build::Lite
+    };
+}
+
+/// What the lite build says of an option it leaves out.
+const FULL_ONLY: &str = "needs the full build: import from \"authwire\", not \"authwire/lite\"";
+
 /// Bounds of the number options (inclusive), in their own unit. The README's table repeats them.
 pub mod bounds {
     /// `marginSeconds`, in seconds (fractions allowed).
@@ -453,12 +477,19 @@ impl AuthOptions {
     /// Reads `new AuthSession(options)`'s options (`undefined`/`null`: all defaults). The
     /// `session` field is not read here: the session reader validates it.
     pub fn read<O: Obj>(options: Field<O>) -> Result<AuthOptions, OptionError> {
+        Self::read_in(options, Build::Full)
+    }
+
+    /// [`AuthOptions::read`] in the given build: the lite build refuses the options of what it
+    /// leaves out (`refresh.kind` other than `"supabase"`, `storage` other than `"memory"`,
+    /// `crossTab: true`, `fetchOrigins`, `storageKey`).
+    pub fn read_in<O: Obj>(options: Field<O>, build: Build) -> Result<AuthOptions, OptionError> {
         let r = root(options, true, "an object")?;
         let allow_insecure = r.bool("allowInsecure")?;
         let debug = r.bool("debug")?;
         let source = match r.child("refresh", REFRESH_SHAPE)? {
             None => None,
-            Some(s) => Some(read_source(&s, allow_insecure)?),
+            Some(s) => Some(read_source(&s, allow_insecure, build)?),
         };
         let mut policy = Policy::default();
         if let Some(n) = r.number("marginSeconds", bounds::MARGIN_SECONDS, None)? {
@@ -473,6 +504,33 @@ impl AuthOptions {
             _ => StorageKind::Memory,
         };
         let cross_tab = r.bool("crossTab")?;
+        if build == Build::Lite {
+            if storage != StorageKind::Memory {
+                return Err(r.invalid("storage", FULL_ONLY));
+            }
+            if cross_tab {
+                return Err(r.invalid("crossTab", FULL_ONLY));
+            }
+            for key in ["storageKey", "fetchOrigins"] {
+                if !matches!(r.raw(key)?, Raw::Missing | Raw::Null) {
+                    return Err(r.invalid(key, FULL_ONLY));
+                }
+            }
+            let fetch = FetchPolicy {
+                allowed: Vec::new(),
+                allow_insecure,
+            };
+            return Ok(AuthOptions {
+                fetch,
+                policy,
+                source,
+                storage,
+                storage_key: DEFAULT_STORAGE_KEY.to_owned(),
+                cross_tab,
+                debug,
+                allow_insecure,
+            });
+        }
         let storage_key = match r.opt_string("storageKey")?.as_deref() {
             None => DEFAULT_STORAGE_KEY.to_owned(),
             Some("supabase") => match source.as_ref().and_then(SourceSpec::gotrue_url) {
@@ -511,7 +569,7 @@ impl AuthOptions {
     }
 }
 
-fn read_source<O: Obj>(s: &Reader<O>, allow_insecure: bool) -> Result<SourceSpec, OptionError> {
+fn read_source<O: Obj>(s: &Reader<O>, allow_insecure: bool, build: Build) -> Result<SourceSpec, OptionError> {
     let url = |s: &Reader<O>| s.url("url", url::Kind::Http, allow_insecure, "an http(s) URL string");
     let kinds = ["supabase", "password", "broker", "callback"];
     let Some(kind) = s.choice("kind", &kinds)? else {
@@ -524,11 +582,16 @@ fn read_source<O: Obj>(s: &Reader<O>, allow_insecure: bool) -> Result<SourceSpec
             ),
         ));
     };
-    Ok(match kind {
-        "supabase" => SourceSpec::Supabase {
+    if kind == "supabase" {
+        return Ok(SourceSpec::Supabase {
             url: url(s)?,
             api_key: Secret::new(s.string("apiKey")?),
-        },
+        });
+    }
+    if build == Build::Lite {
+        return Err(s.invalid("kind", &format!("\"{kind}\" {FULL_ONLY}")));
+    }
+    Ok(match kind {
         "password" => {
             let plain = s.choice("endpoint", &["gotrue", "plain"])? == Some("plain");
             let url = url(s)?;
@@ -578,6 +641,17 @@ impl ChatOptions {
     /// Reads `new ChatSocket(options)`'s options. `client_id` and `seed` are the shell's random
     /// message-id prefix and jitter seed.
     pub fn read<O: Obj>(options: Field<O>, client_id: String, seed: u64) -> Result<ChatOptions, OptionError> {
+        Self::read_in(options, client_id, seed, Build::Full)
+    }
+
+    /// [`ChatOptions::read`] in the given build: the lite build refuses a handshake `auth_type`
+    /// other than `"bearer_token"`.
+    pub fn read_in<O: Obj>(
+        options: Field<O>,
+        client_id: String,
+        seed: u64,
+        build: Build,
+    ) -> Result<ChatOptions, OptionError> {
         let r = root(options, false, "an object with at least url and auth")?;
         let allow_insecure = r.bool("allowInsecure")?;
         let url = r.url("url", url::Kind::Ws, allow_insecure, "a ws:// or wss:// URL string")?;
@@ -588,7 +662,7 @@ impl ChatOptions {
         let mut cfg = Config::new(protocol, client_id, seed);
         let mut auth_type_name = "bearer_token".to_owned();
         if protocol == Protocol::AuthHandshake {
-            (cfg.auth_type, auth_type_name) = read_handshake(&r)?;
+            (cfg.auth_type, auth_type_name) = read_handshake(&r, build)?;
         }
         let needs_auth = protocol == Protocol::TokenPerMessage || cfg.auth_type.uses_token();
         let has_auth = match r.raw("auth")? {
@@ -757,7 +831,7 @@ fn read_session_from<O: Obj>(r: &Reader<O>) -> Result<Vec<String>, OptionError> 
 
 /// `options.handshake` (auth-handshake only): its auth type and name, with the fields a known type
 /// needs. A type the SDK does not know passes through with its fields ([`AuthType::Other`]).
-fn read_handshake<O: Obj>(r: &Reader<O>) -> Result<(AuthType, String), OptionError> {
+fn read_handshake<O: Obj>(r: &Reader<O>, build: Build) -> Result<(AuthType, String), OptionError> {
     let h = r
         .child("handshake", "an object like { auth_type: \"api_key\", api_key }")?
         .unwrap_or(Reader {
@@ -778,6 +852,12 @@ fn read_handshake<O: Obj>(r: &Reader<O>) -> Result<(AuthType, String), OptionErr
             ))
         }
     };
+    if name == "bearer_token" {
+        return Ok((AuthType::BearerToken, name));
+    }
+    if build == Build::Lite {
+        return Err(h.invalid("auth_type", &format!("other than \"bearer_token\" {FULL_ONLY}")));
+    }
     let t = AuthType::parse(&name).unwrap_or(AuthType::Other);
     for (field, object) in t.required() {
         let ok = match h.get(field)? {
@@ -890,6 +970,86 @@ mod tests {
             ("url", s("https://abcdef.supabase.co/")),
             ("apiKey", s("anon-key-SECRET")),
         ])
+    }
+
+    /// The lite build reads what it contains exactly as the full one does, and refuses each
+    /// option of what it leaves out, naming the field and the full build (never ignoring it).
+    #[test]
+    fn the_lite_build_refuses_what_it_leaves_out_and_reads_the_rest_alike() {
+        let lite = |v: &V| AuthOptions::read_in(field(v), Build::Lite);
+        let full_like = |v: &V| {
+            let mut a = auth(v).unwrap();
+            a.fetch.allowed.clear();
+            a
+        };
+        let base = o(&[("refresh", supabase()), ("marginSeconds", n(30.0)), ("debug", b(true))]);
+        for v in [
+            V::Raw(Raw::Missing),
+            o(&[]),
+            base.clone(),
+            with(&base, "storage", s("memory")),
+        ] {
+            assert_eq!(lite(&v).unwrap(), full_like(&v));
+        }
+        let refused = [
+            ("storage", with(&base, "storage", s("local"))),
+            ("storage", with(&base, "storage", s("session"))),
+            ("crossTab", with(&base, "crossTab", b(true))),
+            ("storageKey", with(&base, "storageKey", s("k"))),
+            (
+                "fetchOrigins",
+                with(&base, "fetchOrigins", V::List(vec![s("https://api.example.com")])),
+            ),
+            ("refresh.kind", with(&base, "refresh.kind", s("password"))),
+            ("refresh.kind", with(&base, "refresh.kind", s("broker"))),
+            (
+                "refresh.kind",
+                with(&base, "refresh", o(&[("kind", s("callback")), ("fn", func())])),
+            ),
+        ];
+        for (f, v) in refused {
+            assert!(auth(&v).is_ok() || f == "refresh.kind", "{f}: the full build takes it");
+            let e = lite(&v).unwrap_err();
+            assert_eq!((e.code, e.field.as_str()), (Code::InvalidOptions, f));
+            assert!(e.message.ends_with(FULL_ONLY), "{}", e.message);
+        }
+        // A wrong value is still described as the full build describes it.
+        let e = lite(&with(&base, "storage", n(1.0))).unwrap_err();
+        assert_eq!(e, auth(&with(&base, "storage", n(1.0))).unwrap_err());
+
+        let lite_chat = |v: &V| ChatOptions::read_in(field(v), "c1".into(), 7, Build::Lite);
+        let hs = with(&chat_base(), "protocol", s("auth-handshake"));
+        for v in [
+            chat_base(),
+            hs.clone(),
+            with(&hs, "handshake.auth_type", s("bearer_token")),
+        ] {
+            // (ChatOptions has no PartialEq: its Debug form shows every field.)
+            assert_eq!(
+                format!("{:?}", lite_chat(&v).unwrap()),
+                format!("{:?}", chat(&v).unwrap())
+            );
+        }
+        let api = with(
+            &with(&hs, "handshake.auth_type", s("api_key")),
+            "handshake.api_key",
+            s("k"),
+        );
+        assert!(chat(&api).is_ok());
+        let e = lite_chat(&api).unwrap_err();
+        assert_eq!(
+            (e.code, e.field.as_str()),
+            (Code::InvalidOptions, "handshake.auth_type")
+        );
+        assert!(e.message.ends_with(FULL_ONLY), "{}", e.message);
+        assert_eq!(
+            Build::THIS,
+            if cfg!(feature = "full") {
+                Build::Full
+            } else {
+                Build::Lite
+            }
+        );
     }
 
     #[test]

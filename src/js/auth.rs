@@ -10,7 +10,7 @@ use wasm_bindgen_futures::{spawn_local, JsFuture};
 
 use crate::core::auth_machine::{Action, Answer, AuthMachine, Event, EventKind, Input, Wake};
 use crate::core::error::Code;
-use crate::core::options::{AuthOptions, StorageKind};
+use crate::core::options::{AuthOptions, Build, StorageKind};
 use crate::core::origins::FetchPolicy;
 use crate::core::session::{Origin, Session};
 use crate::core::tabs::{
@@ -405,6 +405,10 @@ fn drive_tabs(shared: &Shared, input: TabsInput<Got>) {
     perform_tabs(shared, out);
 }
 
+/// Whether this is the full build (the `full` feature): a constant, so what the lite build leaves
+/// out is compiled away behind it.
+pub(crate) const FULL: bool = cfg!(feature = "full");
+
 /// Performs the tabs machine's actions in order, each one JS call (or one input to the session
 /// machine), with no borrow held while JS runs.
 fn perform_tabs(shared: &Shared, actions: Vec<TabsAction<Got>>) {
@@ -413,7 +417,8 @@ fn perform_tabs(shared: &Shared, actions: Vec<TabsAction<Got>>) {
             return;
         }
         match a {
-            TabsAction::AcquireLock { id, name, deadline_ms } => {
+            // Only across tabs (never in the lite build, whose sessions are alone).
+            TabsAction::AcquireLock { id, name, deadline_ms } if FULL => {
                 let cb = shared.try_borrow().ok().and_then(|i| {
                     i.lock_cb
                         .as_ref()
@@ -423,7 +428,7 @@ fn perform_tabs(shared: &Shared, actions: Vec<TabsAction<Got>>) {
                     tabs::acquire(&name, deadline_ms.saturating_sub(now_ms()), id, &cb);
                 }
             }
-            TabsAction::ReleaseLock { id } => {
+            TabsAction::ReleaseLock { id } if FULL => {
                 let release = shared.try_borrow_mut().ok().and_then(|mut i| {
                     let pos = i.held.iter().position(|(h, _)| *h == id)?;
                     Some(i.held.swap_remove(pos).1)
@@ -432,7 +437,7 @@ fn perform_tabs(shared: &Shared, actions: Vec<TabsAction<Got>>) {
                     let _ = f.call0(&JsValue::UNDEFINED);
                 }
             }
-            TabsAction::QuerySpent { id, token } => {
+            TabsAction::QuerySpent { id, token } if FULL => {
                 let weak = Rc::downgrade(shared);
                 let key = shared.try_borrow().map(|i| i.key.clone()).unwrap_or_default();
                 spawn_local(async move {
@@ -442,10 +447,14 @@ fn perform_tabs(shared: &Shared, actions: Vec<TabsAction<Got>>) {
                     }
                 });
             }
-            TabsAction::MarkSpent { token } => {
+            TabsAction::MarkSpent { token } if FULL => {
                 let key = shared.try_borrow().map(|i| i.key.clone()).unwrap_or_default();
                 tabs::mark_spent(&key, token);
             }
+            TabsAction::AcquireLock { .. }
+            | TabsAction::ReleaseLock { .. }
+            | TabsAction::QuerySpent { .. }
+            | TabsAction::MarkSpent { .. } => {}
             TabsAction::ReadStored => {
                 let text = shared
                     .try_borrow()
@@ -828,14 +837,19 @@ impl AuthSession {
     pub fn new(
         #[wasm_bindgen(unchecked_param_type = "AuthSessionOptions")] options: JsValue,
     ) -> Result<AuthSession, JsValue> {
-        let read = AuthOptions::read(options::field(options.clone())).map_err(|e| options::option_error(&e))?;
+        let read = AuthOptions::read_in(options::field(options.clone()), Build::THIS)
+            .map_err(|e| options::option_error(&e))?;
         let source = match read.source {
             Some(spec) => Some(options::source(spec, &options)?),
             None => None,
         };
-        let (policy, debug_on, cross_tab, key) = (read.policy, read.debug, read.cross_tab, read.storage_key);
+        // The lite build refused cross-tab and storage options; `FULL` makes that known to the
+        // compiler, so their machinery is left out of the lite wasm.
+        let cross_tab = FULL && read.cross_tab;
+        let (policy, debug_on, key) = (read.policy, read.debug, read.storage_key);
         let fetch_policy = read.fetch;
         let storage_kind = match read.storage {
+            _ if !FULL => None,
             StorageKind::Memory => None,
             StorageKind::Local => Some("local"),
             StorageKind::Session => Some("session"),
@@ -843,9 +857,10 @@ impl AuthSession {
         let opts = options;
         let store = storage_kind.and_then(|k| Store::open(k, key.clone()));
         let bootstrap = source.as_ref().is_some_and(Source::bootstraps);
-        let broker = source
-            .as_ref()
-            .is_some_and(|s| crate::core::source::health_call(&s.spec).is_some());
+        let broker = FULL
+            && source
+                .as_ref()
+                .is_some_and(|s| crate::core::source::health_call(&s.spec).is_some());
         let seed = (js_sys::Math::random() * 9_007_199_254_740_991.0) as u64;
         let id = NEXT_ID.with(|n| {
             let id = n.get();
@@ -859,10 +874,12 @@ impl AuthSession {
             seed,
         )
         .with_bootstrap(bootstrap);
-        let mode = match (cross_tab, tabs::has_locks()) {
-            (false, _) => Mode::Alone,
-            (true, true) => Mode::Locks,
-            (true, false) => Mode::Claims,
+        let mode = if !cross_tab {
+            Mode::Alone
+        } else if tabs::has_locks() {
+            Mode::Locks
+        } else {
+            Mode::Claims
         };
         // Below 2^53: the tab id travels as a JS number.
         let tab_id = (js_sys::Math::random() * 9_007_199_254_740_991.0) as u64;
@@ -950,24 +967,26 @@ impl AuthSession {
             None
         };
         let weak = Rc::downgrade(&this.shared);
-        let lock_cb = Closure::<dyn FnMut(f64, JsValue)>::new(move |id: f64, release: JsValue| {
-            let id = id as u64;
-            let Some(shared) = weak.upgrade().filter(|s| s.try_borrow().is_ok_and(|i| !i.freed)) else {
-                // Freed meanwhile: let go of a granted lock at once.
-                if let Some(f) = release.dyn_ref::<Function>() {
-                    let _ = f.call0(&JsValue::UNDEFINED);
-                }
-                return;
-            };
-            match release.dyn_into::<Function>() {
-                Ok(f) => {
-                    if let Ok(mut inner) = shared.try_borrow_mut() {
-                        inner.held.push((id, f));
+        let lock_cb = cross_tab.then(|| {
+            Closure::<dyn FnMut(f64, JsValue)>::new(move |id: f64, release: JsValue| {
+                let id = id as u64;
+                let Some(shared) = weak.upgrade().filter(|s| s.try_borrow().is_ok_and(|i| !i.freed)) else {
+                    // Freed meanwhile: let go of a granted lock at once.
+                    if let Some(f) = release.dyn_ref::<Function>() {
+                        let _ = f.call0(&JsValue::UNDEFINED);
                     }
-                    drive_tabs(&shared, TabsInput::LockGranted { id });
+                    return;
+                };
+                match release.dyn_into::<Function>() {
+                    Ok(f) => {
+                        if let Ok(mut inner) = shared.try_borrow_mut() {
+                            inner.held.push((id, f));
+                        }
+                        drive_tabs(&shared, TabsInput::LockGranted { id });
+                    }
+                    Err(_) => drive_tabs(&shared, TabsInput::LockTimedOut { id }),
                 }
-                Err(_) => drive_tabs(&shared, TabsInput::LockTimedOut { id }),
-            }
+            })
         });
         let weak = Rc::downgrade(&this.shared);
         let pagehide = web_sys::window().filter(|_| cross_tab).and_then(|w| {
@@ -1001,7 +1020,7 @@ impl AuthSession {
             inner.dom = dom;
             inner.link = link;
             inner.storage_listener = storage_listener;
-            inner.lock_cb = Some(lock_cb);
+            inner.lock_cb = lock_cb;
             inner.pagehide = pagehide;
             if let (Some(l), None) = (&inner.link, inner.machine.session()) {
                 l.post(&TabMessage::Hello);
@@ -1121,7 +1140,8 @@ impl AuthSession {
     /// Credentials go only to the page's own origin, the refresh source's origin and the origins
     /// listed in `fetchOrigins`, and plain `http:` only to loopback (unless `allowInsecure`);
     /// anything else rejects with `origin_not_allowed` (or `insecure_url`, `invalid_url`) before a
-    /// token is asked for or a request made.
+    /// token is asked for or a request made. Not in the lite build.
+    #[cfg(feature = "full")]
     #[wasm_bindgen(unchecked_return_type = "Promise<Response>")]
     pub fn fetch(
         &self,

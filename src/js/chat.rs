@@ -12,7 +12,7 @@ use web_sys::{CloseEvent, MessageEvent, WebSocket};
 use super::auth::{self, Shared as AuthShared};
 use crate::core::auth_machine::{Answer, Event, EventKind};
 use crate::core::error::Code;
-use crate::core::options::ChatOptions;
+use crate::core::options::{Build, ChatOptions};
 use crate::core::protocol::{Incoming, Protocol, CODE_FIELDS, MAX_FIELD_CHARS};
 use crate::core::socket_machine::{Action, Input, SocketEvent, SocketMachine, TokenPlace};
 use crate::core::url::with_query;
@@ -616,7 +616,7 @@ impl ChatSocket {
         #[wasm_bindgen(unchecked_param_type = "ChatSocketOptions")] options: JsValue,
     ) -> Result<ChatSocket, JsValue> {
         let seed = (js_sys::Math::random() * 9e15) as u64;
-        let read = ChatOptions::read(options::field(options.clone()), random_id(), seed)
+        let read = ChatOptions::read_in(options::field(options.clone()), random_id(), seed, Build::THIS)
             .map_err(|e| options::option_error(&e))?;
         let handshake = read
             .handshake

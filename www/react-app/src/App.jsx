@@ -1,6 +1,7 @@
 import { useEffect, useMemo, useState } from "react";
 import { createClient } from "@supabase/supabase-js";
-import { useAuthSession, useChatSocket } from "authwire/react";
+// authwire/lite: what a supabase-js app needs (supabase-js keeps storage and cross-tab).
+import { useAuthSession, useChatSocket } from "authwire/lite/react";
 
 const origin = window.location.origin;
 // The official client, against the dev server's GoTrue-compatible routes. authwire follows it:
