@@ -31,6 +31,12 @@ build() { # out_dir cargo-feature-flags...
     --enable-bulk-memory --enable-nontrapping-float-to-int --enable-reference-types --enable-sign-ext \
     --enable-mutable-globals --enable-multivalue
   node scripts/shorten-names.mjs "$out"
+  # One module instead of the glue and its snippet modules (each an extra request and module
+  # evaluation at start-up in a plain <script type="module"> page): esbuild inlines the snippets,
+  # unminified (an app's bundler minifies), and keeps `new URL("authwire_bg.wasm", import.meta.url)`.
+  node_modules/.bin/esbuild "$out/authwire.js" --bundle --format=esm --target=es2020 --log-level=error \
+    --allow-overwrite --outfile="$out/authwire.js"
+  rm -rf "$out/snippets"
   echo "built $out/: $(gzip -9 -c "$out/authwire_bg.wasm" | wc -c) bytes of gzipped wasm"
 }
 mkdir -p pkg/lite
