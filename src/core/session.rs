@@ -6,7 +6,7 @@
 use std::fmt;
 
 use super::json::Json;
-use super::token::{decode_claims, Claims, JwtError, Secret};
+use super::token::{decode_claims, Claims, ClaimsReader, JwtError, Secret};
 
 /// One field as the shell found it on a JS object, before validation.
 #[derive(Clone, PartialEq, Default)]
@@ -253,6 +253,17 @@ impl Session {
     /// Validates a raw session received at `now_ms` and works out its expiry:
     /// `expires_at`, else `expires_in` from receipt, else the JWT `exp`; see [`Origin`] for skew.
     pub fn from_raw(raw: &RawSession, now_ms: u64, origin: Origin) -> Result<Session, SessionError> {
+        Self::from_raw_with(raw, now_ms, origin, decode_claims)
+    }
+
+    /// [`Session::from_raw`] with the JWT payload read by `claims` (the shell passes one that
+    /// parses with the browser's JSON; see [`ClaimsReader`]).
+    pub fn from_raw_with(
+        raw: &RawSession,
+        now_ms: u64,
+        origin: Origin,
+        claims: ClaimsReader,
+    ) -> Result<Session, SessionError> {
         let access = text("access_token", &raw.access_token, true)?.unwrap_or_default();
         let refresh = text("refresh_token", &raw.refresh_token, false)?;
         let token_type = text("token_type", &raw.token_type, false)?.unwrap_or_else(|| "bearer".to_owned());
@@ -280,7 +291,7 @@ impl Session {
         let inn = seconds("expires_in", &raw.expires_in)?.map(counted_from_receipt);
         // The JWT is read only when needed for the expiry; otherwise a failure to read it is not an error.
         let needs_jwt = at.is_none() && inn.is_none();
-        let claims = match decode_claims(&access) {
+        let claims = match claims(&access) {
             Ok(c) => c,
             Err(e) if needs_jwt => {
                 return Err(SessionError {

@@ -6,6 +6,7 @@
 use std::fmt;
 
 use super::json::{self, Json};
+use super::session::Raw;
 
 /// A secret string (an access or refresh token). `Debug` and `Display` print
 /// `[redacted]`; the only way to the text is [`Secret::expose`], used where the
@@ -71,28 +72,44 @@ impl fmt::Display for JwtError {
     }
 }
 
+/// A JWT payload reader: [`decode_claims`] (the core's own JSON parser) or the shell's, which
+/// parses with the browser's `JSON.parse` and applies [`claims_of`] (the wasm then carries no
+/// JSON parser of its own).
+pub type ClaimsReader = fn(&str) -> Result<Claims, JwtError>;
+
 /// Reads `exp`, `iat` and `sub` from a JWT's payload.
 pub fn decode_claims(jwt: &str) -> Result<Claims, JwtError> {
+    let text = payload_text(jwt)?;
+    let v = json::parse(&text).map_err(|_| JwtError::BadPayload)?;
+    if !matches!(v, Json::Obj(_)) {
+        return Err(JwtError::BadPayload);
+    }
+    claims_of(|k| Raw::from_json(v.get(k)))
+}
+
+/// The payload of a JWT as text: three dot-separated parts, the middle one base64url of UTF-8.
+pub fn payload_text(jwt: &str) -> Result<String, JwtError> {
     let mut parts = jwt.split('.');
     let (Some(_header), Some(payload), Some(_sig), None) = (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return Err(JwtError::NotThreeParts);
     };
     let bytes = base64url_decode(payload).ok_or(JwtError::BadBase64)?;
-    let text = String::from_utf8(bytes).map_err(|_| JwtError::BadPayload)?;
-    let v = json::parse(&text).map_err(|_| JwtError::BadPayload)?;
-    if !matches!(v, Json::Obj(_)) {
-        return Err(JwtError::BadPayload);
-    }
-    let num = |k: &'static str| match v.get(k) {
-        None | Some(Json::Null) => Ok(None),
-        Some(Json::Num(n)) if n.is_finite() => Ok(Some(*n)),
-        Some(_) => Err(JwtError::BadClaim(k)),
+    String::from_utf8(bytes).map_err(|_| JwtError::BadPayload)
+}
+
+/// The claims of a payload that is a JSON object, from its fields as `get` reads them: `exp` and
+/// `iat` finite numbers, `sub` a string, each absent or `null` when not given.
+pub fn claims_of(get: impl Fn(&str) -> Raw) -> Result<Claims, JwtError> {
+    let num = |k: &'static str| match get(k) {
+        Raw::Missing | Raw::Null => Ok(None),
+        Raw::Num(n) if n.is_finite() => Ok(Some(n)),
+        _ => Err(JwtError::BadClaim(k)),
     };
-    let sub = match v.get("sub") {
-        None | Some(Json::Null) => None,
-        Some(Json::Str(s)) => Some(s.clone()),
-        Some(_) => return Err(JwtError::BadClaim("sub")),
+    let sub = match get("sub") {
+        Raw::Missing | Raw::Null => None,
+        Raw::Str(s) => Some(s),
+        _ => return Err(JwtError::BadClaim("sub")),
     };
     Ok(Claims {
         exp: num("exp")?,

@@ -192,7 +192,7 @@ impl Got {
 
 /// A session published by another tab or found in storage, read as handed over.
 fn published(v: JsValue) -> Option<Published<Got>> {
-    let session = Session::from_raw(&web::raw_session(&v), now_ms(), Origin::HandedOver).ok()?;
+    let session = web::session(&web::raw_session(&v), now_ms(), Origin::HandedOver).ok()?;
     let got = Got {
         session,
         raw: v,
@@ -673,7 +673,7 @@ fn apply_session(shared: &Shared, session: &JsValue, refreshed: bool) -> Result<
         return Ok(());
     }
     let now = now_ms();
-    let s = Session::from_raw(&web::raw_session(session), now, Origin::HandedOver).map_err(|e| session_error(&e))?;
+    let s = web::session(&web::raw_session(session), now, Origin::HandedOver).map_err(|e| session_error(&e))?;
     {
         let inner = shared.try_borrow().map_err(|_| code_error(Code::Freed))?;
         if inner.freed {

@@ -87,7 +87,7 @@ fn read_answer(status: u16, v: &JsValue, error_header: Option<String>) -> Answer
 /// not from arrival: an answer that hung or a tab that slept in between must not stretch the
 /// token's life (the simulation's seed 17 wrote frames with tokens 6 s past expiry).
 fn accept(normalised: &RawSession, v: &JsValue, sent_at: u64) -> Result<Fetched, Failure> {
-    let session = Session::from_raw(normalised, sent_at, Origin::Issued).map_err(|_| Failure::BadResponse)?;
+    let session = super::session(normalised, sent_at, Origin::Issued).map_err(|_| Failure::BadResponse)?;
     let normalised = &source::to_publish(normalised, &session);
     // Always the Supabase shape (a bare JWT answer too), with this tab's expiry.
     let o = Object::new();

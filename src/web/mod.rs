@@ -13,7 +13,8 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
 use crate::core::error::Code;
-use crate::core::session::{Raw, RawSession};
+use crate::core::session::{Origin, Raw, RawSession, Session, SessionError};
+use crate::core::token::{self, Claims, JwtError};
 
 #[wasm_bindgen(inline_js = r#"
 export function aw_listen(set, fn) {
@@ -119,6 +120,37 @@ pub fn raw(v: &JsValue) -> Raw {
     } else {
         Raw::Other("object")
     }
+}
+
+/// Reads a JWT's claims with the browser's `JSON.parse` (the core decides: [`token::payload_text`]
+/// and [`token::claims_of`]), so the wasm carries no JSON parser of its own.
+pub fn read_claims(jwt: &str) -> Result<Claims, JwtError> {
+    let text = token::payload_text(jwt)?;
+    let v = js_sys::JSON::parse(&text).map_err(|_| JwtError::BadPayload)?;
+    // A JSON object: not null, not an array (JSON.parse makes nothing else an object).
+    if !v.is_object() || aw_is_array(&v) {
+        return Err(JwtError::BadPayload);
+    }
+    // Own properties only, as the core's parser reads them (never an inherited `exp`).
+    let obj: &js_sys::Object = v.unchecked_ref();
+    let own = |k: &str| {
+        let key = JsValue::from_str(k);
+        js_sys::Object::has_own(obj, &key).then(|| get(&v, k))
+    };
+    // A `sub` with a lone surrogate would reach Rust with U+FFFD in its place (another user id):
+    // refused as the core's parser refuses it.
+    if own("sub")
+        .and_then(|s| s.dyn_into::<js_sys::JsString>().ok())
+        .is_some_and(|s| !s.is_valid_utf16())
+    {
+        return Err(JwtError::BadPayload);
+    }
+    token::claims_of(|k| own(k).map_or(Raw::Missing, |x| raw(&x)))
+}
+
+/// A raw session read into a [`Session`], its JWT read by [`read_claims`].
+pub fn session(raw: &RawSession, now_ms: u64, origin: Origin) -> Result<Session, SessionError> {
+    Session::from_raw_with(raw, now_ms, origin, read_claims)
 }
 
 /// Reads a Supabase `Session` object (or a bare JWT string) into a [`RawSession`].
