@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Sets everything up (scripts/setup.sh) and runs every test:
-#   native tests (cargo test), a short fuzzing run, browser tests (wasm-bindgen-test in headless
-#   Chromium, then Firefox ESR and WebKitGTK) against the dev server on 127.0.0.1, the strict
-#   TypeScript consumer, the journeys in the same three engines, a short soak, and the checks that
-#   no log or URL carried a token.
+#   native tests (cargo test; the lite build's core too), a short fuzzing run, browser tests
+#   (wasm-bindgen-test in headless Chromium, the lite build in Chromium, then Firefox ESR and
+#   WebKitGTK) against the dev server on 127.0.0.1, each build's size against size-budget.json, the
+#   strict TypeScript consumer, the journeys in the same three engines, a short soak, and the checks
+#   that no log or URL carried a token.
 #   In Chromium the browser tests and the journeys run twice: against GoTrue's reuse interval (10 s,
 #   hosted Supabase's default, which answers a reused refresh token) and against strict rotation (0:
 #   every reuse revokes the session, where cross-tab races show); Firefox and WebKit run at strict
