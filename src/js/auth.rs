@@ -345,6 +345,9 @@ fn perform(shared: &Shared, actions: Vec<Action>) {
 
 /// Stores and announces a session change made here (not one taken over from another tab).
 fn share(shared: &Shared, kind: EventKind) {
+    if !FULL {
+        return; // no storage, no other tabs
+    }
     match kind {
         EventKind::SignedIn | EventKind::TokenRefreshed => publish(shared, true),
         EventKind::SignedOut => {
@@ -364,6 +367,9 @@ fn share(shared: &Shared, kind: EventKind) {
 /// JSON text with no borrow held: the app's object may have getters or a `toJSON` that call back
 /// into the SDK (or throw: then it is not shared).
 fn publish(shared: &Shared, store: bool) {
+    if !FULL {
+        return; // no storage, no other tabs
+    }
     let raw = match shared.try_borrow() {
         Ok(i) if !i.freed && (i.store.is_some() || i.link.is_some()) => i.raw.clone(),
         _ => return,
@@ -454,7 +460,8 @@ fn perform_tabs(shared: &Shared, actions: Vec<TabsAction<Got>>) {
             TabsAction::AcquireLock { .. }
             | TabsAction::ReleaseLock { .. }
             | TabsAction::QuerySpent { .. }
-            | TabsAction::MarkSpent { .. } => {}
+            | TabsAction::MarkSpent { .. }
+            | TabsAction::Post(_) => {}
             TabsAction::ReadStored => {
                 let text = shared
                     .try_borrow()
@@ -463,7 +470,7 @@ fn perform_tabs(shared: &Shared, actions: Vec<TabsAction<Got>>) {
                 let stored = text.as_deref().and_then(parse_stored).and_then(published);
                 drive_tabs(shared, TabsInput::Stored(stored));
             }
-            TabsAction::Post(p) => {
+            TabsAction::Post(p) if FULL => {
                 let m = match p {
                     Post::MySession => {
                         publish(shared, false);
@@ -535,7 +542,10 @@ fn perform_tabs(shared: &Shared, actions: Vec<TabsAction<Got>>) {
                 drive(shared, |m, now, out| m.handle(now, Input::Refreshed(s), out));
             }
             TabsAction::RefreshErr { attempt, failure } => {
-                check_health(&Rc::downgrade(shared));
+                // A broker's health (the lite build has no broker source).
+                if FULL {
+                    check_health(&Rc::downgrade(shared));
+                }
                 drive(shared, |m, now, out| {
                     m.handle(now, Input::RefreshErr { attempt, failure }, out)
                 });
