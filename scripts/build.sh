@@ -22,7 +22,8 @@ build() { # out_dir cargo-feature-flags...
   local sep=$'\x1f' sysroot cargo_home="${CARGO_HOME:-$HOME/.cargo}"
   sysroot=$(rustc "+$AUTHWIRE_NIGHTLY" --print sysroot)
   # std rebuilt with `optimize_for_size` (smaller algorithms) and no panic locations: -1.1 KB gzip.
-  CARGO_ENCODED_RUSTFLAGS="-Zunstable-options${sep}-Cpanic=immediate-abort${sep}-Zlocation-detail=none${sep}--remap-path-prefix=$sysroot/lib/rustlib/src/rust=${sep}--remap-path-prefix=$cargo_home/registry/src/=${sep}--remap-path-prefix=$PWD/=" \
+  # Warnings fail the build (it runs --quiet: an unreachable match arm once hid here).
+  CARGO_ENCODED_RUSTFLAGS="-Dwarnings${sep}-Zunstable-options${sep}-Cpanic=immediate-abort${sep}-Zlocation-detail=none${sep}--remap-path-prefix=$sysroot/lib/rustlib/src/rust=${sep}--remap-path-prefix=$cargo_home/registry/src/=${sep}--remap-path-prefix=$PWD/=" \
     cargo "+$AUTHWIRE_NIGHTLY" build --quiet --lib --release \
     --target wasm32-unknown-unknown -Zbuild-std=std,panic_abort -Zbuild-std-features=optimize_for_size "$@"
   rm -rf "$out/snippets"

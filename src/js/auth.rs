@@ -457,11 +457,6 @@ fn perform_tabs(shared: &Shared, actions: Vec<TabsAction<Got>>) {
                 let key = shared.try_borrow().map(|i| i.key.clone()).unwrap_or_default();
                 tabs::mark_spent(&key, token);
             }
-            TabsAction::AcquireLock { .. }
-            | TabsAction::ReleaseLock { .. }
-            | TabsAction::QuerySpent { .. }
-            | TabsAction::MarkSpent { .. }
-            | TabsAction::Post(_) => {}
             TabsAction::ReadStored => {
                 let text = shared
                     .try_borrow()
@@ -487,6 +482,12 @@ fn perform_tabs(shared: &Shared, actions: Vec<TabsAction<Got>>) {
                     }
                 }
             }
+            // The cross-tab actions in the lite build, whose sessions are alone: never produced.
+            TabsAction::AcquireLock { .. }
+            | TabsAction::ReleaseLock { .. }
+            | TabsAction::QuerySpent { .. }
+            | TabsAction::MarkSpent { .. }
+            | TabsAction::Post(_) => {}
             TabsAction::Fetch { id, present } => {
                 let Ok(mut inner) = shared.try_borrow_mut() else { return };
                 let Some(source) = inner.source.clone() else { continue };
