@@ -12,7 +12,8 @@ cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
 source scripts/versions.sh
 if [ "${1:---release}" != "--release" ]; then echo "scripts/build.sh builds the release package only" >&2; exit 2; fi
-target_dir="${CARGO_TARGET_DIR:-target}"
+# Where cargo puts the wasm (CARGO_TARGET_DIR, a cargo config's target-dir, else ./target).
+target_dir=$(cargo metadata --format-version 1 --no-deps | node -e 'let s = ""; process.stdin.on("data", (d) => (s += d)).on("end", () => console.log(JSON.parse(s).target_directory))')
 
 build() { # out_dir cargo-feature-flags...
   local out="$1"

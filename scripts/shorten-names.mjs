@@ -4,7 +4,8 @@
 //   node scripts/shorten-names.mjs <dir>   (rewrites <dir>/authwire_bg.wasm, authwire.js and
 //                                           authwire_bg.wasm.d.ts in place)
 // Imports are renamed per module; the modules themselves become "a", "b", ...; exports are renamed
-// where the glue reads them (`wasm.<name>`). It fails loudly if an old name is left in the glue.
+// where the glue reads them (`wasm.<name>`). It fails, writing nothing, if an old name is left in the
+// glue in any form, or if the glue's layout is not the one it knows.
 import { readFileSync, writeFileSync, existsSync } from "node:fs";
 import { join } from "node:path";
 
@@ -152,7 +153,8 @@ const lost = [...mainImports.keys()].filter((n) => !found.has(n));
 if (lost.length) throw new Error(`imports not found in the glue: ${lost.join(", ")}`);
 const keyed = new Set();
 glue = glue.replace(/"([^"\n]+)"(?=\s*:\s*import\d+\b)/g, (m, module) => {
-  if (!moduleNames.has(module)) throw new Error(`the glue imports module ${module}, which the wasm does not`);
+  // A module the optimised wasm no longer imports keeps its key (nothing reads it).
+  if (!moduleNames.has(module)) return m;
   keyed.add(module);
   return `"${moduleNames.get(module)}"`;
 });
@@ -162,15 +164,30 @@ glue = glue.replace(/\bwasm\.([\w$]+)/g, (m, name) => {
   return `wasm.${exportNames.get(name)}`;
 });
 
+// No old name may be left where the glue could read it from the wasm in another form
+// (`exports.x`, `wasm["x"]`); a JS function of the same name (wasm-bindgen names its closure
+// wrappers after their exports) is the glue's own and stays.
+const renamed = [
+  ...[...mainImports].filter(([o, n]) => o !== n).map(([o]) => o),
+  ...[...exportNames].filter(([o, n]) => o !== n).map(([o]) => o),
+];
+const left = renamed.filter((name) => new RegExp(`[.'"\`]${escape(name)}(?![\\w$])`).test(glue));
+if (left.length) throw new Error(`old names left in the glue: ${left.slice(0, 5).join(", ")}`);
+
 writeFileSync(wasmPath, shortened);
 writeFileSync(gluePath, glue);
 // The types of the exports: authwire_bg.wasm.d.ts (`export const name: ...`) and the `InitOutput`
-// interface in authwire.d.ts (`readonly name: ...`).
-for (const [path, lead] of [[dtsPath, "export const "], [join(dir, "authwire.d.ts"), "readonly "]]) {
-  if (!existsSync(path)) continue;
-  const dts = readFileSync(path, "utf8").replace(new RegExp(`(${lead})([\\w$]+)(?=\\s*:)`, "g"), (m, l, name) =>
+// interface in authwire.d.ts (`readonly name: ...`, inside that interface only).
+const renameTypes = (text, lead) =>
+  text.replace(new RegExp(`(${lead})([\\w$]+)(?=\\s*:)`, "g"), (m, l, name) =>
     exportNames.has(name) ? l + exportNames.get(name) : m,
   );
-  writeFileSync(path, dts);
+if (existsSync(dtsPath)) writeFileSync(dtsPath, renameTypes(readFileSync(dtsPath, "utf8"), "export const "));
+const mainDts = join(dir, "authwire.d.ts");
+if (existsSync(mainDts)) {
+  const text = readFileSync(mainDts, "utf8");
+  const block = /export interface InitOutput \{[^}]*\}/.exec(text);
+  if (!block) throw new Error(`${mainDts} has no InitOutput interface: the glue's layout changed`);
+  writeFileSync(mainDts, text.replace(block[0], renameTypes(block[0], "readonly ")));
 }
 console.log(`shortened ${importNames.size} import and ${exportNames.size} export names: wasm ${bytes.length} → ${shortened.length} bytes`);

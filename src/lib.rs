@@ -4,6 +4,9 @@
 //! - `web` (wasm only): the browser shell: timers, fetch, DOM wake-up listeners.
 //! - `js` (wasm only): the `#[wasm_bindgen]` classes JavaScript sees (`AuthSession`).
 #![deny(missing_docs)]
+// A match arm no value reaches is a bug here (the lite build's no-op arms must follow the full
+// build's guarded ones): an error in every build, the tests' included.
+#![deny(unreachable_patterns)]
 // The lite build (no `full` feature) leaves code unreachable behind a constant; the full build
 // warns as usual.
 #![cfg_attr(not(feature = "full"), allow(dead_code, unused_imports))]

@@ -1,8 +1,9 @@
 //! The shell reads a JWT's claims with the browser's `JSON.parse` (so the wasm carries no JSON
 //! parser); for a corpus of payloads, valid, hostile and odd, it reads exactly what the core's own
-//! parser reads (the native tests and the fuzzer exercise that one), with one difference: a lone
-//! surrogate escape in a field the SDK does not read makes the core refuse the payload, the browser
-//! read it (a lone one in `sub` both refuse). No dev server needed.
+//! parser reads (the native tests and the fuzzer exercise that one), with two differences, both in
+//! what the SDK does not read: a lone surrogate escape in another field, and nesting deeper than 64,
+//! make the core refuse the payload and the browser read its claims (a lone one in `sub` both
+//! refuse). No dev server needed.
 #![cfg(target_arch = "wasm32")]
 
 use authwire::core::token::{base64url_encode, decode_claims, JwtError};
@@ -48,9 +49,12 @@ const PAYLOADS: &[&str] = &[
 
 #[wasm_bindgen_test]
 fn the_browsers_json_reads_the_claims_the_cores_parser_reads() {
-    for payload in PAYLOADS {
+    let deep = format!(r#"{{"sub":"ok","exp":1,"deep":{}1{}}}"#, "[".repeat(80), "]".repeat(80));
+    let shallow = format!(r#"{{"sub":"ok","exp":1,"deep":{}1{}}}"#, "[".repeat(40), "]".repeat(40));
+    let payloads = PAYLOADS.iter().copied().chain([deep.as_str(), shallow.as_str()]);
+    for payload in payloads {
         let jwt = format!("h.{}.s", base64url_encode(payload.as_bytes()));
-        if payload.contains("\\udc00") {
+        if payload.contains("\\udc00") || payload.matches('[').count() > 64 {
             assert_eq!(decode_claims(&jwt), Err(JwtError::BadPayload));
             let read = read_claims(&jwt).unwrap();
             assert_eq!((read.exp, read.sub.as_deref()), (Some(1.0), Some("ok")));

@@ -27,6 +27,7 @@ fn refused(result: Result<impl Sized, JsValue>) -> (String, String) {
 #[wasm_bindgen_test]
 async fn what_lite_leaves_out_is_refused_naming_the_full_build() {
     let session = sign_in(&unique("lite-refused"), 3600).await;
+    let token = get(&session, "access_token").as_string().unwrap();
     let base = || vec![("session", session.clone()), ("refresh", supabase_source())];
     let cases: Vec<(&str, Vec<(&str, JsValue)>)> = vec![
         ("options.storage", vec![("storage", "local".into())]),
@@ -42,6 +43,10 @@ async fn what_lite_leaves_out_is_refused_naming_the_full_build() {
         pairs.extend(extra);
         let (code, message) = refused(AuthSession::new(obj(&pairs)));
         assert_eq!(code, "invalid_options", "{field}");
+        // Named, never echoed: no token, key or origin from the options in the message.
+        for secret in [token.as_str(), ANON_KEY, server()] {
+            assert!(!message.contains(secret), "{message}");
+        }
         assert!(message.starts_with(&format!("authwire: {field} ")), "{message}");
         assert!(message.contains("authwire/lite"), "{message}");
     }

@@ -1042,14 +1042,6 @@ mod tests {
             (Code::InvalidOptions, "handshake.auth_type")
         );
         assert!(e.message.ends_with(FULL_ONLY), "{}", e.message);
-        assert_eq!(
-            Build::THIS,
-            if cfg!(feature = "full") {
-                Build::Full
-            } else {
-                Build::Lite
-            }
-        );
     }
 
     #[test]

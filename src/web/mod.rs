@@ -131,11 +131,14 @@ pub fn read_claims(jwt: &str) -> Result<Claims, JwtError> {
     if !v.is_object() || aw_is_array(&v) {
         return Err(JwtError::BadPayload);
     }
-    // Own properties only, as the core's parser reads them (never an inherited `exp`).
-    let obj: &js_sys::Object = v.unchecked_ref();
+    // Own properties only, as the core's parser reads them (never an inherited `exp`); through the
+    // property descriptor, which a payload cannot shadow (a `hasOwnProperty` key) and every engine
+    // has (`Object.hasOwn` is ES2022).
     let own = |k: &str| {
-        let key = JsValue::from_str(k);
-        js_sys::Object::has_own(obj, &key).then(|| get(&v, k))
+        Reflect::get_own_property_descriptor(v.unchecked_ref::<js_sys::Object>(), &JsValue::from_str(k))
+            .ok()
+            .filter(|d| !d.is_undefined())
+            .map(|d| get(&d, "value"))
     };
     // A `sub` with a lone surrogate would reach Rust with U+FFFD in its place (another user id):
     // refused as the core's parser refuses it.
