@@ -78,9 +78,17 @@ for (let i = 0; i < loads; i++) {
 }
 const phaseMedians = (list) => Object.fromEntries(Object.keys(list[0]).map((k) => [k, median(list.map((x) => x[k]))]));
 
-let p = await page();
-const send = await p.evaluate(([r, n]) => window.bench.perMessage(r, n), [quick ? 3 : 9, 10_000]);
-await p.close();
+// Per message: a page's ratio varies by about ±10 % from page to page on this machine, so three
+// pages (one with --quick) and the median page by ratio.
+const pages = [];
+for (let i = 0; i < (quick ? 1 : 3); i++) {
+  const p = await page();
+  pages.push(await p.evaluate(([r, n]) => window.bench.perMessage(r, n), [quick ? 3 : 9, 10_000]));
+  await p.close();
+}
+pages.sort((x, y) => x.authwireMs / x.rawMs - y.authwireMs / y.rawMs);
+const send = { ...pages[Math.floor(pages.length / 2)], pageRatios: pages.map((x) => +(x.authwireMs / x.rawMs).toFixed(3)) };
+let p;
 
 p = await page();
 const mem = await p.evaluate(([c, s, w]) => window.bench.memory(c, s, w), quick ? [500, 10_000, 100] : [10_000, 100_000, 500]);
@@ -135,7 +143,7 @@ const rows = [
   ]),
   ["size: @supabase/auth-js + reconnecting-websocket (min+gzip -9)", kb(anchorsTotal), "the anchor pair"],
   ["size: Firebase Auth, minimal modular import (app + auth, in-memory, password sign-in, token listener)", kb(firebaseAuth), "reported"],
-  ["per message: 10,000 ChatSocket.send vs raw ws.send(JSON.stringify)", `${send.authwireMs.toFixed(1)} ms vs ${send.rawMs.toFixed(1)} ms`, `ratio ${result.perMessage.ratio.toFixed(2)}, ≤ 1.15: ${ok(result.perMessage.ratio <= 1.15)}`],
+  [`per message: 10,000 ChatSocket.send vs raw ws.send(JSON.stringify) (median page of ${pages.length}: ${send.pageRatios.join(", ")})`, `${send.authwireMs.toFixed(1)} ms vs ${send.rawMs.toFixed(1)} ms`, `ratio ${result.perMessage.ratio.toFixed(2)}, ≤ 1.15: ${ok(result.perMessage.ratio <= 1.15)}`],
   ...Object.keys(BUILDS).map((b) => [
     `start-up, ${b}: import → ready AuthSession vs new AuthClient (phases, ms: ${phaseText(result.startup[b].phases)})`,
     `${result.startup[b].ms.toFixed(1)} ms vs ${result.startup.authJsMs.toFixed(1)} ms`,

@@ -69,8 +69,8 @@ window.bench = {
   },
 
   /** Per-message cost: 10,000 stamped sends, authwire vs raw JS, alternated; median per round. */
-  async perMessage(rounds, n) {
-    const m = await import("/pkg/authwire.js");
+  async perMessage(rounds, n, dir = "/pkg") {
+    const m = await import(`${dir}/authwire.js`);
     await m.default();
     const session = await signIn(`bench-send-${Date.now()}@bench.authwire.dev`);
     const auth = new m.AuthSession({ session, refresh: { kind: "supabase", url: origin, apiKey: apikey } });
