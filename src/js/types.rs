@@ -16,16 +16,8 @@ export interface SessionInput {
   user?: { id: string; [key: string]: unknown } | null;
 }
 
-/** Where new tokens come from. */
-export type RefreshSource =
-  | { kind: "supabase"; url: string | URL; apiKey: string }
-  /** GoTrue's password grant then its refresh grant (the anon key is required: Supabase's gateway refuses requests without it). */
-  | { kind: "password"; url: string | URL; email: string; password: string; apiKey: string; endpoint?: "gotrue" }
-  /** A plain login URL answering `{ token | access_token, expires_in | expires_at }`, signed in to again for every token. */
-  | { kind: "password"; url: string | URL; email: string; password: string; apiKey?: string; endpoint: "plain" }
-  /** `GET {url}/api/tokens/{scope}?user_id=` answering `{ token, expires_on, scope, refresh_count }`; `POST {url}/api/tokens/refresh/{scope}` to force one. */
-  | { kind: "broker"; url: string | URL; scope: string; userId: string }
-  | { kind: "callback"; fn: (refreshToken?: string) => Promise<SessionInput | string | null> | SessionInput | string | null };
+/** GoTrue's refresh grant (the anon key is required: Supabase's gateway refuses requests without it). */
+export type SupabaseRefresh = { kind: "supabase"; url: string | URL; apiKey: string };
 
 export interface AuthSessionOptions {
   /** The session, or a bare JWT. Omit to start signed out. */
@@ -37,18 +29,8 @@ export interface AuthSessionOptions {
   refreshTimeoutMs?: number;
   /** Allow http:// token endpoints (and `fetch` targets) on hosts other than loopback. */
   allowInsecure?: boolean;
-  /** Where `fetch` may send the token, besides the page's own origin and the refresh source's:
-   *  exact origins ("https://api.example.com", "http://127.0.0.1:8080") and subdomain patterns
-   *  ("https://*.example.com": any depth, not example.com itself). At most 100; no paths. */
-  fetchOrigins?: readonly string[];
   /** Log the lifecycle (never a token) to console.debug. */
   debug?: boolean;
-  /** Where the session is kept: "memory" (default: tokens never leave memory), "local" or "session" storage. */
-  storage?: "memory" | "local" | "session";
-  /** The storage key (default "authwire.session"); "supabase" uses supabase-js's `sb-<project-ref>-auth-token`. */
-  storageKey?: string;
-  /** Share the session and its refreshes with the other tabs of this origin (BroadcastChannel + Web Locks). */
-  crossTab?: boolean;
 }
 
 export type AuthStatus = "signed_out" | "signed_in" | "refreshing" | "expired";
@@ -83,17 +65,8 @@ export interface AuthEvent {
   readonly retryInMs?: number | null;
 }
 
-/** Credentials of the auth-handshake protocol, sent as `{ type: "auth", ...handshake }`. */
-export type Handshake =
-  | { auth_type?: "bearer_token" }
-  | { auth_type: "basic_auth"; username: string; password: string }
-  | { auth_type: "api_key"; api_key: string; api_key_header?: string }
-  | { auth_type: "oauth2" | "oauth2_client_credentials"; client_id: string; client_secret: string; token_url: string; scope?: string }
-  | { auth_type: "custom"; custom_headers: Record<string, string>; metadata?: Record<string, unknown> }
-  | { auth_type: "sso"; session_token?: string };
-/* A type authwire does not know is sent as given, fields unchecked, at run time; in TypeScript it
-   takes a cast (`{ auth_type: "kerberos", ticket } as unknown as Handshake`), so that a known type
-   missing a field stays a type error. */
+/** The auth-handshake protocol's bearer credentials: the session's token, stamped by the SDK. */
+export type BearerHandshake = { auth_type?: "bearer_token" };
 
 export interface ChatSocketOptions {
   /** `wss://...` (or `ws://` to loopback; elsewhere only with `allowInsecure`). */
@@ -186,4 +159,57 @@ export interface AuthwireError extends Error {
   readonly name: "AuthwireError";
   readonly code: AuthErrorCode | ChatErrorCode;
 }
+"#;
+
+/// What only the full build (`authwire`) has: the other sources, its options, every handshake type.
+#[cfg(feature = "full")]
+#[wasm_bindgen(typescript_custom_section)]
+const TS_FULL: &'static str = r#"
+/** Where new tokens come from. */
+export type RefreshSource =
+  | SupabaseRefresh
+  /** GoTrue's password grant then its refresh grant (the anon key is required: Supabase's gateway refuses requests without it). */
+  | { kind: "password"; url: string | URL; email: string; password: string; apiKey: string; endpoint?: "gotrue" }
+  /** A plain login URL answering `{ token | access_token, expires_in | expires_at }`, signed in to again for every token. */
+  | { kind: "password"; url: string | URL; email: string; password: string; apiKey?: string; endpoint: "plain" }
+  /** `GET {url}/api/tokens/{scope}?user_id=` answering `{ token, expires_on, scope, refresh_count }`; `POST {url}/api/tokens/refresh/{scope}` to force one. */
+  | { kind: "broker"; url: string | URL; scope: string; userId: string }
+  | { kind: "callback"; fn: (refreshToken?: string) => Promise<SessionInput | string | null> | SessionInput | string | null };
+
+export interface AuthSessionOptions {
+  /** Where `fetch` may send the token, besides the page's own origin and the refresh source's:
+   *  exact origins ("https://api.example.com", "http://127.0.0.1:8080") and subdomain patterns
+   *  ("https://*.example.com": any depth, not example.com itself). At most 100; no paths. */
+  fetchOrigins?: readonly string[];
+  /** Where the session is kept: "memory" (default: tokens never leave memory), "local" or "session" storage. */
+  storage?: "memory" | "local" | "session";
+  /** The storage key (default "authwire.session"); "supabase" uses supabase-js's `sb-<project-ref>-auth-token`. */
+  storageKey?: string;
+  /** Share the session and its refreshes with the other tabs of this origin (BroadcastChannel + Web Locks). */
+  crossTab?: boolean;
+}
+
+/** Credentials of the auth-handshake protocol, sent as `{ type: "auth", ...handshake }`. */
+export type Handshake =
+  | BearerHandshake
+  | { auth_type: "basic_auth"; username: string; password: string }
+  | { auth_type: "api_key"; api_key: string; api_key_header?: string }
+  | { auth_type: "oauth2" | "oauth2_client_credentials"; client_id: string; client_secret: string; token_url: string; scope?: string }
+  | { auth_type: "custom"; custom_headers: Record<string, string>; metadata?: Record<string, unknown> }
+  | { auth_type: "sso"; session_token?: string };
+/* A type authwire does not know is sent as given, fields unchecked, at run time; in TypeScript it
+   takes a cast (`{ auth_type: "kerberos", ticket } as unknown as Handshake`), so that a known type
+   missing a field stays a type error. */
+"#;
+
+/// The lite build (`authwire/lite`): the supabase source and the bearer handshake only (the other
+/// options are refused at run time; here they are type errors).
+#[cfg(not(feature = "full"))]
+#[wasm_bindgen(typescript_custom_section)]
+const TS_LITE: &'static str = r#"
+/** Where new tokens come from (the other sources are in the full build, `authwire`). */
+export type RefreshSource = SupabaseRefresh;
+
+/** Credentials of the auth-handshake protocol: the bearer token (other types: the full build). */
+export type Handshake = BearerHandshake;
 "#;
