@@ -12,5 +12,6 @@ pub mod session;
 pub mod socket_machine;
 pub mod source;
 pub mod tabs;
+pub mod text;
 pub mod token;
 pub mod url;

@@ -13,6 +13,7 @@ use super::policy::{Backoff, Policy};
 use super::protocol::{AuthType, Protocol};
 use super::session::Raw;
 use super::socket_machine::{Config, TokenPlace};
+use super::text;
 use super::token::Secret;
 use super::url;
 
@@ -241,9 +242,9 @@ fn got(r: &Raw, lo: u64, hi: u64) -> String {
     match r {
         Raw::Num(n) if n.is_nan() => "NaN".into(),
         Raw::Num(n) if n.is_infinite() => (if *n > 0.0 { "Infinity" } else { "-Infinity" }).into(),
-        Raw::Num(n) if n.fract() == 0.0 && n.abs() < 9.0e15 => format!("{}", *n as i64),
-        Raw::Num(n) if *n > hi as f64 => format!("a number above {hi}"),
-        Raw::Num(n) if *n < lo as f64 => format!("a number below {lo}"),
+        Raw::Num(n) if n.fract() == 0.0 && n.abs() < 9.0e15 => text::signed(*n as i64),
+        Raw::Num(n) if *n > hi as f64 => text::cat(&["a number above ", &text::dec(hi)]),
+        Raw::Num(n) if *n < lo as f64 => text::cat(&["a number below ", &text::dec(lo)]),
         Raw::Num(_) => "a number".into(),
         other => other.type_name().into(),
     }
@@ -317,7 +318,7 @@ impl<O: Obj> Reader<O> {
         match self.raw(key)? {
             Raw::Missing | Raw::Null => Ok(false),
             Raw::Bool(b) => Ok(b),
-            other => Err(self.invalid(key, &format!("must be a boolean, got {}", other.type_name()))),
+            other => Err(self.invalid(key, &text::cat(&["must be a boolean, got ", other.type_name()]))),
         }
     }
 
@@ -325,7 +326,10 @@ impl<O: Obj> Reader<O> {
     fn string(&self, key: &str) -> Result<String, OptionError> {
         match self.raw(key)? {
             Raw::Str(s) if !s.is_empty() => Ok(s),
-            other => Err(self.invalid(key, &format!("must be a non-empty string, got {}", other.type_name()))),
+            other => Err(self.invalid(
+                key,
+                &text::cat(&["must be a non-empty string, got ", other.type_name()]),
+            )),
         }
     }
 
@@ -334,7 +338,7 @@ impl<O: Obj> Reader<O> {
         match self.raw(key)? {
             Raw::Missing | Raw::Null => Ok(None),
             Raw::Str(s) => Ok(Some(s)),
-            other => Err(self.invalid(key, &format!("must be a string, got {}", other.type_name()))),
+            other => Err(self.invalid(key, &text::cat(&["must be a string, got ", other.type_name()]))),
         }
     }
 
@@ -350,10 +354,13 @@ impl<O: Obj> Reader<O> {
         }
         let list = choices
             .iter()
-            .map(|c| format!("\"{c}\""))
+            .map(|c| text::cat(&["\"", c, "\""]))
             .collect::<Vec<_>>()
             .join(", ");
-        Err(self.invalid(key, &format!("must be one of {list}, got {}", describe_choice(&r))))
+        Err(self.invalid(
+            key,
+            &text::cat(&["must be one of ", &list, ", got ", describe_choice(&r)]),
+        ))
     }
 
     /// An optional number within `[lo, hi]`; `also` is one more accepted value and its meaning
@@ -365,13 +372,13 @@ impl<O: Obj> Reader<O> {
             Raw::Num(n) if (lo as f64..=hi as f64).contains(&n) => Ok(Some(n)),
             Raw::Num(n) if also.is_some_and(|(v, _)| v == n) => Ok(Some(n)),
             _ => {
-                let range = format!("a number between {lo} and {hi}");
+                let range = text::cat(&["a number between ", &text::dec(lo), " and ", &text::dec(hi)]);
                 let want = match also {
-                    Some((0.0, meaning)) => format!("0 ({meaning}) or {range}"),
-                    Some((_, meaning)) => format!("{range}, or Infinity ({meaning})"),
+                    Some((0.0, meaning)) => text::cat(&["0 (", meaning, ") or ", &range]),
+                    Some((_, meaning)) => text::cat(&[&range, ", or Infinity (", meaning, ")"]),
                     None => range,
                 };
-                Err(self.invalid(key, &format!("must be {want}, got {}", got(&r, lo, hi))))
+                Err(self.invalid(key, &text::cat(&["must be ", &want, ", got ", &got(&r, lo, hi)])))
             }
         }
     }
@@ -390,7 +397,10 @@ impl<O: Obj> Reader<O> {
                 path: self.field_name(key),
             })),
             Field::Value(Raw::Missing | Raw::Null) => Ok(None),
-            other => Err(self.invalid(key, &format!("must be {want}, got {}", other.value().type_name()))),
+            other => Err(self.invalid(
+                key,
+                &text::cat(&["must be ", want, ", got ", other.value().type_name()]),
+            )),
         }
     }
 
@@ -404,7 +414,7 @@ impl<O: Obj> Reader<O> {
             other => {
                 return Err(self.invalid(
                     key,
-                    &format!("must be an array of origin strings, got {}", other.value().type_name()),
+                    &text::cat(&["must be an array of origin strings, got ", other.value().type_name()]),
                 ))
             }
         };
@@ -417,8 +427,7 @@ impl<O: Obj> Reader<O> {
             _ => return Err(self.invalid(key, origins::TOO_MANY)),
         };
         for i in 0..len {
-            let mut index = String::new();
-            push_decimal(&mut index, i);
+            let index = text::dec(i as u64);
             match origins::entry(&items.string(&index)?, allow_insecure) {
                 Ok(e) => out.push(e),
                 Err((code, why)) => {
@@ -434,7 +443,7 @@ impl<O: Obj> Reader<O> {
     fn url(&self, key: &str, kind: url::Kind, allow_insecure: bool, want: &str) -> Result<String, OptionError> {
         let text = match self.raw(key)? {
             Raw::Str(s) if !s.is_empty() => s,
-            other => return Err(self.invalid(key, &format!("must be {want}, got {}", other.type_name()))),
+            other => return Err(self.invalid(key, &text::cat(&["must be ", want, ", got ", other.type_name()]))),
         };
         url::check(&text, kind, allow_insecure).map_err(|c| self.refuse(c, key, ": ", c.describe()))
     }
@@ -449,17 +458,9 @@ fn root<O: Obj>(options: Field<O>, allow_absent: bool, want: &str) -> Result<Rea
         other => Err(err(
             Code::InvalidOptions,
             "",
-            format!("options must be {want}, got {}", other.value().type_name()),
+            text::cat(&["options must be ", want, ", got ", other.value().type_name()]),
         )),
     }
-}
-
-/// Appends `n` in decimal (an index: no formatting code needed).
-fn push_decimal(s: &mut String, n: usize) {
-    if n >= 10 {
-        push_decimal(s, n / 10);
-    }
-    s.push(char::from(b'0' + (n % 10) as u8));
 }
 
 /// supabase-js's storage key for a project URL: `sb-${new URL(url).hostname.split(".")[0]}-auth-token`.
@@ -468,7 +469,7 @@ fn push_decimal(s: &mut String, n: usize) {
 fn supabase_key(url: &str) -> String {
     let host = url::parse(url).map(|p| p.host).unwrap_or_default();
     let first = host.split('.').next().unwrap_or("");
-    format!("sb-{first}-auth-token")
+    text::cat(&["sb-", first, "-auth-token"])
 }
 
 const REFRESH_SHAPE: &str = "an object like { kind: \"supabase\", url, apiKey }";
@@ -483,6 +484,7 @@ impl AuthOptions {
     /// [`AuthOptions::read`] in the given build: the lite build refuses the options of what it
     /// leaves out (`refresh.kind` other than `"supabase"`, `storage` other than `"memory"`,
     /// `crossTab: true`, `fetchOrigins`, `storageKey`).
+    #[inline(always)]
     pub fn read_in<O: Obj>(options: Field<O>, build: Build) -> Result<AuthOptions, OptionError> {
         let r = root(options, true, "an object")?;
         let allow_insecure = r.bool("allowInsecure")?;
@@ -569,6 +571,7 @@ impl AuthOptions {
     }
 }
 
+#[inline(always)]
 fn read_source<O: Obj>(s: &Reader<O>, allow_insecure: bool, build: Build) -> Result<SourceSpec, OptionError> {
     let url = |s: &Reader<O>| s.url("url", url::Kind::Http, allow_insecure, "an http(s) URL string");
     let kinds = ["supabase", "password", "broker", "callback"];
@@ -576,10 +579,10 @@ fn read_source<O: Obj>(s: &Reader<O>, allow_insecure: bool, build: Build) -> Res
         let got = s.raw("kind")?;
         return Err(s.invalid(
             "kind",
-            &format!(
-                "must be one of \"supabase\", \"password\", \"broker\", \"callback\", got {}",
-                got.type_name()
-            ),
+            &text::cat(&[
+                "must be one of \"supabase\", \"password\", \"broker\", \"callback\", got ",
+                got.type_name(),
+            ]),
         ));
     };
     if kind == "supabase" {
@@ -589,7 +592,7 @@ fn read_source<O: Obj>(s: &Reader<O>, allow_insecure: bool, build: Build) -> Res
         });
     }
     if build == Build::Lite {
-        return Err(s.invalid("kind", &format!("\"{kind}\" {FULL_ONLY}")));
+        return Err(s.invalid("kind", &text::cat(&["\"", kind, "\" ", FULL_ONLY])));
     }
     Ok(match kind {
         "password" => {
@@ -620,7 +623,7 @@ fn read_source<O: Obj>(s: &Reader<O>, allow_insecure: bool, build: Build) -> Res
             other => {
                 return Err(s.invalid(
                     "fn",
-                    &format!("must be a function returning a session, got {}", other.type_name()),
+                    &text::cat(&["must be a function returning a session, got ", other.type_name()]),
                 ))
             }
         },
@@ -646,6 +649,7 @@ impl ChatOptions {
 
     /// [`ChatOptions::read`] in the given build: the lite build refuses a handshake `auth_type`
     /// other than `"bearer_token"`.
+    #[inline(always)]
     pub fn read_in<O: Obj>(
         options: Field<O>,
         client_id: String,
@@ -671,7 +675,7 @@ impl ChatOptions {
             }
             Raw::Missing | Raw::Null => false,
             Raw::Other("object") => true,
-            other => return Err(r.invalid("auth", &format!("must be an AuthSession, got {}", other.type_name()))),
+            other => return Err(r.invalid("auth", &text::cat(&["must be an AuthSession, got ", other.type_name()]))),
         };
         let session_id = r.opt_string("sessionId")?;
         cfg.session_id = session_id.clone();
@@ -682,10 +686,10 @@ impl ChatOptions {
             other => {
                 return Err(r.invalid(
                     "sessionIdField",
-                    &format!(
-                        "must be a non-empty string (at most 64 characters), got {}",
-                        other.type_name()
-                    ),
+                    &text::cat(&[
+                        "must be a non-empty string (at most 64 characters), got ",
+                        other.type_name(),
+                    ]),
                 ))
             }
         };
@@ -693,7 +697,12 @@ impl ChatOptions {
         cfg.answer_pings = match r.raw("answerPings")? {
             Raw::Missing | Raw::Null => true,
             Raw::Bool(b) => b,
-            other => return Err(r.invalid("answerPings", &format!("must be a boolean, got {}", other.type_name()))),
+            other => {
+                return Err(r.invalid(
+                    "answerPings",
+                    &text::cat(&["must be a boolean, got ", other.type_name()]),
+                ))
+            }
         };
         cfg.connect_token = read_connect_token(&r)?;
         let token_field = match r.raw("tokenField")? {
@@ -702,7 +711,7 @@ impl ChatOptions {
             other => {
                 return Err(r.invalid(
                     "tokenField",
-                    &format!("must be a non-empty string, got {}", other.type_name()),
+                    &text::cat(&["must be a non-empty string, got ", other.type_name()]),
                 ))
             }
         };
@@ -748,7 +757,7 @@ impl ChatOptions {
             other => {
                 return Err(r.invalid(
                     "reconnect",
-                    &format!("must be {RECONNECT_SHAPE}, got {}", other.value().type_name()),
+                    &text::cat(&["must be ", RECONNECT_SHAPE, ", got ", other.value().type_name()]),
                 ))
             }
         }
@@ -785,7 +794,7 @@ fn read_connect_token<O: Obj>(r: &Reader<O>) -> Result<Option<TokenPlace>, Optio
             Ok(Some(TokenPlace::Protocol(p)))
         }
         (Some(_), Some(_)) => Err(r.invalid("connectToken", "must have either query or protocol, not both")),
-        (None, None) => Err(r.invalid("connectToken", &format!("must be {SHAPE}"))),
+        (None, None) => Err(r.invalid("connectToken", &text::cat(&["must be ", SHAPE]))),
         (Some(_), None) => Err(c.invalid("query", "must be a non-empty string of up to 64 characters")),
         (None, Some(_)) => Err(c.invalid(
             "protocol",
@@ -801,8 +810,8 @@ fn read_session_from<O: Obj>(r: &Reader<O>) -> Result<Vec<String>, OptionError> 
         Field::Value(Raw::Missing | Raw::Null | Raw::Bool(false)) => return Ok(Vec::new()),
         Field::Value(Raw::Bool(true)) => return Ok(SESSION_FRAMES.iter().map(|s| (*s).to_owned()).collect()),
         Field::List(list) => list,
-        Field::Object(_) => return Err(r.invalid("sessionIdFrom", &format!("{WANT}, got object"))),
-        Field::Value(other) => return Err(r.invalid("sessionIdFrom", &format!("{WANT}, got {}", other.type_name()))),
+        Field::Object(_) => return Err(r.invalid("sessionIdFrom", &text::cat(&[WANT, ", got object"]))),
+        Field::Value(other) => return Err(r.invalid("sessionIdFrom", &text::cat(&[WANT, ", got ", other.type_name()]))),
         Field::Threw => return Ok(Vec::new()), // not reached: `get` reports it
     };
     let items = Reader {
@@ -814,16 +823,20 @@ fn read_session_from<O: Obj>(r: &Reader<O>) -> Result<Vec<String>, OptionError> 
         _ => {
             return Err(r.invalid(
                 "sessionIdFrom",
-                &format!("must hold at most {MAX_SESSION_FRAMES} frame types"),
+                &text::cat(&[
+                    "must hold at most ",
+                    &text::dec(MAX_SESSION_FRAMES as u64),
+                    " frame types",
+                ]),
             ))
         }
     };
     (0..len)
-        .map(|i| match items.raw(&i.to_string())? {
+        .map(|i| match items.raw(&text::dec(i as u64))? {
             Raw::Str(s) if !s.is_empty() => Ok(s),
             other => Err(r.invalid(
-                &format!("sessionIdFrom[{i}]"),
-                &format!("must be a non-empty string, got {}", other.type_name()),
+                &text::cat(&["sessionIdFrom[", &text::dec(i as u64), "]"]),
+                &text::cat(&["must be a non-empty string, got ", other.type_name()]),
             )),
         })
         .collect()
@@ -831,6 +844,7 @@ fn read_session_from<O: Obj>(r: &Reader<O>) -> Result<Vec<String>, OptionError> 
 
 /// `options.handshake` (auth-handshake only): its auth type and name, with the fields a known type
 /// needs. A type the SDK does not know passes through with its fields ([`AuthType::Other`]).
+#[inline(always)]
 fn read_handshake<O: Obj>(r: &Reader<O>, build: Build) -> Result<(AuthType, String), OptionError> {
     let h = r
         .child("handshake", "an object like { auth_type: \"api_key\", api_key }")?
@@ -844,11 +858,11 @@ fn read_handshake<O: Obj>(r: &Reader<O>, build: Build) -> Result<(AuthType, Stri
         other => {
             return Err(h.invalid(
                 "auth_type",
-                &format!(
+                &text::cat(&[
                     "must be a non-empty string like \"bearer_token\", \"basic_auth\", \"api_key\", \
-                     \"oauth2_client_credentials\", \"custom\" or \"sso\", got {}",
-                    describe_choice(&other)
-                ),
+                     \"oauth2_client_credentials\", \"custom\" or \"sso\", got ",
+                    describe_choice(&other),
+                ]),
             ))
         }
     };
@@ -856,7 +870,7 @@ fn read_handshake<O: Obj>(r: &Reader<O>, build: Build) -> Result<(AuthType, Stri
         return Ok((AuthType::BearerToken, name));
     }
     if build == Build::Lite {
-        return Err(h.invalid("auth_type", &format!("other than \"bearer_token\" {FULL_ONLY}")));
+        return Err(h.invalid("auth_type", &text::cat(&["other than \"bearer_token\" ", FULL_ONLY])));
     }
     let t = AuthType::parse(&name).unwrap_or(AuthType::Other);
     for (field, object) in t.required() {
@@ -867,7 +881,7 @@ fn read_handshake<O: Obj>(r: &Reader<O>, build: Build) -> Result<(AuthType, Stri
         };
         if !ok {
             let want = if *object { "an object" } else { "a non-empty string" };
-            return Err(h.invalid(field, &format!("must be {want} for auth_type {name}")));
+            return Err(h.invalid(field, &text::cat(&["must be ", want, " for auth_type ", &name])));
         }
     }
     Ok((t, name))

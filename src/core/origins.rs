@@ -39,6 +39,7 @@
 //! `allowInsecure: true`.
 
 use super::error::Code;
+use super::text;
 use super::url::{self, HostKind, Parsed};
 
 /// The most entries `fetchOrigins` may hold.
@@ -79,8 +80,8 @@ impl Entry {
     pub fn text(&self) -> String {
         let star = if self.subdomains { "*." } else { "" };
         match self.port {
-            Some(port) => format!("{}://{star}{}:{port}", self.scheme, self.host),
-            None => format!("{}://{star}{}", self.scheme, self.host),
+            Some(port) => text::cat(&[self.scheme, "://", star, &self.host, ":", &text::dec(port.into())]),
+            None => text::cat(&[self.scheme, "://", star, &self.host]),
         }
     }
 }

@@ -6,6 +6,7 @@
 use std::fmt;
 
 use super::json::Json;
+use super::text;
 use super::token::{decode_claims, Claims, ClaimsReader, JwtError, Secret};
 
 /// One field as the shell found it on a JS object, before validation.
@@ -140,27 +141,35 @@ pub enum Problem {
     NoExpiry,
 }
 
+impl SessionError {
+    /// The error's message: the field and what is wrong with it (never the field's value).
+    pub fn message(&self) -> String {
+        let jwt;
+        let max;
+        let what: &[&str] = match &self.problem {
+            Problem::Missing => &["is missing"],
+            Problem::WrongType(want, got) => &["must be a ", want, ", got ", got],
+            Problem::BadText => {
+                &["must be a non-empty string of printable ASCII (no spaces, controls or other characters)"]
+            }
+            Problem::TooLong => {
+                max = text::dec(MAX_TOKEN_BYTES as u64);
+                &["is longer than ", &max, " bytes"]
+            }
+            Problem::BadNumber => &["must be a positive finite number"],
+            Problem::Jwt(e) => {
+                jwt = e.message();
+                &[&jwt, ", and no expires_at or expires_in says when it expires"]
+            }
+            Problem::NoExpiry => &["has no exp claim, and no expires_at or expires_in says when it expires"],
+        };
+        text::cat(&["session.", self.field, " ", &what.concat()])
+    }
+}
+
 impl fmt::Display for SessionError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let field = self.field;
-        match &self.problem {
-            Problem::Missing => write!(f, "session.{field} is missing"),
-            Problem::WrongType(want, got) => write!(f, "session.{field} must be a {want}, got {got}"),
-            Problem::BadText => write!(
-                f,
-                "session.{field} must be a non-empty string of printable ASCII (no spaces, controls or other characters)"
-            ),
-            Problem::TooLong => write!(f, "session.{field} is longer than {MAX_TOKEN_BYTES} bytes"),
-            Problem::BadNumber => write!(f, "session.{field} must be a positive finite number"),
-            Problem::Jwt(e) => write!(
-                f,
-                "session.{field} {e}, and no expires_at or expires_in says when it expires"
-            ),
-            Problem::NoExpiry => write!(
-                f,
-                "session.{field} has no exp claim, and no expires_at or expires_in says when it expires"
-            ),
-        }
+        f.write_str(&self.message())
     }
 }
 

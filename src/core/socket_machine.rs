@@ -20,6 +20,7 @@ use std::collections::VecDeque;
 use super::error::Code;
 use super::policy::{Backoff, Rng};
 use super::protocol::{classify, AuthType, Incoming, Meaning, Protocol, AUTH_CLOSE_CODES};
+use super::text;
 
 /// What `getSnapshot().status` says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -378,7 +379,7 @@ impl<P: Clone> SocketMachine<P> {
         }
         self.seq += 1;
         let message_id = if self.cfg.ack {
-            Some(format!("{}-{}", self.cfg.client_id, self.seq))
+            Some(text::cat(&[&self.cfg.client_id, "-", &text::dec(self.seq)]))
         } else {
             user_id
         };

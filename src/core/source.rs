@@ -16,6 +16,7 @@
 use super::auth_machine::Failure;
 use super::options::SourceSpec;
 use super::session::{Raw, RawSession, Session};
+use super::text;
 use super::token::Secret;
 
 /// One HTTP request. Tokens travel in headers and bodies, never in URLs.
@@ -143,7 +144,7 @@ fn call(
 fn refresh_grant(url: &str, api_key: &Secret, rt: &Secret) -> Step {
     call(
         "POST",
-        format!("{url}/auth/v1/token?grant_type=refresh_token"),
+        text::cat(&[url, "/auth/v1/token?grant_type=refresh_token"]),
         Some(api_key),
         Some(vec![("refresh_token", rt.clone())]),
         GOTRUE_HEADERS,
@@ -153,7 +154,7 @@ fn refresh_grant(url: &str, api_key: &Secret, rt: &Secret) -> Step {
 fn broker_url(url: &str, scope: &str, user_id: &str, refresh: bool) -> String {
     let (scope, user) = (encode_component(scope), encode_component(user_id));
     let path = if refresh { "api/tokens/refresh" } else { "api/tokens" };
-    format!("{url}/{path}/{scope}?user_id={user}")
+    text::cat(&[url, "/", path, "/", &scope, "?user_id=", &user])
 }
 
 /// The first step of a refresh attempt presenting `present` (the refresh token the machine named).
@@ -176,7 +177,7 @@ pub fn first_step(spec: &SourceSpec, present: Option<&Secret>) -> Result<Step, F
             (false, Some(rt)) => refresh_grant(url, api_key, rt),
             (false, None) => call(
                 "POST",
-                format!("{url}/auth/v1/token?grant_type=password"),
+                text::cat(&[url, "/auth/v1/token?grant_type=password"]),
                 Some(api_key),
                 Some(vec![
                     ("email", Secret::new(email.clone())),
@@ -395,7 +396,7 @@ pub fn logout_call(spec: &SourceSpec, access: &Secret) -> Option<HttpCall> {
     };
     Some(HttpCall {
         method: "POST",
-        url: format!("{url}/auth/v1/logout"),
+        url: text::cat(&[url, "/auth/v1/logout"]),
         api_key: Some(api_key.clone()).filter(|k| !k.expose().is_empty()),
         bearer: Some(access.clone()),
         headers: GOTRUE_HEADERS,
@@ -410,7 +411,7 @@ pub fn health_call(spec: &SourceSpec) -> Option<HttpCall> {
     };
     Some(HttpCall {
         method: "GET",
-        url: format!("{url}/api/tokens/health"),
+        url: text::cat(&[url, "/api/tokens/health"]),
         api_key: None,
         bearer: None,
         body: None,

@@ -54,6 +54,8 @@
 use std::collections::VecDeque;
 use std::fmt;
 
+use super::text;
+
 use super::auth_machine::{Class, Failure};
 use super::session::Session;
 use super::token::Secret;
@@ -77,17 +79,21 @@ impl Fp {
     pub fn of(token: &Secret) -> Fp {
         Fp::of_str(token.expose())
     }
+    /// The 16 hex digits.
+    pub fn hex(self) -> String {
+        text::hex(self.0, 16)
+    }
 }
 
 impl fmt::Display for Fp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:016x}", self.0)
+        f.write_str(&self.hex())
     }
 }
 
 impl fmt::Debug for Fp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Fp({self})")
+        f.write_str(&text::cat(&["Fp(", &self.hex(), ")"]))
     }
 }
 
@@ -177,7 +183,7 @@ impl Config {
     }
     /// The lock's name.
     pub fn lock_name(&self) -> String {
-        format!("authwire-refresh:{}", self.key)
+        text::cat(&["authwire-refresh:", &self.key])
     }
 }
 

@@ -7,6 +7,7 @@ use std::fmt;
 
 use super::json::{self, Json};
 use super::session::Raw;
+use super::text;
 
 /// A secret string (an access or refresh token). `Debug` and `Display` print
 /// `[redacted]`; the only way to the text is [`Secret::expose`], used where the
@@ -61,14 +62,21 @@ pub enum JwtError {
     BadClaim(&'static str),
 }
 
+impl JwtError {
+    /// What is wrong, after the field's name ("session.access_token …").
+    pub fn message(&self) -> String {
+        match self {
+            JwtError::NotThreeParts => "is not a JWT (expected three dot-separated parts)".into(),
+            JwtError::BadBase64 => "has a JWT payload that is not base64url".into(),
+            JwtError::BadPayload => "has a JWT payload that is not a JSON object".into(),
+            JwtError::BadClaim(c) => text::cat(&["has a JWT `", c, "` claim of the wrong type"]),
+        }
+    }
+}
+
 impl fmt::Display for JwtError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            JwtError::NotThreeParts => f.write_str("is not a JWT (expected three dot-separated parts)"),
-            JwtError::BadBase64 => f.write_str("has a JWT payload that is not base64url"),
-            JwtError::BadPayload => f.write_str("has a JWT payload that is not a JSON object"),
-            JwtError::BadClaim(c) => write!(f, "has a JWT `{c}` claim of the wrong type"),
-        }
+        f.write_str(&self.message())
     }
 }
 

@@ -29,6 +29,7 @@
 //! and `[::1]`. Not `[::ffff:127.0.0.1]`: see [`is_loopback_v6`].
 
 use super::error::Code;
+use super::text;
 
 /// The two families of URL the SDK opens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,8 +80,8 @@ impl Parsed {
     /// `scheme://host[:port]`, as the browser serialises the origin.
     pub fn origin(&self) -> String {
         match self.port {
-            Some(p) => format!("{}://{}:{p}", self.scheme, self.host),
-            None => format!("{}://{}", self.scheme, self.host),
+            Some(p) => text::cat(&[self.scheme, "://", &self.host, ":", &text::dec(p.into())]),
+            None => text::cat(&[self.scheme, "://", &self.host]),
         }
     }
 }
@@ -221,7 +222,7 @@ fn parse_host(input: &str) -> Result<(String, HostKind, bool), Code> {
         let inner = inner.strip_suffix(']').ok_or(Code::InvalidUrl)?;
         let address = parse_ipv6(inner.as_bytes()).ok_or(Code::InvalidUrl)?;
         return Ok((
-            format!("[{}]", serialize_ipv6(&address)),
+            text::cat(&["[", &serialize_ipv6(&address), "]"]),
             HostKind::Ipv6,
             is_loopback_v6(&address),
         ));
@@ -235,7 +236,8 @@ fn parse_host(input: &str) -> Result<(String, HostKind, bool), Code> {
     if ends_in_a_number(domain.as_bytes()) {
         let v4 = parse_ipv4(domain.as_bytes()).ok_or(Code::InvalidUrl)?;
         let [a, b, c, d] = v4.to_be_bytes();
-        return Ok((format!("{a}.{b}.{c}.{d}"), HostKind::Ipv4, a == 127));
+        let dotted = [a, b, c, d].map(|n| text::dec(n.into())).join(".");
+        return Ok((dotted, HostKind::Ipv4, a == 127));
     }
     let labels = domain.strip_suffix('.').unwrap_or(&domain);
     for label in labels.split('.') {
@@ -470,7 +472,7 @@ fn serialize_ipv6(address: &[u16; 8]) -> String {
             i += best_len;
             continue;
         }
-        out.push_str(&format!("{:x}", address[i]));
+        out.push_str(&text::hex(address[i].into(), 1));
         if i != 7 {
             out.push(':');
         }

@@ -304,7 +304,10 @@ fn perform(shared: &Shared, actions: Vec<Action>) {
                         shares.push(ev.kind);
                     }
                     if inner.debug {
-                        debug(&format!("[authwire] event {}", ev.kind.as_str()), &event_object(&ev));
+                        debug(
+                            &crate::core::text::cat(&["[authwire] event ", ev.kind.as_str()]),
+                            &event_object(&ev),
+                        );
                     }
                     events.push(ev);
                 }
@@ -672,7 +675,7 @@ fn event_object(ev: &Event) -> JsValue {
 }
 
 fn session_error(e: &crate::core::session::SessionError) -> JsValue {
-    error(Code::InvalidSession, &e.to_string())
+    error(Code::InvalidSession, &e.message())
 }
 
 /// `setSession`: validates and hands over a session; `null` signs out locally. A session with the
@@ -812,7 +815,7 @@ fn authorize(shared: &Shared, request: &web_sys::Request, _: Permit, token: &JsV
     let headers = request.headers();
     headers.set(
         "Authorization",
-        &format!("Bearer {}", token.as_string().unwrap_or_default()),
+        &crate::core::text::cat(&["Bearer ", &token.as_string().unwrap_or_default()]),
     )?;
     let extra = shared
         .try_borrow()

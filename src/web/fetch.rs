@@ -201,7 +201,7 @@ pub async fn perform(call: &HttpCall, signal: Option<AbortSignal>) -> Result<(u1
         init.set_body(&body);
     }
     if let Some(b) = &call.bearer {
-        let _ = headers.set("Authorization", &format!("Bearer {}", b.expose()));
+        let _ = headers.set("Authorization", &crate::core::text::cat(&["Bearer ", b.expose()]));
     }
     init.set_headers(&headers);
     init.set_signal(signal.as_ref());

@@ -14,6 +14,7 @@ use wasm_bindgen::JsCast;
 
 use crate::core::error::Code;
 use crate::core::session::{Origin, Raw, RawSession, Session, SessionError};
+use crate::core::text::cat;
 use crate::core::token::{self, Claims, JwtError};
 
 #[wasm_bindgen(inline_js = r#"
@@ -56,7 +57,7 @@ pub fn listen(set: &js_sys::Set, listener: &JsValue, method: &str) -> Result<Fun
         true => Ok(aw_listen(set, listener.unchecked_ref())),
         false => Err(error(
             Code::InvalidArgument,
-            &format!("{method} takes a function, got {}", raw(listener).type_name()),
+            &cat(&[method, " takes a function, got ", raw(listener).type_name()]),
         )),
     }
 }
@@ -68,7 +69,7 @@ pub fn now_ms() -> u64 {
 
 /// A JS `Error` with a stable `code` property; the message never contains a token.
 pub fn error(code: Code, message: &str) -> JsValue {
-    let e = js_sys::Error::new(&format!("authwire: {message} [{}]", code.as_str()));
+    let e = js_sys::Error::new(&cat(&["authwire: ", message, " [", code.as_str(), "]"]));
     e.set_name("AuthwireError");
     let _ = Reflect::set(&e, &"code".into(), &code.as_str().into());
     e.into()

@@ -51,10 +51,10 @@ pub fn source(spec: SourceSpec, options: &JsValue) -> Result<Source, JsValue> {
                 return Err(option_error(&OptionError {
                     code: crate::core::error::Code::InvalidOptions,
                     field: "refresh.fn".into(),
-                    message: format!(
-                        "options.refresh.fn must be a function returning a session, got {}",
-                        raw(&v).type_name()
-                    ),
+                    message: crate::core::text::cat(&[
+                        "options.refresh.fn must be a function returning a session, got ",
+                        raw(&v).type_name(),
+                    ]),
                 }))
             }
         },

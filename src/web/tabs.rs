@@ -9,6 +9,7 @@ use web_sys::{BroadcastChannel, MessageEvent, Storage};
 
 use super::get;
 use crate::core::tabs::Fp;
+use crate::core::text::cat;
 
 #[wasm_bindgen(inline_js = r#"
 export function aw_acquire(name, ms, id, cb) {
@@ -136,7 +137,7 @@ impl TabLink {
     /// Joins the channel `authwire:<key>`; `on_message` gets the messages of the other tabs.
     /// `id` names this tab (below 2^53: it travels as a JS number).
     pub fn join(key: &str, id: u64, mut on_message: impl FnMut(TabMessage) + 'static) -> Option<TabLink> {
-        let channel = BroadcastChannel::new(&format!("authwire:{key}")).ok()?;
+        let channel = BroadcastChannel::new(&cat(&["authwire:", key])).ok()?;
         let handler = Closure::<dyn FnMut(MessageEvent)>::new(move |e: MessageEvent| {
             let data = e.data();
             if num(&get(&data, "from")) == Some(id) {
@@ -178,7 +179,7 @@ impl TabLink {
         };
         put("from", &JsValue::from_f64(self.id as f64));
         let n = |v: u64| JsValue::from_f64(v as f64);
-        let fp = |t: &Fp| JsValue::from_str(&t.to_string());
+        let fp = |t: &Fp| JsValue::from_str(&t.hex());
         match m {
             TabMessage::Session(text) => {
                 put("t", &"session".into());
@@ -229,10 +230,10 @@ const SPENT_KEPT: usize = 16;
 /// Sets the spent marker of a refresh token: a marker lock held by this page (Web Locks: every tab
 /// sees it at once), and the localStorage list (browsers without Web Locks, best effort).
 pub fn mark_spent(key: &str, token: Fp) {
-    let fp = token.to_string();
-    aw_hold_marker(&format!("authwire-spent:{key}:{fp}"));
+    let fp = token.hex();
+    aw_hold_marker(&cat(&["authwire-spent:", key, ":", &fp]));
     let Some(s) = marker_store() else { return };
-    let name = format!("authwire-spent:{key}");
+    let name = cat(&["authwire-spent:", key]);
     let old = s.get_item(&name).ok().flatten().unwrap_or_default();
     let mut list: Vec<&str> = old.split(',').filter(|f| f.len() == 16 && *f != fp).collect();
     list.push(&fp);
@@ -242,13 +243,13 @@ pub fn mark_spent(key: &str, token: Fp) {
 
 /// Whether the spent marker of a refresh token is set (by any tab).
 pub async fn is_spent(key: &str, token: Fp) -> bool {
-    let fp = token.to_string();
-    let held = wasm_bindgen_futures::JsFuture::from(aw_marker_held(&format!("authwire-spent:{key}:{fp}"))).await;
+    let fp = token.hex();
+    let held = wasm_bindgen_futures::JsFuture::from(aw_marker_held(&cat(&["authwire-spent:", key, ":", &fp]))).await;
     if held.is_ok_and(|v| v.as_bool() == Some(true)) {
         return true;
     }
     marker_store()
-        .and_then(|s| s.get_item(&format!("authwire-spent:{key}")).ok().flatten())
+        .and_then(|s| s.get_item(&cat(&["authwire-spent:", key])).ok().flatten())
         .is_some_and(|v| v.split(',').any(|f| f == fp))
 }
 
