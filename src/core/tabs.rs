@@ -128,6 +128,12 @@ impl Summary {
     }
 }
 
+/// Whether this build has other tabs to agree with: the full build. The lite build's sessions are
+/// alone (a supabase-js app leaves storage and cross-tab to supabase-js), so there the mode is
+/// always [`Mode::Alone`] and the inputs only other tabs, locks and spent markers give are ignored:
+/// the compiler then leaves their code out of the lite wasm.
+pub const ACROSS_TABS: bool = cfg!(feature = "full");
+
 /// How the tabs agree.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -551,8 +557,25 @@ impl<S: Clone> TabsMachine<S> {
         }
     }
 
+    /// How the tabs agree: always `Alone` in a build without other tabs ([`ACROSS_TABS`]).
+    fn mode(&self) -> Mode {
+        if ACROSS_TABS {
+            self.cfg.mode
+        } else {
+            Mode::Alone
+        }
+    }
+
     /// Feeds one input. `local`: this tab's current session.
     pub fn handle(&mut self, now: u64, local: Option<&Summary>, input: Input<S>, out: &mut Vec<Action<S>>) {
+        if !ACROSS_TABS
+            && matches!(
+                input,
+                Input::Peer(_) | Input::LockGranted { .. } | Input::LockTimedOut { .. } | Input::SpentAnswer { .. }
+            )
+        {
+            return; // only other tabs, locks and spent markers answer these
+        }
         self.live_claims(now);
         match input {
             Input::Want {
@@ -700,7 +723,7 @@ impl<S: Clone> TabsMachine<S> {
             };
             return;
         }
-        let Some(token) = token.filter(|_| self.cfg.mode != Mode::Alone) else {
+        let Some(token) = token.filter(|_| self.mode() != Mode::Alone) else {
             self.start_request(now, out);
             return;
         };
@@ -708,7 +731,7 @@ impl<S: Clone> TabsMachine<S> {
             self.reread_then_wait(out);
             return;
         }
-        match self.cfg.mode {
+        match self.mode() {
             // Filtered out above: alone, every attempt starts its request at once.
             Mode::Alone => self.start_request(now, out),
             Mode::Locks => match self.lock {
@@ -852,7 +875,7 @@ impl<S: Clone> TabsMachine<S> {
                     Some(a) if a.token == Some(token) => match a.phase {
                         Phase::Claiming { at: mine } => (at, tab) < (mine, self.cfg.tab),
                         // Won the window but not yet sent: a smaller claim arriving this late still wins.
-                        Phase::Checking if self.cfg.mode == Mode::Claims => self
+                        Phase::Checking if self.mode() == Mode::Claims => self
                             .claims
                             .iter()
                             .any(|c| c.token == token && c.tab == self.cfg.tab && (at, tab) < (c.at, c.tab)),
@@ -874,7 +897,7 @@ impl<S: Clone> TabsMachine<S> {
                     .attempt
                     .as_ref()
                     .is_some_and(|a| a.token == Some(token) && a.phase == Phase::Waiting);
-                if retry && self.cfg.mode == Mode::Claims {
+                if retry && self.mode() == Mode::Claims {
                     self.advance(now, local, out);
                 }
             }
@@ -943,7 +966,7 @@ impl<S: Clone> TabsMachine<S> {
         match result {
             Ok(session) => {
                 if let Some(t) = r.token {
-                    if self.cfg.mode != Mode::Alone {
+                    if self.mode() != Mode::Alone {
                         out.push(Action::MarkSpent { token: t });
                         out.push(Action::Post(Post::Spent { token: t }));
                     }
@@ -1073,6 +1096,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "full")] // across tabs: not in the lite build
     fn under_the_lock_a_fresh_token_is_presented_and_the_success_is_marked_published_then_released() {
         let mut m = locks();
         let l = local(X, 100_000);
@@ -1120,6 +1144,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "full")] // across tabs: not in the lite build
     fn on_lock_timeout_it_rereads_and_fails_retryably_without_refreshing() {
         let mut m = locks();
         let l = local(X, 100_000);
@@ -1153,6 +1178,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "full")] // across tabs: not in the lite build
     fn a_spent_token_is_not_presented_the_tab_waits_for_the_winner_and_releases_the_lock() {
         let mut m = locks();
         let l = local(X, 100_000);
@@ -1212,6 +1238,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "full")] // across tabs: not in the lite build
     fn the_lock_is_held_until_the_answer_and_released_at_the_hold_cap() {
         let mut m = locks();
         let l = local(X, 100_000);
@@ -1278,6 +1305,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "full")] // across tabs: not in the lite build
     fn newer_session_rule() {
         let cur = local(X, 100_000);
         assert!(local("y", 100_001).newer_than(Some(&cur)), "expires later");
@@ -1307,6 +1335,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "full")] // across tabs: not in the lite build
     fn at_the_same_expiry_a_live_refresh_token_beats_a_spent_one_and_nothing_flips_back() {
         let mut m = locks();
         let mine = local(X, 100_000);
@@ -1334,6 +1363,7 @@ mod tests {
 
     /// Two tabs on a channel that delivers at once: whoever claims, exactly one presents.
     #[test]
+    #[cfg(feature = "full")] // across tabs: not in the lite build
     fn claims_let_exactly_one_tab_present_a_token() {
         for (ta, tb) in [(0, 0), (0, 40), (40, 0), (0, 149)] {
             let mut a: M = TabsMachine::new(Config::new(Mode::Claims, "k", 1));
@@ -1375,6 +1405,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "full")] // across tabs: not in the lite build
     fn a_loser_does_not_claim_again_while_the_claim_is_live_but_after_it_is_withdrawn() {
         let mut b: M = TabsMachine::new(Config::new(Mode::Claims, "k", 2));
         let l = local(X, 100_000);
@@ -1419,6 +1450,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "full")] // across tabs: not in the lite build
     fn a_claim_frozen_through_its_window_is_made_again_not_acted_on() {
         let mut a: M = TabsMachine::new(Config::new(Mode::Claims, "k", 1));
         let l = local(X, 100_000);
@@ -1455,6 +1487,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "full")] // across tabs: not in the lite build
     fn a_hidden_tab_s_throttled_timer_still_acts_on_its_claim() {
         // Firefox and Chromium fire a hidden tab's 150 ms timer after 1 to 2 s: a slow timer, not a
         // frozen tab (messages arrived meanwhile), so the claim it made stands.
@@ -1477,6 +1510,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "full")] // across tabs: not in the lite build
     fn a_spent_message_stops_a_claim_and_closing_withdraws_it() {
         let mut a: M = TabsMachine::new(Config::new(Mode::Claims, "k", 1));
         let l = local(X, 100_000);
@@ -1507,6 +1541,40 @@ mod tests {
         assert!(
             run(&mut m, 10_001, None, Input::Fetched { id: 1, result: Ok("s") }).is_empty(),
             "a late sign-in is not forced on a tab that gave up (it may have signed out)"
+        );
+    }
+
+    /// The lite build has no other tabs: whatever mode it is given, the token is presented at
+    /// once, and what only other tabs, locks or spent markers could say is ignored.
+    #[test]
+    #[cfg(not(feature = "full"))]
+    fn the_lite_build_presents_at_once_and_hears_no_other_tab() {
+        let mut m = locks();
+        let l = local(X, 10_000);
+        let out = run(&mut m, 0, Some(&l), want(1, X, 10_000));
+        assert_eq!(
+            out,
+            vec![Action::Fetch {
+                id: 1,
+                present: Some(Secret::new(X))
+            }]
+        );
+        for input in [
+            Input::LockGranted { id: 1 },
+            Input::LockTimedOut { id: 1 },
+            Input::SpentAnswer { id: 1, spent: true },
+            Input::Peer(claim_of(2, 0)),
+            Input::Peer(Peer::Spent { token: fp(X) }),
+            Input::Peer(Peer::SignOut),
+        ] {
+            assert!(run(&mut m, 1, Some(&l), input).is_empty());
+        }
+        assert_eq!(
+            run(&mut m, 2, Some(&l), Input::Fetched { id: 1, result: Ok("s") }),
+            vec![Action::RefreshOk {
+                attempt: 1,
+                session: "s"
+            }]
         );
     }
 }

@@ -132,6 +132,8 @@ pub(crate) struct Inner {
     machine: AuthMachine,
     source: Option<Source>,
     timer: Option<Timeout>,
+    /// The first sign-in of a source that needs no session, a moment after construction.
+    start_timer: Option<Timeout>,
     /// The cross-tab protocol: which tab presents a refresh token, and when (`core::tabs`). With
     /// `crossTab` off it runs alone and sends each request at once.
     tabs: TabsMachine<Got>,
@@ -461,9 +463,11 @@ fn perform_tabs(shared: &Shared, actions: Vec<TabsAction<Got>>) {
                 tabs::mark_spent(&key, token);
             }
             TabsAction::ReadStored => {
+                // The lite build stores nothing: always `None`.
                 let text = shared
                     .try_borrow()
                     .ok()
+                    .filter(|_| FULL)
                     .and_then(|i| i.store.as_ref().and_then(Store::load));
                 let stored = text.as_deref().and_then(parse_stored).and_then(published);
                 drive_tabs(shared, TabsInput::Stored(stored));
@@ -905,6 +909,7 @@ impl AuthSession {
             machine,
             source,
             timer: None,
+            start_timer: None,
             tabs: TabsMachine::new(tabs_config),
             tabs_timer: None,
             requests: Vec::new(),
@@ -943,6 +948,7 @@ impl AuthSession {
             .shared
             .try_borrow()
             .ok()
+            .filter(|_| FULL)
             .and_then(|i| i.store.as_ref().and_then(Store::load))
         {
             // A stored value that is corrupt, foreign or expired beyond renewal is ignored, with an event.
@@ -1036,7 +1042,7 @@ impl AuthSession {
             inner.storage_listener = storage_listener;
             inner.lock_cb = lock_cb;
             inner.pagehide = pagehide;
-            if let (Some(l), None) = (&inner.link, inner.machine.session()) {
+            if let (true, Some(l), None) = (FULL, &inner.link, inner.machine.session()) {
                 l.post(&TabMessage::Hello);
             }
             inner.machine.session().is_some()
@@ -1046,10 +1052,10 @@ impl AuthSession {
         }
         if bootstrap && !signed_in {
             // Sign in now; across tabs, give the others a moment to answer the hello first.
+            // A timer, not a future: the lite build then links no futures channel.
             let weak = Rc::downgrade(&this.shared);
             let delay = crate::core::policy::start_delay_ms(cross_tab) as u32;
-            spawn_local(async move {
-                gloo_timers::future::TimeoutFuture::new(delay).await;
+            let timer = Timeout::new(delay, move || {
                 let Some(shared) = weak.upgrade() else { return };
                 let missing = shared
                     .try_borrow()
@@ -1058,6 +1064,9 @@ impl AuthSession {
                     drive(&shared, |m, now, out| m.handle(now, Input::Start, out));
                 }
             });
+            if let Ok(mut inner) = this.shared.try_borrow_mut() {
+                inner.start_timer = Some(timer);
+            }
         }
         Ok(this)
     }
@@ -1306,6 +1315,7 @@ impl Drop for AuthSession {
             let id = inner.id;
             REGISTRY.with(|r| r.borrow_mut().retain(|(i, w)| *i != id && w.strong_count() > 0));
             inner.timer = None;
+            inner.start_timer = None;
             inner.tabs_timer = None;
             inner.token_js = None;
             for (_, c) in inner.requests.drain(..) {
