@@ -6,9 +6,8 @@ use std::rc::{Rc, Weak};
 use gloo_timers::callback::Timeout;
 use js_sys::{Function, Object, Promise, Reflect, JSON};
 use wasm_bindgen::prelude::*;
-use wasm_bindgen_futures::{spawn_local, JsFuture};
 
-use crate::core::auth_machine::{Action, Answer, AuthMachine, Event, EventKind, Input, Wake};
+use crate::core::auth_machine::{Action, Answer, AuthMachine, Event, EventKind, Failure, Input, Wake};
 use crate::core::error::Code;
 use crate::core::options::{AuthOptions, Build, StorageKind};
 use crate::core::origins::FetchPolicy;
@@ -16,10 +15,10 @@ use crate::core::session::{Origin, Session};
 use crate::core::tabs::{
     Action as TabsAction, Config as TabsConfig, Input as TabsInput, Mode, Peer, Post, Published, Summary, TabsMachine,
 };
-use crate::web::fetch::{global_fetch, Source};
+use crate::web::fetch::{global_fetch, Fetched, Source};
 use crate::web::options;
 use crate::web::tabs::{self, Store, TabLink, TabMessage};
-use crate::web::{self, aw_emit, code_error, debug, error, frozen, get, now_ms, DomListener};
+use crate::web::{self, aw_emit, code_error, debug, error, frozen, get, later, now_ms, on_settled, DomListener};
 
 type Settler = (Function, Function);
 
@@ -245,7 +244,7 @@ fn perform(shared: &Shared, actions: Vec<Action>) {
                     // still the current one: an attempt superseded in the same tick
                     // (`refresh(); setSession(s2)`, `signOut()`) never sends its request.
                     let weak = Rc::downgrade(shared);
-                    spawn_local(async move {
+                    later(move || {
                         let Some(shared) = weak.upgrade() else { return };
                         let current = shared
                             .try_borrow()
@@ -269,7 +268,7 @@ fn perform(shared: &Shared, actions: Vec<Action>) {
                         debug("[authwire] next check in ms", &JsValue::from_f64(f64::from(delay)));
                     }
                     let weak = Rc::downgrade(shared);
-                    inner.timer = Some(Timeout::new(delay, move || wake(&weak, Wake::Timer)));
+                    inner.timer = Some(web::timeout(delay, move || wake(&weak, Wake::Timer)));
                 }
                 Action::CancelWake => inner.timer = None,
                 Action::ResolveTokenWaiters => {
@@ -451,8 +450,7 @@ fn perform_tabs(shared: &Shared, actions: Vec<TabsAction<Got>>) {
             TabsAction::QuerySpent { id, token } if FULL => {
                 let weak = Rc::downgrade(shared);
                 let key = shared.try_borrow().map(|i| i.key.clone()).unwrap_or_default();
-                spawn_local(async move {
-                    let spent = tabs::is_spent(&key, token).await;
+                tabs::is_spent(&key, token, move |spent| {
                     if let Some(shared) = weak.upgrade() {
                         drive_tabs(&shared, TabsInput::SpentAnswer { id, spent });
                     }
@@ -506,8 +504,7 @@ fn perform_tabs(shared: &Shared, actions: Vec<TabsAction<Got>>) {
                 let current = inner.machine.access_token().cloned();
                 drop(inner);
                 let weak = Rc::downgrade(shared);
-                spawn_local(async move {
-                    let result = source.refresh(present, current, signal).await;
+                let done = Box::new(move |result: Result<Fetched, Failure>| {
                     let Some(shared) = weak.upgrade() else { return };
                     if let Ok(mut inner) = shared.try_borrow_mut() {
                         inner.requests.retain(|(r, _)| *r != id);
@@ -519,6 +516,9 @@ fn perform_tabs(shared: &Shared, actions: Vec<TabsAction<Got>>) {
                     });
                     drive_tabs(&shared, TabsInput::Fetched { id, result });
                 });
+                // Sent on the next microtask, as everything the machines ask of JS: a callback
+                // source's function is never called from within the app's own call.
+                later(move || source.refresh(present, current, signal, done));
             }
             TabsAction::CancelFetch { id } => {
                 let controller = shared.try_borrow_mut().ok().and_then(|mut i| {
@@ -602,7 +602,7 @@ fn perform_tabs(shared: &Shared, actions: Vec<TabsAction<Got>>) {
                 let delay = at.saturating_sub(now_ms()).min(i32::MAX as u64) as u32;
                 let weak = Rc::downgrade(shared);
                 if let Ok(mut inner) = shared.try_borrow_mut() {
-                    inner.tabs_timer = Some(Timeout::new(delay, move || {
+                    inner.tabs_timer = Some(web::timeout(delay, move || {
                         if let Some(shared) = weak.upgrade() {
                             drive_tabs(&shared, TabsInput::Timer);
                         }
@@ -632,13 +632,12 @@ fn peer_input(m: TabMessage) -> Option<TabsInput<Got>> {
 
 /// Asks a broker source for its health and puts it in the snapshot.
 fn check_health(weak: &Weak<RefCell<Inner>>) {
+    let source = weak
+        .upgrade()
+        .and_then(|s| s.try_borrow().ok().and_then(|i| i.source.clone()));
+    let Some(source) = source else { return };
     let weak = weak.clone();
-    spawn_local(async move {
-        let source = weak
-            .upgrade()
-            .and_then(|s| s.try_borrow().ok().and_then(|i| i.source.clone()));
-        let Some(source) = source else { return };
-        let Some(healthy) = source.health().await else { return };
+    source.health(move |healthy| {
         let Some(shared) = weak.upgrade() else { return };
         let changed = match shared.try_borrow_mut() {
             Ok(mut i) if !i.freed && i.health != Some(healthy) => {
@@ -814,6 +813,84 @@ fn permit(shared: &Shared, request: &web_sys::Request) -> Result<Permit, JsValue
     verdict.map(|()| Permit(())).map_err(code_error)
 }
 
+/// `auth.fetch`, step by step: each wait is a callback on the promise it waits for. Settles the
+/// call's promise with `res`/`rej`; an error before the first wait is returned instead.
+#[cfg(feature = "full")]
+fn authorized_fetch(
+    shared: Shared,
+    input: JsValue,
+    init: JsValue,
+    res: Function,
+    rej: Function,
+) -> Result<(), JsValue> {
+    let init: web_sys::RequestInit = if init.is_object() {
+        init.unchecked_into()
+    } else {
+        web_sys::RequestInit::new()
+    };
+    let replayable = get(&init, "body").dyn_ref::<web_sys::ReadableStream>().is_none();
+    // A string, a `URL` (read through its `href`) or a `Request`; anything else, or a URL the
+    // browser cannot parse, is `invalid_url`; an init no request can be made from (a throwing
+    // getter, a body on a GET, a bad header) is `invalid_argument`. Coded, never thrown.
+    let plain = match input.dyn_into::<web_sys::Request>() {
+        Ok(r) => r,
+        Err(input) => {
+            let text = input.as_string().or_else(|| get(&input, "href").as_string());
+            let Some(text) = text else {
+                return Err(error(Code::InvalidUrl, "fetch takes a URL string, a URL or a Request"));
+            };
+            web_sys::Request::new_with_str(&text)
+                .map_err(|_| error(Code::InvalidUrl, "fetch: the URL cannot be parsed"))?
+        }
+    };
+    let request = web_sys::Request::new_with_request_and_init(&plain, &init).map_err(|_| {
+        error(
+            Code::InvalidArgument,
+            "fetch: the browser cannot make a request from this init",
+        )
+    })?;
+    // Before any token is asked for: a refused origin never starts a refresh or a request.
+    let allowed = permit(&shared, &request)?;
+    let spare = if replayable { request.clone().ok() } else { None };
+    let settle = |f: &Function, v: &JsValue| {
+        let _ = f.call1(&JsValue::UNDEFINED, v);
+    };
+    on_settled(&token_promise(&shared), move |token| {
+        let sent = token.and_then(|t| authorize(&shared, &request, allowed, &t));
+        if let Err(e) = sent {
+            return settle(&rej, &e);
+        }
+        on_settled(&global_fetch(&request), move |response| {
+            let response = match response {
+                Ok(r) => r,
+                Err(e) => return settle(&rej, &e),
+            };
+            let status = response.unchecked_ref::<web_sys::Response>().status();
+            let Some(spare) = spare.filter(|_| crate::core::source::retry_after(status)) else {
+                return settle(&res, &response);
+            };
+            // The same check again (the same URL): the retry goes through the one gate too.
+            let allowed = match permit(&shared, &spare) {
+                Ok(a) => a,
+                Err(e) => return settle(&rej, &e),
+            };
+            on_settled(&refresh_promise(&shared), move |refreshed| {
+                if refreshed.is_err() {
+                    return settle(&res, &response);
+                }
+                on_settled(&token_promise(&shared), move |token| {
+                    match token.and_then(|t| authorize(&shared, &spare, allowed, &t)) {
+                        // Resolved with the retry's promise: the call's follows it.
+                        Ok(()) => settle(&res, &global_fetch(&spare)),
+                        Err(e) => settle(&rej, &e),
+                    }
+                });
+            });
+        });
+    });
+    Ok(())
+}
+
 /// Puts the bearer token and the source's extra headers on a request that passed [`permit`].
 fn authorize(shared: &Shared, request: &web_sys::Request, _: Permit, token: &JsValue) -> Result<(), JsValue> {
     let headers = request.headers();
@@ -958,7 +1035,7 @@ impl AuthSession {
             if let Err(e) = loaded {
                 let weak = Rc::downgrade(&this.shared);
                 let code = get(&e, "code");
-                spawn_local(async move {
+                later(move || {
                     let listeners = weak
                         .upgrade()
                         .and_then(|s| s.try_borrow().ok().filter(|i| !i.freed).map(|i| i.listeners.clone()));
@@ -1055,7 +1132,7 @@ impl AuthSession {
             // A timer, not a future: the lite build then links no futures channel.
             let weak = Rc::downgrade(&this.shared);
             let delay = crate::core::policy::start_delay_ms(cross_tab) as u32;
-            let timer = Timeout::new(delay, move || {
+            let timer = web::timeout(delay, move || {
                 let Some(shared) = weak.upgrade() else { return };
                 let missing = shared
                     .try_borrow()
@@ -1172,55 +1249,16 @@ impl AuthSession {
         #[wasm_bindgen(unchecked_param_type = "RequestInit")] init: JsValue,
     ) -> Promise {
         let shared = self.shared.clone();
-        wasm_bindgen_futures::future_to_promise(async move {
-            let init: web_sys::RequestInit = if init.is_object() {
-                init.unchecked_into()
-            } else {
-                web_sys::RequestInit::new()
-            };
-            let replayable = get(&init, "body").dyn_ref::<web_sys::ReadableStream>().is_none();
-            // A string, a `URL` (read through its `href`) or a `Request`; anything else, or a URL the
-            // browser cannot parse, is `invalid_url`; an init no request can be made from (a
-            // throwing getter, a body on a GET, a bad header) is `invalid_argument`. Coded, never
-            // thrown from inside this future.
-            let plain = match input.dyn_into::<web_sys::Request>() {
-                Ok(r) => r,
-                Err(input) => {
-                    let text = input.as_string().or_else(|| get(&input, "href").as_string());
-                    let Some(text) = text else {
-                        return Err(error(Code::InvalidUrl, "fetch takes a URL string, a URL or a Request"));
-                    };
-                    web_sys::Request::new_with_str(&text)
-                        .map_err(|_| error(Code::InvalidUrl, "fetch: the URL cannot be parsed"))?
-                }
-            };
-            let request = web_sys::Request::new_with_request_and_init(&plain, &init).map_err(|_| {
-                error(
-                    Code::InvalidArgument,
-                    "fetch: the browser cannot make a request from this init",
-                )
-            })?;
-            // Before any token is asked for: a refused origin never starts a refresh or a request.
-            let allowed = permit(&shared, &request)?;
-            let spare = if replayable { request.clone().ok() } else { None };
-            authorize(
-                &shared,
-                &request,
-                allowed,
-                &JsFuture::from(token_promise(&shared)).await?,
-            )?;
-            let response: web_sys::Response = JsFuture::from(global_fetch(&request)).await?.unchecked_into();
-            let Some(spare) = spare.filter(|_| crate::core::source::retry_after(response.status())) else {
-                return Ok(response.into());
-            };
-            // The same check again (the same URL): the retry goes through the one gate too.
-            let allowed = permit(&shared, &spare)?;
-            if JsFuture::from(refresh_promise(&shared)).await.is_err() {
-                return Ok(response.into());
+        let mut fns: Option<Settler> = None;
+        let promise = Promise::new(&mut |res, rej| fns = Some((res, rej)));
+        let Some((res, rej)) = fns else { return promise };
+        // On the next microtask, as before any other answer: nothing runs inside the app's call.
+        later(move || {
+            if let Err(e) = authorized_fetch(shared, input, init, res, rej.clone()) {
+                let _ = rej.call1(&JsValue::UNDEFINED, &e);
             }
-            authorize(&shared, &spare, allowed, &JsFuture::from(token_promise(&shared)).await?)?;
-            JsFuture::from(global_fetch(&spare)).await
-        })
+        });
+        promise
     }
 
     /// Ends the session here (SIGNED_OUT at once) and, for a Supabase source, revokes it on the
@@ -1232,12 +1270,11 @@ impl AuthSession {
             _ => (None, None),
         };
         drive(&self.shared, |m, now, out| m.handle(now, Input::SignOut, out));
-        wasm_bindgen_futures::future_to_promise(async move {
-            if let (Some(source), Some(token)) = (source, token) {
-                source.logout(&token).await;
-            }
-            Ok(JsValue::UNDEFINED)
-        })
+        match (source, token) {
+            (Some(source), Some(token)) => source.logout(&token),
+            _ => None,
+        }
+        .unwrap_or_else(|| Promise::resolve(&JsValue::UNDEFINED))
     }
 
     /// Calls `listener` whenever the snapshot changes. Returns the function that unsubscribes.

@@ -385,7 +385,7 @@ fn perform(shared: &Shared, actions: Vec<Action<JsValue>>) -> Vec<Later> {
                 Action::WakeAt(at) => {
                     let delay = at.saturating_sub(now_ms()).min(i32::MAX as u64) as u32;
                     let weak = Rc::downgrade(shared);
-                    inner.timer = Some(Timeout::new(delay, move || feed(&weak, Input::Timer)));
+                    inner.timer = Some(crate::web::timeout(delay, move || feed(&weak, Input::Timer)));
                     None
                 }
                 Action::CancelWake => {
@@ -483,7 +483,7 @@ fn run_later(shared: &Shared, later: Vec<Later>) {
                 // Batched: one notification per microtask, however many changes (10,000 sends in a
                 // loop notify once).
                 let weak = Rc::downgrade(shared);
-                wasm_bindgen_futures::spawn_local(async move {
+                crate::web::later(move || {
                     let Some(shared) = weak.upgrade() else { return };
                     let subs = match shared.try_borrow_mut() {
                         Ok(mut i) if !i.freed => {

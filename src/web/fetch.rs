@@ -2,13 +2,12 @@
 //! app's callback) and reads their answers into the core's [`Answer`]. What to ask and what an
 //! answer means is decided in the core.
 
-use js_sys::{Function, Object, Promise, Reflect, JSON};
+use js_sys::{Array, Function, Object, Promise, Reflect, JSON};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
-use wasm_bindgen_futures::JsFuture;
-use web_sys::{AbortSignal, Headers, Request, RequestInit, Response};
+use web_sys::{AbortSignal, Headers, Request, RequestInit};
 
-use super::{get, now_ms, raw};
+use super::{aw_fetch, aw_quiet, get, later, now_ms, on_settled, raw};
 use crate::core::auth_machine::Failure;
 use crate::core::options::SourceSpec;
 use crate::core::session::{Origin, Raw, RawSession, Session};
@@ -20,6 +19,20 @@ extern "C" {
     /// The global `fetch`, in windows and workers alike.
     #[wasm_bindgen(js_name = fetch)]
     pub fn global_fetch(req: &Request) -> Promise;
+}
+
+/// What a refresh attempt ends with: the new session, or why not.
+pub type Done = Box<dyn FnOnce(Result<Fetched, Failure>)>;
+
+/// A refresh attempt between its steps.
+struct Attempt {
+    source: Source,
+    /// The access token held when it started.
+    current: Option<Secret>,
+    signal: Option<AbortSignal>,
+    /// The step being performed (0 for the first).
+    n: u32,
+    done: Done,
 }
 
 /// Where new tokens come from: the checked spec, and the app's function for a callback source.
@@ -126,61 +139,106 @@ impl Source {
     }
 
     /// Runs one refresh attempt presenting `present`; `current` is the access token held when it
-    /// started.
-    pub async fn refresh(
-        &self,
-        present: Option<Secret>,
-        current: Option<Secret>,
-        signal: Option<AbortSignal>,
-    ) -> Result<Fetched, Failure> {
-        let mut step = source::first_step(&self.spec, present.as_ref())?;
-        // The core plans at most two steps (a broker's refresh after its read); the bound is a
-        // guard against a plan that never ends, not a rule.
-        for n in 0..4 {
-            let sent_at = now_ms();
-            let (status, value, error_header) = match step {
-                Step::Http(call) => perform(&call, signal.clone()).await?,
-                Step::Callback(rt) => (source::CALLBACK_STATUS, self.call_back(rt).await?, None),
-            };
-            let answer = read_answer(status, &value, error_header);
-            match source::answered(&self.spec, n, &answer, current.as_ref()) {
-                Next::Done(Ok(normalised)) => return accept(&normalised, &value, sent_at),
-                Next::Done(Err(failure)) => return Err(failure),
-                Next::Then(next) => step = next,
-            }
+    /// started. `done` gets the outcome, always later (never from within this call).
+    pub fn refresh(&self, present: Option<Secret>, current: Option<Secret>, signal: Option<AbortSignal>, done: Done) {
+        let attempt = Attempt {
+            source: self.clone(),
+            current,
+            signal,
+            n: 0,
+            done,
+        };
+        match source::first_step(&self.spec, present.as_ref()) {
+            Ok(step) => run(attempt, step),
+            Err(failure) => later(move || (attempt.done)(Err(failure))),
         }
-        Err(Failure::BadResponse)
     }
 
-    async fn call_back(&self, rt: Option<Secret>) -> Result<JsValue, Failure> {
-        let f = self.callback.as_ref().ok_or(Failure::Callback { gone: false })?;
-        let thrown = |e: JsValue| source::callback_failure(&raw(&get(&e, "status")), &raw(&get(&e, "code")));
-        let rt = rt.map_or(JsValue::UNDEFINED, |t| JsValue::from_str(t.expose()));
-        let called = f.call1(&JsValue::UNDEFINED, &rt).map_err(thrown)?;
-        JsFuture::from(Promise::resolve(&called)).await.map_err(thrown)
+    /// Asks a broker for its health: `done(healthy)`; never for other sources.
+    pub fn health(&self, done: impl FnOnce(bool) + 'static) {
+        let Some(call) = source::health_call(&self.spec) else {
+            return;
+        };
+        let Ok(request) = request(&call, None) else {
+            return later(move || done(source::healthy(None)));
+        };
+        on_settled(&aw_fetch(&request, source::ERROR_CODE_HEADER), move |answer| {
+            let answer = answer.ok().map(|a| {
+                let a: &Array = a.unchecked_ref();
+                (a.get(0).as_f64().unwrap_or(0.0) as u16, raw(&get(&a.get(1), "status")))
+            });
+            done(source::healthy(answer.as_ref().map(|(s, r)| (*s, r))));
+        });
     }
 
-    /// Asks a broker for its health: `Some(healthy)`; `None` for other sources.
-    pub async fn health(&self) -> Option<bool> {
-        let call = source::health_call(&self.spec)?;
-        let answer = perform(&call, None)
-            .await
-            .ok()
-            .map(|(s, json, _)| (s, raw(&get(&json, "status"))));
-        Some(source::healthy(answer.as_ref().map(|(s, r)| (*s, r))))
+    /// Revokes the session on the server, best effort (GoTrue sources only): a promise settled
+    /// (never rejected) when the request is answered or fails.
+    pub fn logout(&self, access: &Secret) -> Option<Promise> {
+        let call = source::logout_call(&self.spec, access)?;
+        let request = request(&call, None).ok()?;
+        Some(aw_quiet(&aw_fetch(&request, source::ERROR_CODE_HEADER)))
     }
+}
 
-    /// Revokes the session on the server, best effort (GoTrue sources only).
-    pub async fn logout(&self, access: &Secret) {
-        if let Some(call) = source::logout_call(&self.spec, access) {
-            let _ = perform(&call, None).await;
+/// Performs one step of an attempt; its answer arrives in a callback, which decides what next.
+fn run(attempt: Attempt, step: Step) {
+    let sent_at = now_ms();
+    match step {
+        Step::Http(call) => {
+            let request = match request(&call, attempt.signal.as_ref()) {
+                Ok(r) => r,
+                Err(failure) => return later(move || (attempt.done)(Err(failure))),
+            };
+            on_settled(
+                &aw_fetch(&request, source::ERROR_CODE_HEADER),
+                move |answer| match answer {
+                    Ok(a) => {
+                        let a: &Array = a.unchecked_ref();
+                        let status = a.get(0).as_f64().unwrap_or(0.0) as u16;
+                        answered(attempt, sent_at, status, a.get(1), a.get(2).as_string());
+                    }
+                    Err(_) => (attempt.done)(Err(Failure::Network)),
+                },
+            );
+        }
+        Step::Callback(rt) => {
+            let Some(f) = attempt.source.callback.clone() else {
+                return later(move || (attempt.done)(Err(Failure::Callback { gone: false })));
+            };
+            let rt = rt.map_or(JsValue::UNDEFINED, |t| JsValue::from_str(t.expose()));
+            // A throw and a rejected promise read alike (`status`, `code`).
+            let called = f
+                .call1(&JsValue::UNDEFINED, &rt)
+                .unwrap_or_else(|e| Promise::reject(&e).into());
+            on_settled(&called, move |result| match result {
+                Ok(v) => answered(attempt, sent_at, source::CALLBACK_STATUS, v, None),
+                Err(e) => {
+                    let failure = source::callback_failure(&raw(&get(&e, "status")), &raw(&get(&e, "code")));
+                    (attempt.done)(Err(failure));
+                }
+            });
         }
     }
 }
 
-/// Performs one planned request; returns the status, the parsed JSON body (`undefined` when it is
-/// not JSON) and the `x-sb-error-code` header (readable cross-origin only when the server exposes it).
-pub async fn perform(call: &HttpCall, signal: Option<AbortSignal>) -> Result<(u16, JsValue, Option<String>), Failure> {
+/// What the answer to step `attempt.n` means: the outcome, or the next step (at most 4 in all:
+/// the core plans at most two, a broker's refresh after its read; the bound guards against a plan
+/// that never ends).
+fn answered(mut attempt: Attempt, sent_at: u64, status: u16, value: JsValue, error_header: Option<String>) {
+    let answer = read_answer(status, &value, error_header);
+    match source::answered(&attempt.source.spec, attempt.n, &answer, attempt.current.as_ref()) {
+        Next::Done(Ok(normalised)) => (attempt.done)(accept(&normalised, &value, sent_at)),
+        Next::Done(Err(failure)) => (attempt.done)(Err(failure)),
+        Next::Then(next) if attempt.n < 3 => {
+            attempt.n += 1;
+            run(attempt, next);
+        }
+        Next::Then(_) => (attempt.done)(Err(Failure::BadResponse)),
+    }
+}
+
+/// The request for one planned call.
+fn request(call: &HttpCall, signal: Option<&AbortSignal>) -> Result<Request, Failure> {
     let init = RequestInit::new();
     init.set_method(call.method);
     let headers = Headers::new().map_err(|_| Failure::Network)?;
@@ -204,21 +262,6 @@ pub async fn perform(call: &HttpCall, signal: Option<AbortSignal>) -> Result<(u1
         let _ = headers.set("Authorization", &crate::core::text::cat(&["Bearer ", b.expose()]));
     }
     init.set_headers(&headers);
-    init.set_signal(signal.as_ref());
-    let req = Request::new_with_str_and_init(&call.url, &init).map_err(|_| Failure::Network)?;
-    let resp: Response = JsFuture::from(global_fetch(&req))
-        .await
-        .map_err(|_| Failure::Network)?
-        .unchecked_into();
-    let status = resp.status();
-    let error_header = resp.headers().get(source::ERROR_CODE_HEADER).ok().flatten();
-    let text = match resp.text() {
-        Ok(p) => JsFuture::from(p).await.map_err(|_| Failure::Network)?,
-        Err(_) => return Err(Failure::Network),
-    };
-    let json = text
-        .as_string()
-        .and_then(|t| JSON::parse(&t).ok())
-        .unwrap_or(JsValue::UNDEFINED);
-    Ok((status, json, error_header))
+    init.set_signal(signal);
+    Request::new_with_str_and_init(&call.url, &init).map_err(|_| Failure::Network)
 }

@@ -38,8 +38,44 @@ export function aw_is_array(v) {
 export function aw_href(v) {
   try { return String(v.href); } catch (e) { return undefined; }
 }
+export function aw_later(f) {
+  queueMicrotask(f);
+}
+export function aw_settled(p, done) {
+  Promise.resolve(p).then((v) => done(true, v), (e) => done(false, e));
+}
+// The token sources' transport (web::fetch) is here too, not in a snippet of its own: with a fifth
+// snippet module, wasm-bindgen-test-runner's server (0.2.130) was seen never to finish serving a
+// test page (Chromium waited on it for 300 s, idle), in 4 of 6 runs; with four, never.
+export function aw_fetch(request, errorHeader) {
+  // [status, json, errorCode] once the whole body is in (json: undefined when the body is not
+  // JSON; errorCode: the errorHeader's value, null when absent or not exposed cross-origin);
+  // rejected when there is no answer (network failure, abort).
+  return fetch(request).then((r) =>
+    r.text().then((text) => {
+      let json;
+      try {
+        json = JSON.parse(text);
+      } catch {}
+      return [r.status, json, r.headers.get(errorHeader)];
+    }),
+  );
+}
+export function aw_quiet(p) {
+  // Settled when p is, never rejected, with undefined.
+  return p.then(
+    () => undefined,
+    () => undefined,
+  );
+}
 "#)]
 extern "C" {
+    /// One request (`web::fetch`): a promise of `[status, json, errorCode]`.
+    pub fn aw_fetch(request: &web_sys::Request, error_header: &str) -> js_sys::Promise;
+    /// Settled when `p` is, never rejected, with `undefined`.
+    pub fn aw_quiet(p: &js_sys::Promise) -> js_sys::Promise;
+    fn aw_later(f: &JsValue);
+    fn aw_settled(p: &JsValue, done: &JsValue);
     /// `Array.isArray`, false when it throws (a revoked Proxy).
     pub fn aw_is_array(v: &JsValue) -> bool;
     /// A `URL`'s `href`; `None` when reading it throws.
@@ -60,6 +96,40 @@ pub fn listen(set: &js_sys::Set, listener: &JsValue, method: &str) -> Result<Fun
             &cat(&[method, " takes a function, got ", raw(listener).type_name()]),
         )),
     }
+}
+
+/// Runs `f` on a microtask of its own (a callback, not a future: the wasm links no async runtime).
+pub fn later(f: impl FnOnce() + 'static) {
+    later_boxed(Box::new(f));
+}
+
+// The closures handed to JS are made in functions that are not generic, from a box: one closure
+// type, so one set of wasm-bindgen shims, whatever the callers (a set per caller otherwise).
+fn later_boxed(f: Box<dyn FnOnce()>) {
+    aw_later(&Closure::once_into_js(move || f()));
+}
+
+fn settled_boxed(p: &JsValue, f: Box<dyn FnOnce(Result<JsValue, JsValue>)>) {
+    aw_settled(
+        p,
+        &Closure::once_into_js(move |ok: bool, v: JsValue| f(if ok { Ok(v) } else { Err(v) })),
+    );
+}
+
+/// A timer calling `f` once after `ms` (cancelled when dropped).
+pub fn timeout(ms: u32, f: impl FnOnce() + 'static) -> gloo_timers::callback::Timeout {
+    timeout_boxed(ms, Box::new(f))
+}
+
+fn timeout_boxed(ms: u32, f: Box<dyn FnOnce()>) -> gloo_timers::callback::Timeout {
+    gloo_timers::callback::Timeout::new(ms, move || f())
+}
+
+/// Calls `f` with the value `p` resolves to, or the reason it rejects with, when it settles (a
+/// value that is not a promise: on the next microtask). The SDK's one way of waiting for JS: no
+/// futures, so no async runtime in the wasm.
+pub fn on_settled(p: &JsValue, f: impl FnOnce(Result<JsValue, JsValue>) + 'static) {
+    settled_boxed(p, Box::new(f));
 }
 
 /// Milliseconds since the epoch, local clock.
@@ -193,7 +263,11 @@ impl DomListener {
         kind: &'static str,
         f: impl FnMut(web_sys::Event) + 'static,
     ) -> Option<Self> {
-        let closure = Closure::<dyn FnMut(web_sys::Event)>::new(f);
+        Self::boxed(target, kind, Box::new(f))
+    }
+
+    fn boxed(target: &web_sys::EventTarget, kind: &'static str, f: Box<dyn FnMut(web_sys::Event)>) -> Option<Self> {
+        let closure = Closure::<dyn FnMut(web_sys::Event)>::wrap(f);
         target
             .add_event_listener_with_callback(kind, closure.as_ref().unchecked_ref())
             .ok()?;

@@ -241,16 +241,18 @@ pub fn mark_spent(key: &str, token: Fp) {
     let _ = s.set_item(&name, &list[start..].join(","));
 }
 
-/// Whether the spent marker of a refresh token is set (by any tab).
-pub async fn is_spent(key: &str, token: Fp) -> bool {
+/// Calls `done` with whether the spent marker of a refresh token is set (by any tab).
+pub fn is_spent(key: &str, token: Fp, done: impl FnOnce(bool) + 'static) {
     let fp = token.hex();
-    let held = wasm_bindgen_futures::JsFuture::from(aw_marker_held(&cat(&["authwire-spent:", key, ":", &fp]))).await;
-    if held.is_ok_and(|v| v.as_bool() == Some(true)) {
-        return true;
-    }
-    marker_store()
-        .and_then(|s| s.get_item(&cat(&["authwire-spent:", key])).ok().flatten())
-        .is_some_and(|v| v.split(',').any(|f| f == fp))
+    let list = cat(&["authwire-spent:", key]);
+    let held = aw_marker_held(&cat(&[&list, ":", &fp]));
+    super::on_settled(&held, move |held| {
+        let spent = held.is_ok_and(|v| v.as_bool() == Some(true))
+            || marker_store()
+                .and_then(|s| s.get_item(&list).ok().flatten())
+                .is_some_and(|v| v.split(',').any(|f| f == fp));
+        done(spent);
+    });
 }
 
 /// Whether the browser has Web Locks (`navigator.locks`).
