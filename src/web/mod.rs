@@ -45,8 +45,9 @@ export function aw_settled(p, done) {
   Promise.resolve(p).then((v) => done(true, v), (e) => done(false, e));
 }
 // The token sources' transport (web::fetch) is here too, not in a snippet of its own: with a fifth
-// snippet module, wasm-bindgen-test-runner's server (0.2.130) was seen never to finish serving a
-// test page (Chromium waited on it for 300 s, idle), in 4 of 6 runs; with four, never.
+// snippet module, a wasm-bindgen-test-runner (0.2.130) test page never finished loading (Chromium
+// idle at "Loading scripts..." until chromedriver's 300 s timeout) in 6 of 8 test runs; with four,
+// in none of the 22 since.
 export function aw_fetch(request, errorHeader) {
   // [status, json, errorCode] once the whole body is in (json: undefined when the body is not
   // JSON; errorCode: the errorHeader's value, null when absent or not exposed cross-origin);
