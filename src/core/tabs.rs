@@ -132,7 +132,7 @@ impl Summary {
 /// alone (a supabase-js app leaves storage and cross-tab to supabase-js), so there the mode is
 /// always [`Mode::Alone`] and the inputs only other tabs, locks and spent markers give are ignored:
 /// the compiler then leaves their code out of the lite wasm.
-pub const ACROSS_TABS: bool = cfg!(feature = "full");
+pub const ACROSS_TABS: bool = matches!(super::options::Build::THIS, super::options::Build::Full);
 
 /// How the tabs agree.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -415,9 +415,9 @@ fn drive_tabs(shared: &Shared, input: TabsInput<Got>) {
     perform_tabs(shared, out);
 }
 
-/// Whether this is the full build (the `full` feature): a constant, so what the lite build leaves
-/// out is compiled away behind it.
-pub(crate) const FULL: bool = cfg!(feature = "full");
+/// Whether this is the full build (`Build::THIS`, from the `full` feature): a constant, so what the
+/// lite build leaves out is compiled away behind it.
+pub(crate) const FULL: bool = matches!(Build::THIS, Build::Full);
 
 /// Performs the tabs machine's actions in order, each one JS call (or one input to the session
 /// machine), with no borrow held while JS runs.
