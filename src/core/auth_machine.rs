@@ -542,6 +542,11 @@ impl AuthMachine {
                 self.step(now, false, out);
             }
             Input::Wake(w) => {
+                if w == Wake::Timer {
+                    // The timer is spent, whenever it fired: one a little early by this clock
+                    // (Firefox's rounded `Date.now()`, a clock stepped back) is armed again.
+                    self.wake_at = None;
+                }
                 if let Some(attempt) = self.inflight.filter(|_| now >= self.deadline_ms) {
                     // A timer is a hint, the deadline the truth: any wake-up past it abandons the attempt.
                     out.push(Action::Abort { attempt });
@@ -1302,6 +1307,19 @@ mod tests {
         assert_eq!(sim.m.wake_at(), None);
         assert_eq!(sim.m.status(), Status::SignedOut);
         assert_eq!(*sim.kinds().last().unwrap(), EventKind::SignedOut);
+    }
+
+    #[test]
+    fn a_timer_that_fires_early_by_this_clock_is_armed_again() {
+        // Firefox rounds `Date.now()` with jitter: the refresh timer may find the clock 1 ms short.
+        let mut sim = Sim::new(HOUR);
+        let at = sim.m.wake_at().unwrap();
+        let mut out = vec![];
+        sim.m.handle(at - 1, Input::Wake(Wake::Timer), &mut out);
+        assert_eq!(out, vec![Action::WakeAt(at)], "not due yet: armed again, not forgotten");
+        sim.now = at;
+        sim.feed(Input::Wake(Wake::Timer));
+        assert_eq!(sim.fetches, 1, "refreshed when due");
     }
 
     #[test]

@@ -709,29 +709,34 @@ impl<P: Clone> SocketMachine<P> {
                     self.schedule_reconnect(now, Code::ConnectionLost, out);
                 }
             }
-            Input::Timer => match self.status {
-                Status::Reconnecting if !self.awaiting_refresh && now >= self.reconnect_at => {
-                    self.connect(now, token_ok, out)
-                }
-                Status::Connecting | Status::Authenticating if now >= self.deadline => {
-                    self.pending_connect = false;
-                    self.stop_waiting(out);
-                    self.drop_connection(4000, out);
-                    self.schedule_reconnect(now, Code::ConnectionLost, out);
-                }
-                Status::Open if self.cfg.heartbeat_ms > 0 => {
-                    if now >= self.last_rx.saturating_add(self.cfg.heartbeat_ms.saturating_mul(2)) {
-                        self.drop_connection(4000, out);
-                        self.schedule_reconnect(now, Code::HeartbeatTimeout, out);
-                    } else if now >= self.next_ping {
-                        if token_ok || !self.needs_token_per_frame() {
-                            out.push(Action::Ping);
-                        }
-                        self.next_ping = now.saturating_add(self.cfg.heartbeat_ms);
+            // The timer is spent, whenever it fired: one a little early by this clock (Firefox's
+            // rounded `Date.now()`, a clock stepped back) does nothing and is armed again.
+            Input::Timer => {
+                self.wake_at = None;
+                match self.status {
+                    Status::Reconnecting if !self.awaiting_refresh && now >= self.reconnect_at => {
+                        self.connect(now, token_ok, out)
                     }
+                    Status::Connecting | Status::Authenticating if now >= self.deadline => {
+                        self.pending_connect = false;
+                        self.stop_waiting(out);
+                        self.drop_connection(4000, out);
+                        self.schedule_reconnect(now, Code::ConnectionLost, out);
+                    }
+                    Status::Open if self.cfg.heartbeat_ms > 0 => {
+                        if now >= self.last_rx.saturating_add(self.cfg.heartbeat_ms.saturating_mul(2)) {
+                            self.drop_connection(4000, out);
+                            self.schedule_reconnect(now, Code::HeartbeatTimeout, out);
+                        } else if now >= self.next_ping {
+                            if token_ok || !self.needs_token_per_frame() {
+                                out.push(Action::Ping);
+                            }
+                            self.next_ping = now.saturating_add(self.cfg.heartbeat_ms);
+                        }
+                    }
+                    _ => {}
                 }
-                _ => {}
-            },
+            }
             Input::Online => {
                 if self.status == Status::Reconnecting && !self.awaiting_refresh {
                     self.connect(now, token_ok, out);
@@ -1153,6 +1158,28 @@ mod tests {
         m.handle(2, Input::Closed(1006), true, &mut out);
         m.handle(3, Input::Online, true, &mut out);
         assert!(out.is_empty());
+    }
+
+    #[test]
+    fn a_timer_that_fires_early_by_this_clock_is_armed_again() {
+        // Timers run on the browser's monotonic clock, the machine on `Date.now()`, which Firefox
+        // rounds with jitter: a timer set for `at` may find the clock at `at - 1`.
+        let mut m = machine(Protocol::TokenPerMessage, true);
+        open(&mut m, 0);
+        let mut out = vec![];
+        m.handle(10, Input::Closed(1006), true, &mut out);
+        let at = m.wake_at().unwrap();
+        let mut out = vec![];
+        m.handle(at - 1, Input::Timer, true, &mut out);
+        assert_eq!(out, vec![Action::WakeAt(at)], "not due yet: armed again, not forgotten");
+        let mut out = vec![];
+        m.handle(at, Input::Timer, true, &mut out);
+        assert!(out.contains(&Action::Connect), "{out:?}");
+        // The connect deadline and the heartbeat alike.
+        let deadline = m.wake_at().unwrap();
+        let mut out = vec![];
+        m.handle(deadline - 1, Input::Timer, true, &mut out);
+        assert_eq!(out, vec![Action::WakeAt(deadline)]);
     }
 
     #[test]

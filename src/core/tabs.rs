@@ -677,7 +677,11 @@ impl<S: Clone> TabsMachine<S> {
                 }
             }
             Input::Peer(m) => self.peer(now, local, m, out),
-            Input::Timer => self.timer(now, local, out),
+            Input::Timer => {
+                // Spent, whenever it fired (a little early by this clock is armed again).
+                self.wake_at = None;
+                self.timer(now, local, out)
+            }
             Input::Fetched { id, result } => {
                 if let Some(r) = self.request.take_if(|r| r.id == id) {
                     self.answered(now, local, r, result, out);
@@ -1507,6 +1511,25 @@ mod tests {
             fetch_id(&out).is_none() && !out.contains(&Action::QuerySpent { id: 1, token: fp(X) }),
             "{out:?}"
         );
+    }
+
+    #[test]
+    #[cfg(feature = "full")] // across tabs: not in the lite build
+    fn a_claim_window_that_ends_early_by_this_clock_is_waited_out() {
+        // Firefox rounds `Date.now()` with jitter: the window's timer may find the clock 1 ms short.
+        let mut a: M = TabsMachine::new(Config::new(Mode::Claims, "k", 1));
+        let l = local(X, 100_000);
+        run(&mut a, 0, Some(&l), want(1, X, 10_000));
+        let end = a.wake_at().unwrap();
+        let mut out = vec![];
+        a.handle(end - 1, Some(&l), Input::Timer, &mut out);
+        assert_eq!(
+            out,
+            vec![Action::WakeAt(end)],
+            "not over yet: armed again, not forgotten"
+        );
+        let out = run(&mut a, end, Some(&l), Input::Timer);
+        assert_eq!(out, vec![Action::QuerySpent { id: 1, token: fp(X) }]);
     }
 
     #[test]

@@ -30,8 +30,13 @@ async function journey(page, { email, count, gapMs, dropAt, shot }) {
     sent.push(text);
     await sleep(gapMs);
   }
-  await eventually("the server to accept every message", 30_000, async () => (await chatStats(sid)).accepted >= count);
-  await page.waitFor("a reply to every message", (n) => document.querySelectorAll("#chat-log li.agent").length >= n, [count]);
+  try {
+    await eventually("the server to accept every message", 30_000, async () => (await chatStats(sid)).accepted >= count);
+    await page.waitFor("a reply to every message", (n) => document.querySelectorAll("#chat-log li.agent").length >= n, [count]);
+  } catch (e) {
+    await explain(page, sid, email).catch((why) => console.log(`(no report: ${why})`));
+    throw e;
+  }
   assert.equal(await page.evaluate(() => document.querySelectorAll("#chat-log li.agent").length), count, "one reply per message");
   const stats = await chatStats(sid);
   assert.deepEqual(stats.messages, sent, "every message once, in order");
@@ -52,6 +57,21 @@ async function journey(page, { email, count, gapMs, dropAt, shot }) {
   assert.ok(Number(await page.text("#chat-reconnects")) >= 1);
   await page.screenshot(`${ARTIFACTS}/${shot}`);
   assertCleanLog(await page.log(), assert);
+}
+
+/** What a failed wait leaves to read: the server's view, the page's counters and its event log. */
+async function explain(page, sid, email) {
+  const report = { chat: await chatStats(sid), auth: await authStats(email) };
+  report.page = await page.evaluate(() => ({
+    status: document.querySelector("#chat-status")?.textContent,
+    counters: ["queued", "sent", "received", "reconnects"].map((k) => `${k} ${document.querySelector(`#chat-${k}`)?.textContent}`),
+    events: [...document.querySelectorAll("#events li")].slice(0, 60).map((li) => li.textContent),
+    lines: [...document.querySelectorAll("#chat-log li")].map((li) => `${li.className}: ${li.textContent}`),
+    auth: window.authwireDemo?.auth(),
+    chat: typeof window.authwireDemo?.chat === "function" ? window.authwireDemo.chat() : undefined,
+  }));
+  report.log = await page.log();
+  console.log(JSON.stringify(report, null, 1));
 }
 
 test("plain page: sign in, chat across refreshes of 5-second tokens, survive a dropped connection", async () => {

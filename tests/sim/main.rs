@@ -52,6 +52,27 @@ const REGRESSIONS: &[(u64, &str)] = &[
          before it (an injected 4001) was lost by design, but the sim excused only frames sent \
          before the calm (it now excuses exactly the frames that reached a connection a fault closed)",
     ),
+    (
+        0,
+        "a timer that fired 1 ms early by the tab's clock (Firefox rounds Date.now() with jitter; \
+         the Firefox journey caught it: the chat never reconnected after a drop): the SocketMachine \
+         found the reconnect not yet due and, believing its timer still armed, never armed it again; \
+         a Timer input now always spends the wake",
+    ),
+    (
+        80,
+        "the same with the connect deadline: a connection that never opened was never abandoned",
+    ),
+    (
+        161,
+        "the same in the AuthMachine: an early wake left no timer, and an accessToken() caller waited \
+         past its deadline",
+    ),
+    (
+        54,
+        "the same in the TabsMachine, claims: the end of a claim window woke early, the claim never \
+         concluded and the tab's token expired",
+    ),
 ];
 
 fn check(seed: u64, o: &Opts) -> Report {

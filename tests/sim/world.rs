@@ -111,6 +111,11 @@ pub struct Params {
     /// sooner than 1 s after it was set, and each fires on a whole second of the clock (Firefox
     /// and Chromium clamp hidden tabs' timers so; WebKit likewise). Messages still arrive at once.
     pub background: u64,
+    /// How early a timer may fire by the tab's clock: the browser runs timers on a monotonic clock,
+    /// the shell reads `Date.now()`, and the two disagree by a millisecond or so (Firefox rounds
+    /// `Date.now()` with jitter; a wall clock can step back). A timer set for `at` fires when the
+    /// tab reads `at - early_ms` (never sooner than 1 ms after it was set).
+    pub early_ms: u64,
 }
 
 impl Params {
@@ -196,6 +201,7 @@ impl Params {
             // Drawn last: the draws of every earlier parameter (and the named seeds) stay as they were.
             connect_token: r.chance(0.3),
             background: if r.chance(0.5) { r.range(0, 15) } else { 0 },
+            early_ms: if r.chance(0.3) { r.range(1, 3) } else { 0 },
         }
     }
 }
@@ -608,11 +614,15 @@ impl World {
 
     // ---------------------------------------------------------------- the shell glue
 
-    /// When a timer of tab `i` set now for `at` fires: on time, or, in a hidden tab, at least 1 s
+    /// When a timer of tab `i` set now for `at` fires: `early_ms` before it by the tab's clock, or, in a hidden tab, at least 1 s
     /// from now and on a whole second.
     fn fires_at(&self, i: usize, at: u64) -> u64 {
         if self.p.background & (1 << i.min(63)) == 0 {
-            return at;
+            return if at > self.now {
+                at.saturating_sub(self.p.early_ms).max(self.now + 1)
+            } else {
+                at
+            };
         }
         let at = at.max(self.now + 1_000);
         T0 + (at - T0).div_ceil(1_000) * 1_000
