@@ -2,10 +2,10 @@
 //! app's callback) and reads their answers into the core's [`Answer`]. What to ask and what an
 //! answer means is decided in the core.
 
-use js_sys::{Array, Function, Object, Promise, Reflect, JSON};
+use js_sys::{Array, Function, Object, Promise, Reflect};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
-use web_sys::{AbortSignal, Headers, Request, RequestInit};
+use web_sys::{AbortSignal, Request};
 
 use super::{aw_fetch, aw_quiet, get, later, now_ms, on_settled, raw};
 use crate::core::auth_machine::Failure;
@@ -159,10 +159,7 @@ impl Source {
         let Some(call) = source::health_call(&self.spec) else {
             return;
         };
-        let Ok(request) = request(&call, None) else {
-            return later(move || done(source::healthy(None)));
-        };
-        on_settled(&aw_fetch(&request, source::ERROR_CODE_HEADER), move |answer| {
+        on_settled(&send(&call, None), move |answer| {
             let answer = answer.ok().map(|a| {
                 let a: &Array = a.unchecked_ref();
                 (a.get(0).as_f64().unwrap_or(0.0) as u16, raw(&get(&a.get(1), "status")))
@@ -175,8 +172,7 @@ impl Source {
     /// (never rejected) when the request is answered or fails.
     pub fn logout(&self, access: &Secret) -> Option<Promise> {
         let call = source::logout_call(&self.spec, access)?;
-        let request = request(&call, None).ok()?;
-        Some(aw_quiet(&aw_fetch(&request, source::ERROR_CODE_HEADER)))
+        Some(aw_quiet(&send(&call, None)))
     }
 }
 
@@ -185,21 +181,14 @@ fn run(attempt: Attempt, step: Step) {
     let sent_at = now_ms();
     match step {
         Step::Http(call) => {
-            let request = match request(&call, attempt.signal.as_ref()) {
-                Ok(r) => r,
-                Err(failure) => return later(move || (attempt.done)(Err(failure))),
-            };
-            on_settled(
-                &aw_fetch(&request, source::ERROR_CODE_HEADER),
-                move |answer| match answer {
-                    Ok(a) => {
-                        let a: &Array = a.unchecked_ref();
-                        let status = a.get(0).as_f64().unwrap_or(0.0) as u16;
-                        answered(attempt, sent_at, status, a.get(1), a.get(2).as_string());
-                    }
-                    Err(_) => (attempt.done)(Err(Failure::Network)),
-                },
-            );
+            on_settled(&send(&call, attempt.signal.clone()), move |answer| match answer {
+                Ok(a) => {
+                    let a: &Array = a.unchecked_ref();
+                    let status = a.get(0).as_f64().unwrap_or(0.0) as u16;
+                    answered(attempt, sent_at, status, a.get(1), a.get(2).as_string());
+                }
+                Err(_) => (attempt.done)(Err(Failure::Network)),
+            });
         }
         Step::Callback(rt) => {
             let Some(f) = attempt.source.callback.clone() else {
@@ -237,31 +226,46 @@ fn answered(mut attempt: Attempt, sent_at: u64, status: u16, value: JsValue, err
     }
 }
 
-/// The request for one planned call.
-fn request(call: &HttpCall, signal: Option<&AbortSignal>) -> Result<Request, Failure> {
-    let init = RequestInit::new();
-    init.set_method(call.method);
-    let headers = Headers::new().map_err(|_| Failure::Network)?;
+/// Sends one planned call: a promise of `[status, json, errorCode]`, rejected when there is no
+/// answer (the whole request is made in one JS call: `aw_fetch`).
+fn send(call: &HttpCall, signal: Option<AbortSignal>) -> Promise {
+    let headers = Array::new();
     if let Some(k) = &call.api_key {
-        let _ = headers.set("apikey", k.expose());
+        pair(&headers, "apikey", k.expose());
     }
-    let _ = headers.set("X-Client-Info", concat!("authwire/", env!("CARGO_PKG_VERSION")));
+    pair(
+        &headers,
+        "X-Client-Info",
+        concat!("authwire/", env!("CARGO_PKG_VERSION")),
+    );
     for (k, v) in call.headers {
-        let _ = headers.set(k, v);
-    }
-    if let Some(fields) = &call.body {
-        let o = Object::new();
-        for (k, v) in fields {
-            set(&o, k, &JsValue::from_str(v.expose()));
-        }
-        let body = JSON::stringify(&o).map(JsValue::from).map_err(|_| Failure::Network)?;
-        let _ = headers.set("Content-Type", "application/json;charset=UTF-8");
-        init.set_body(&body);
+        pair(&headers, k, v);
     }
     if let Some(b) = &call.bearer {
-        let _ = headers.set("Authorization", &crate::core::text::cat(&["Bearer ", b.expose()]));
+        pair(
+            &headers,
+            "Authorization",
+            &crate::core::text::cat(&["Bearer ", b.expose()]),
+        );
     }
-    init.set_headers(&headers);
-    init.set_signal(signal);
-    Request::new_with_str_and_init(&call.url, &init).map_err(|_| Failure::Network)
+    let body = call.body.as_ref().map(|fields| {
+        let a = Array::new();
+        for (k, v) in fields {
+            pair(&a, k, v.expose());
+        }
+        a
+    });
+    aw_fetch(
+        &call.url,
+        call.method,
+        &headers,
+        body,
+        signal,
+        source::ERROR_CODE_HEADER,
+    )
+}
+
+fn pair(a: &Array, k: &str, v: &str) {
+    a.push(&JsValue::from_str(k));
+    a.push(&JsValue::from_str(v));
 }
