@@ -614,18 +614,21 @@ impl World {
 
     // ---------------------------------------------------------------- the shell glue
 
-    /// When a timer of tab `i` set now for `at` fires: `early_ms` before it by the tab's clock, or, in a hidden tab, at least 1 s
-    /// from now and on a whole second.
+    /// When a timer of tab `i` set now for `at` fires: on time, or, in a hidden tab, at least 1 s
+    /// from now and on a whole second; either `early_ms` sooner by the tab's clock (never sooner than
+    /// 1 ms after it was set).
     fn fires_at(&self, i: usize, at: u64) -> u64 {
-        if self.p.background & (1 << i.min(63)) == 0 {
-            return if at > self.now {
-                at.saturating_sub(self.p.early_ms).max(self.now + 1)
-            } else {
-                at
-            };
+        let due = if self.p.background & (1 << i.min(63)) == 0 {
+            at
+        } else {
+            let at = at.max(self.now + 1_000);
+            T0 + (at - T0).div_ceil(1_000) * 1_000
+        };
+        if due > self.now {
+            due.saturating_sub(self.p.early_ms).max(self.now + 1)
+        } else {
+            due
         }
-        let at = at.max(self.now + 1_000);
-        T0 + (at - T0).div_ceil(1_000) * 1_000
     }
 
     fn set_timer(&mut self, i: usize, which: Which, at: Option<u64>) {
