@@ -19,7 +19,7 @@
 //!   longest backoff).
 
 use super::error::Code;
-use super::policy::{Policy, Rng};
+use super::policy::{Policy, Rng, Timer};
 use super::session::Session;
 use super::token::Secret;
 
@@ -292,7 +292,7 @@ pub struct AuthMachine {
     /// When the promise callers waiting now (`accessToken()`, `refresh()`) are settled at the
     /// latest: one attempt's timeout after the first of them came, whatever attempts follow.
     waiters_deadline: Option<u64>,
-    wake_at: Option<u64>,
+    timer: Timer,
     refresh_count: u64,
     last_error: Option<Code>,
     expired_noted: bool,
@@ -323,7 +323,7 @@ impl AuthMachine {
             holders: Vec::new(),
             owed: false,
             waiters_deadline: None,
-            wake_at: None,
+            timer: Timer::default(),
             refresh_count: 0,
             last_error: None,
             expired_noted: false,
@@ -370,7 +370,7 @@ impl AuthMachine {
     }
     /// When the timer should fire next, if armed.
     pub fn wake_at(&self) -> Option<u64> {
-        self.wake_at
+        self.timer.at()
     }
     /// The refresh attempt in flight, if any.
     pub fn inflight(&self) -> Option<u64> {
@@ -543,9 +543,7 @@ impl AuthMachine {
             }
             Input::Wake(w) => {
                 if w == Wake::Timer {
-                    // The timer is spent, whenever it fired: one a little early by this clock
-                    // (Firefox's rounded `Date.now()`, a clock stepped back) is armed again.
-                    self.wake_at = None;
+                    self.timer.fired();
                 }
                 if let Some(attempt) = self.inflight.filter(|_| now >= self.deadline_ms) {
                     // A timer is a hint, the deadline the truth: any wake-up past it abandons the attempt.
@@ -742,10 +740,8 @@ impl AuthMachine {
     }
 
     fn set_wake(&mut self, at: Option<u64>, out: &mut Vec<Action>) {
-        if self.wake_at != at {
-            self.wake_at = at;
-            out.push(at.map_or(Action::CancelWake, Action::WakeAt));
-        }
+        self.timer
+            .set(at, out, |at| at.map_or(Action::CancelWake, Action::WakeAt));
     }
 
     fn start_attempt(&mut self, now: u64, out: &mut Vec<Action>) {

@@ -94,6 +94,34 @@ impl Backoff {
     }
 }
 
+/// A machine's one timer as the machine knows it: the time it last asked the shell to wake it at.
+/// The shell hears only changes, so a message does not cost a timer reset. A timer that fired is
+/// spent whenever it fired: one that fires a little before its time by the machine's clock
+/// (Firefox rounds `Date.now()` with jitter; a wall clock can step back) finds nothing due, and the
+/// next `set` arms it again instead of taking it for still armed. Every machine keeps its timer
+/// here, so none can forget either half.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Timer(Option<u64>);
+
+impl Timer {
+    /// The time the shell's timer is armed for, if it is.
+    pub fn at(self) -> Option<u64> {
+        self.0
+    }
+    /// The timer fired (on time or not): it is no longer armed.
+    pub fn fired(&mut self) {
+        self.0 = None;
+    }
+    /// Wants the timer at `next` (`None`: no timer); pushes what the shell must do, if anything:
+    /// `act(Some(at))` to arm it for `at`, `act(None)` to cancel it.
+    pub fn set<A>(&mut self, next: Option<u64>, out: &mut Vec<A>, act: impl FnOnce(Option<u64>) -> A) {
+        if self.0 != next {
+            self.0 = next;
+            out.push(act(next));
+        }
+    }
+}
+
 /// A small deterministic generator (xorshift64*), seeded by the shell: the core stays pure and
 /// tests replay exactly.
 #[derive(Debug, Clone)]
@@ -118,6 +146,34 @@ impl Rng {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_timer_tells_the_shell_only_changes_and_is_armed_again_after_it_fired() {
+        let mut w = Timer::default();
+        let mut out: Vec<Option<u64>> = Vec::new();
+        w.set(Some(100), &mut out, |a| a);
+        w.set(Some(100), &mut out, |a| a);
+        assert_eq!(
+            out,
+            vec![Some(100)],
+            "the same time twice: the shell's timer is left alone"
+        );
+        w.fired();
+        assert_eq!(w.at(), None);
+        w.set(Some(100), &mut out, |a| a);
+        assert_eq!(
+            out,
+            vec![Some(100), Some(100)],
+            "fired early, still wanted: armed again"
+        );
+        w.set(None, &mut out, |a| a);
+        w.set(None, &mut out, |a| a);
+        assert_eq!(out, vec![Some(100), Some(100), None], "cancelled once");
+        w.set(Some(5), &mut out, |a| a);
+        w.fired();
+        w.set(None, &mut out, |a| a);
+        assert_eq!(out.len(), 4, "a spent timer needs no cancelling");
+    }
 
     #[test]
     fn lead_is_the_margin_within_ten_to_fifty_percent_of_the_lifetime() {

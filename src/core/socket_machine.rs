@@ -18,7 +18,7 @@
 use std::collections::VecDeque;
 
 use super::error::Code;
-use super::policy::{Backoff, Rng};
+use super::policy::{Backoff, Rng, Timer};
 use super::protocol::{classify, AuthType, Incoming, Meaning, Protocol, AUTH_CLOSE_CODES};
 use super::text;
 
@@ -259,7 +259,7 @@ pub struct SocketMachine<P> {
     ever_opened: bool,
     pending_connect: bool,
     session_id: Option<String>,
-    wake_at: Option<u64>,
+    timer: Timer,
     /// Frames written (re-sends included).
     pub sent: u64,
     /// Frames received.
@@ -302,7 +302,7 @@ impl<P: Clone> SocketMachine<P> {
             ever_opened: false,
             pending_connect: false,
             session_id,
-            wake_at: None,
+            timer: Timer::default(),
             sent: 0,
             received: 0,
             acked: 0,
@@ -351,7 +351,7 @@ impl<P: Clone> SocketMachine<P> {
     }
     /// When the timer should fire, if armed.
     pub fn wake_at(&self) -> Option<u64> {
-        self.wake_at
+        self.timer.at()
     }
 
     fn writable(&self) -> bool {
@@ -709,10 +709,8 @@ impl<P: Clone> SocketMachine<P> {
                     self.schedule_reconnect(now, Code::ConnectionLost, out);
                 }
             }
-            // The timer is spent, whenever it fired: one a little early by this clock (Firefox's
-            // rounded `Date.now()`, a clock stepped back) does nothing and is armed again.
             Input::Timer => {
-                self.wake_at = None;
+                self.timer.fired();
                 match self.status {
                     Status::Reconnecting if !self.awaiting_refresh && now >= self.reconnect_at => {
                         self.connect(now, token_ok, out)
@@ -799,10 +797,8 @@ impl<P: Clone> SocketMachine<P> {
             ),
             _ => None,
         };
-        if next != self.wake_at {
-            self.wake_at = next;
-            out.push(next.map_or(Action::CancelWake, Action::WakeAt));
-        }
+        self.timer
+            .set(next, out, |at| at.map_or(Action::CancelWake, Action::WakeAt));
     }
 }
 

@@ -57,6 +57,7 @@ use std::fmt;
 use super::text;
 
 use super::auth_machine::{Class, Failure};
+use super::policy::Timer;
 use super::session::Session;
 use super::token::Secret;
 
@@ -459,7 +460,7 @@ pub struct TabsMachine<S> {
     /// A token the server declared dead after its attempt was gone, and how.
     dead: Option<(Fp, Failure)>,
     seq: u64,
-    wake_at: Option<u64>,
+    timer: Timer,
     _s: std::marker::PhantomData<S>,
 }
 
@@ -475,7 +476,7 @@ impl<S: Clone> TabsMachine<S> {
             spent: VecDeque::new(),
             dead: None,
             seq: 0,
-            wake_at: None,
+            timer: Timer::default(),
             _s: std::marker::PhantomData,
         }
     }
@@ -502,7 +503,7 @@ impl<S: Clone> TabsMachine<S> {
     }
     /// When the timer should fire, if armed.
     pub fn wake_at(&self) -> Option<u64> {
-        self.wake_at
+        self.timer.at()
     }
 
     fn next_id(&mut self) -> u64 {
@@ -678,8 +679,7 @@ impl<S: Clone> TabsMachine<S> {
             }
             Input::Peer(m) => self.peer(now, local, m, out),
             Input::Timer => {
-                // Spent, whenever it fired (a little early by this clock is armed again).
-                self.wake_at = None;
+                self.timer.fired();
                 self.timer(now, local, out)
             }
             Input::Fetched { id, result } => {
@@ -1021,10 +1021,8 @@ impl<S: Clone> TabsMachine<S> {
             let end = at.saturating_add(self.cfg.claim_window_ms);
             next = Some(next.map_or(end, |n| n.min(end)));
         }
-        if next != self.wake_at {
-            self.wake_at = next;
-            out.push(next.map_or(Action::CancelWake, Action::WakeAt));
-        }
+        self.timer
+            .set(next, out, |at| at.map_or(Action::CancelWake, Action::WakeAt));
     }
 }
 
