@@ -518,10 +518,15 @@ impl<S: Clone> TabsMachine<S> {
             }
             self.spent.push_back(token);
         }
-        self.claims.retain(|c| c.token != token);
+        if ACROSS_TABS {
+            self.claims.retain(|c| c.token != token);
+        }
     }
 
     fn live_claims(&mut self, now: u64) {
+        if !ACROSS_TABS {
+            return; // alone: no claims are ever made
+        }
         let ttl = self.cfg.claim_ttl_ms();
         self.claims.retain(|c| c.at.saturating_add(ttl) > now);
     }
@@ -535,6 +540,9 @@ impl<S: Clone> TabsMachine<S> {
     }
 
     fn withdraw_claim(&mut self, token: Fp, out: &mut Vec<Action<S>>) {
+        if !ACROSS_TABS {
+            return;
+        }
         let me = self.cfg.tab;
         let before = self.claims.len();
         self.claims.retain(|c| !(c.token == token && c.tab == me));
@@ -569,14 +577,6 @@ impl<S: Clone> TabsMachine<S> {
 
     /// Feeds one input. `local`: this tab's current session.
     pub fn handle(&mut self, now: u64, local: Option<&Summary>, input: Input<S>, out: &mut Vec<Action<S>>) {
-        if !ACROSS_TABS
-            && matches!(
-                input,
-                Input::Peer(_) | Input::LockGranted { .. } | Input::LockTimedOut { .. } | Input::SpentAnswer { .. }
-            )
-        {
-            return; // only other tabs, locks and spent markers answer these
-        }
         self.live_claims(now);
         match input {
             Input::Want {
@@ -615,7 +615,7 @@ impl<S: Clone> TabsMachine<S> {
                     self.detach(a, out);
                 }
             }
-            Input::LockGranted { id } => {
+            Input::LockGranted { id } if ACROSS_TABS => {
                 if self.lock != Lock::Requested(id) {
                     // Not (or no longer) ours to hold.
                     out.push(Action::ReleaseLock { id });
@@ -627,7 +627,7 @@ impl<S: Clone> TabsMachine<S> {
                     }
                 }
             }
-            Input::LockTimedOut { id } => {
+            Input::LockTimedOut { id } if ACROSS_TABS => {
                 if self.lock == Lock::Requested(id) {
                     self.lock = Lock::Free;
                     if let Some(a) = self.attempt.as_mut().filter(|a| a.phase == Phase::Locking) {
@@ -636,7 +636,7 @@ impl<S: Clone> TabsMachine<S> {
                     }
                 }
             }
-            Input::SpentAnswer { id, spent } => {
+            Input::SpentAnswer { id, spent } if ACROSS_TABS => {
                 let current = self
                     .attempt
                     .as_ref()
@@ -677,7 +677,7 @@ impl<S: Clone> TabsMachine<S> {
                     None => {}
                 }
             }
-            Input::Peer(m) => self.peer(now, local, m, out),
+            Input::Peer(m) if ACROSS_TABS => self.peer(now, local, m, out),
             Input::Timer => {
                 self.timer.fired();
                 self.timer(now, local, out)
@@ -687,7 +687,7 @@ impl<S: Clone> TabsMachine<S> {
                     self.answered(now, local, r, result, out);
                 }
             }
-            Input::Closing => {
+            Input::Closing if ACROSS_TABS => {
                 let mine: Vec<Fp> = self
                     .claims
                     .iter()
@@ -699,6 +699,13 @@ impl<S: Clone> TabsMachine<S> {
                 }
                 self.release_lock(out);
             }
+            // Only other tabs, locks and spent markers give these; a tab alone holds nothing to
+            // give up on closing. Compiled away where tabs are always alone ([`ACROSS_TABS`]).
+            Input::LockGranted { .. }
+            | Input::LockTimedOut { .. }
+            | Input::SpentAnswer { .. }
+            | Input::Peer(_)
+            | Input::Closing => {}
         }
         self.schedule(out);
     }
@@ -934,7 +941,7 @@ impl<S: Clone> TabsMachine<S> {
             self.answered(now, local, r, Err(Failure::Timeout), out);
         }
         let claiming = self.attempt.as_ref().and_then(|a| match (a.phase.clone(), a.token) {
-            (Phase::Claiming { at }, Some(t)) => Some((at, t)),
+            (Phase::Claiming { at }, Some(t)) if ACROSS_TABS => Some((at, t)),
             _ => None,
         });
         if let Some((at, token)) = claiming {
