@@ -14,7 +14,7 @@
 //! string, or an ISO 8601 date).
 
 use super::auth_machine::Failure;
-use super::options::SourceSpec;
+use super::options::{Build, SourceSpec};
 use super::session::{Raw, RawSession, Session};
 use super::text;
 use super::token::Secret;
@@ -239,17 +239,22 @@ pub fn callback_failure(status: &Raw, code: &Raw) -> Failure {
     Failure::Callback { gone }
 }
 
+/// Whether answers may come in the brokers' and callbacks' shapes too (a bare JWT, `token`,
+/// `expires_on`): the full build. The lite build's only source is GoTrue, which answers with the
+/// Supabase shape; there the others' fields are not read, and their code is compiled away.
+pub const OTHER_SHAPES: bool = matches!(Build::THIS, Build::Full);
+
 /// The answer normalised to the Supabase session shape.
 pub fn normalise(a: &Answer) -> RawSession {
-    if let Some(jwt) = &a.bare {
+    if let Some(jwt) = a.bare.as_ref().filter(|_| OTHER_SHAPES) {
         return RawSession::bare(jwt);
     }
-    let access_token = if a.access_token.is_absent() {
+    let access_token = if a.access_token.is_absent() && OTHER_SHAPES {
         a.token.clone()
     } else {
         a.access_token.clone()
     };
-    let expires_at = if a.expires_at.is_absent() {
+    let expires_at = if a.expires_at.is_absent() && OTHER_SHAPES {
         seconds_from(&a.expires_on)
     } else {
         a.expires_at.clone()
@@ -543,6 +548,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "full")] // brokers' and callbacks' shapes: not in the lite build
     fn answers_normalise_to_the_supabase_shape() {
         let a = Answer {
             status: 200,
@@ -569,6 +575,36 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(normalise(&bare).access_token, Raw::Str("h.p.s".into()));
+    }
+
+    #[test]
+    #[cfg(not(feature = "full"))]
+    fn the_lite_build_reads_only_the_supabase_shape() {
+        let broker = Answer {
+            status: 200,
+            token: Raw::Str("t".into()),
+            expires_on: Raw::Num(1_795_550_400.0),
+            ..Default::default()
+        };
+        let s = normalise(&broker);
+        assert!(
+            s.access_token.is_absent() && s.expires_at.is_absent(),
+            "a broker's fields are not read"
+        );
+        let bare = Answer {
+            status: 200,
+            bare: Some("h.p.s".into()),
+            ..Default::default()
+        };
+        assert!(normalise(&bare).access_token.is_absent(), "nor a bare JWT");
+        let gotrue = Answer {
+            status: 200,
+            access_token: Raw::Str("a".into()),
+            expires_at: Raw::Num(5.0),
+            ..broker
+        };
+        let s = normalise(&gotrue);
+        assert_eq!((s.access_token, s.expires_at), (Raw::Str("a".into()), Raw::Num(5.0)));
     }
 
     #[test]
