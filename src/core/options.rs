@@ -352,11 +352,7 @@ impl<O: Obj> Reader<O> {
         } else if matches!(r, Raw::Missing | Raw::Null) {
             return Ok(None);
         }
-        let list = choices
-            .iter()
-            .map(|c| text::cat(&["\"", c, "\""]))
-            .collect::<Vec<_>>()
-            .join(", ");
+        let list = text::cat(&["\"", &text::join(choices, "\", \""), "\""]);
         Err(self.invalid(
             key,
             &text::cat(&["must be one of ", &list, ", got ", describe_choice(&r)]),

@@ -163,7 +163,7 @@ impl SessionError {
             }
             Problem::NoExpiry => &["has no exp claim, and no expires_at or expires_in says when it expires"],
         };
-        text::cat(&["session.", self.field, " ", &what.concat()])
+        text::cat(&["session.", self.field, " ", &text::cat(what)])
     }
 }
 

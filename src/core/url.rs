@@ -236,7 +236,8 @@ fn parse_host(input: &str) -> Result<(String, HostKind, bool), Code> {
     if ends_in_a_number(domain.as_bytes()) {
         let v4 = parse_ipv4(domain.as_bytes()).ok_or(Code::InvalidUrl)?;
         let [a, b, c, d] = v4.to_be_bytes();
-        let dotted = [a, b, c, d].map(|n| text::dec(n.into())).join(".");
+        let n = [a, b, c, d].map(|n| text::dec(n.into()));
+        let dotted = text::cat(&[&n[0], ".", &n[1], ".", &n[2], ".", &n[3]]);
         return Ok((dotted, HostKind::Ipv4, a == 127));
     }
     let labels = domain.strip_suffix('.').unwrap_or(&domain);

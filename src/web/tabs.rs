@@ -238,7 +238,7 @@ pub fn mark_spent(key: &str, token: Fp) {
     let mut list: Vec<&str> = old.split(',').filter(|f| f.len() == 16 && *f != fp).collect();
     list.push(&fp);
     let start = list.len().saturating_sub(SPENT_KEPT);
-    let _ = s.set_item(&name, &list[start..].join(","));
+    let _ = s.set_item(&name, &crate::core::text::join(&list[start..], ","));
 }
 
 /// Calls `done` with whether the spent marker of a refresh token is set (by any tab).
