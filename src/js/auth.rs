@@ -1201,17 +1201,23 @@ impl AuthSession {
         };
         // The client's project URL (`supabaseUrl`, a string or URL in supabase-js 2) is the
         // source's origin: `auth.fetch` may send the token there, as to any refresh source's.
-        let project = get(&client, "supabaseUrl");
-        let project = if project.is_object() {
-            web::aw_href(&project)
+        // The lite build has no `auth.fetch`.
+        let project = if FULL {
+            let p = get(&client, "supabaseUrl");
+            if p.is_object() {
+                web::aw_href(&p)
+            } else {
+                p.as_string()
+            }
         } else {
-            project.as_string()
+            None
         };
         {
             let mut inner = self.shared.try_borrow_mut().map_err(|_| code_error(Code::Freed))?;
             inner.source = Some(source);
             inner.follows.push((subscription.clone(), callback));
-            if let Some(url) = project.as_deref() {
+            // `FULL` again: LLVM does not carry the constant `None` through the borrow above.
+            if let Some(url) = project.as_deref().filter(|_| FULL) {
                 inner.fetch_policy.add_origin_of(url);
             }
         }
