@@ -46,15 +46,35 @@ pub trait Obj: Sized {
     fn field(&self, key: &str) -> Field<Self>;
 }
 
-/// A refused option: `code` is `invalid_options`, or `invalid_url` / `insecure_url` for a URL.
+/// A refused option (read through to its [`Refusal`]). One pointer: every reader returns a
+/// `Result` with it, and a small error keeps each of the readers' many `?` a one-word copy.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OptionError {
+pub struct OptionError(Box<Refusal>);
+
+/// What a refused option says: `code` is `invalid_options`, or `invalid_url` / `insecure_url` for
+/// a URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
     /// The stable code the JS error carries.
     pub code: Code,
     /// The field's path below `options` (`"reconnect.minDelayMs"`); empty for the object itself.
     pub field: String,
     /// The whole message, starting with `options.<field>`.
     pub message: String,
+}
+
+impl OptionError {
+    /// The refusal of `field` with `code`, saying `message`.
+    pub fn new(code: Code, field: String, message: String) -> Self {
+        OptionError(Box::new(Refusal { code, field, message }))
+    }
+}
+
+impl std::ops::Deref for OptionError {
+    type Target = Refusal;
+    fn deref(&self) -> &Refusal {
+        &self.0
+    }
 }
 
 /// Which build reads the options: the full one (`authwire`) or the lite one (`authwire/lite`),
@@ -229,11 +249,7 @@ struct Reader<O> {
 }
 
 fn err(code: Code, field: &str, message: String) -> OptionError {
-    OptionError {
-        code,
-        field: field.to_owned(),
-        message,
-    }
+    OptionError::new(code, field.to_owned(), message)
 }
 
 /// How a refused value is shown: a number (never a secret) by value where that needs no float
@@ -294,11 +310,7 @@ impl<O: Obj> Reader<O> {
         message.push_str(&f);
         message.push_str(sep);
         message.push_str(what);
-        OptionError {
-            code,
-            field: f,
-            message,
-        }
+        OptionError::new(code, f, message)
     }
 
     /// The field (read once), or the error of a throwing read.
@@ -1802,7 +1814,7 @@ mod tests {
             ("refresh.url", s("http://x.example/?k=anon-key-SECRET")),
         ] {
             let base = o(&[("refresh", supabase())]);
-            messages.push(auth(&with(&base, path, v)).unwrap_err().message);
+            messages.push(auth(&with(&base, path, v)).unwrap_err().message.clone());
         }
         let hs = with(&chat_base(), "protocol", s("auth-handshake"));
         for (path, v) in [
@@ -1810,7 +1822,7 @@ mod tests {
             ("tokenField", n(1.0)),
             ("url", s("ws://k-SECRET.example")),
         ] {
-            messages.push(chat(&with(&hs, path, v)).unwrap_err().message);
+            messages.push(chat(&with(&hs, path, v)).unwrap_err().message.clone());
         }
         for m in &messages {
             assert!(!leaks(m), "secret in {m:?}");

@@ -48,14 +48,14 @@ pub fn source(spec: SourceSpec, options: &JsValue) -> Result<Source, JsValue> {
         SourceSpec::Callback => match get(&get(options, "refresh"), "fn").dyn_into::<Function>() {
             Ok(f) => Some(f),
             Err(v) => {
-                return Err(option_error(&OptionError {
-                    code: crate::core::error::Code::InvalidOptions,
-                    field: "refresh.fn".into(),
-                    message: crate::core::text::cat(&[
+                return Err(option_error(&OptionError::new(
+                    crate::core::error::Code::InvalidOptions,
+                    "refresh.fn".into(),
+                    crate::core::text::cat(&[
                         "options.refresh.fn must be a function returning a session, got ",
                         raw(&v).type_name(),
                     ]),
-                }))
+                )))
             }
         },
         _ => None,
