@@ -839,15 +839,20 @@ fn read_session_from<O: Obj>(r: &Reader<O>) -> Result<Vec<String>, OptionError> 
             ))
         }
     };
-    (0..len)
-        .map(|i| match items.raw(&text::dec(i as u64))? {
-            Raw::Str(s) if !s.is_empty() => Ok(s),
-            other => Err(r.invalid(
-                &text::cat(&["sessionIdFrom[", &text::dec(i as u64), "]"]),
-                &text::cat(&["must be a non-empty string, got ", other.type_name()]),
-            )),
-        })
-        .collect()
+    // A loop, not `collect` into a `Result`: that links an adapter and a collector for this one use.
+    let mut frames = Vec::with_capacity(len);
+    for i in 0..len {
+        match items.raw(&text::dec(i as u64))? {
+            Raw::Str(s) if !s.is_empty() => frames.push(s),
+            other => {
+                return Err(r.invalid(
+                    &text::cat(&["sessionIdFrom[", &text::dec(i as u64), "]"]),
+                    &text::cat(&["must be a non-empty string, got ", other.type_name()]),
+                ))
+            }
+        }
+    }
+    Ok(frames)
 }
 
 /// `options.handshake` (auth-handshake only): its auth type and name, with the fields a known type

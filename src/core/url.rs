@@ -332,7 +332,10 @@ fn parse_ipv4(domain: &[u8]) -> Option<u32> {
     if parts.len() > 4 || parts.iter().any(|p| p.eq_ignore_ascii_case(b"0x")) {
         return None;
     }
-    let numbers = parts.iter().map(|p| ipv4_number(p)).collect::<Option<Vec<u64>>>()?;
+    let mut numbers = Vec::with_capacity(parts.len());
+    for p in &parts {
+        numbers.push(ipv4_number(p)?);
+    }
     let (last, init) = numbers.split_last()?;
     if init.iter().any(|&n| n > 255) || *last >= 1u64 << (8 * (5 - numbers.len())) {
         return None;
