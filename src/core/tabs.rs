@@ -51,7 +51,6 @@
 //!
 //! [`AuthMachine`]: super::auth_machine::AuthMachine
 
-use std::collections::VecDeque;
 use std::fmt;
 
 use super::text;
@@ -456,7 +455,7 @@ pub struct TabsMachine<S> {
     lock: Lock,
     request: Option<Request>,
     claims: Vec<Claim>,
-    spent: VecDeque<Fp>,
+    spent: Vec<Fp>,
     /// A token the server declared dead after its attempt was gone, and how.
     dead: Option<(Fp, Failure)>,
     seq: u64,
@@ -473,7 +472,7 @@ impl<S: Clone> TabsMachine<S> {
             lock: Lock::Free,
             request: None,
             claims: Vec::new(),
-            spent: VecDeque::new(),
+            spent: Vec::new(),
             dead: None,
             seq: 0,
             timer: Timer::default(),
@@ -514,9 +513,9 @@ impl<S: Clone> TabsMachine<S> {
     fn note_spent(&mut self, token: Fp) {
         if !self.spent.contains(&token) {
             if self.spent.len() == SPENT_KEPT {
-                self.spent.pop_front();
+                self.spent.remove(0); // the oldest: a few words move (a VecDeque is more code)
             }
-            self.spent.push_back(token);
+            self.spent.push(token);
         }
         if ACROSS_TABS {
             self.claims.retain(|c| c.token != token);
