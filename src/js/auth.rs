@@ -796,16 +796,11 @@ fn refresh_promise(shared: &Shared) -> Promise {
 /// Proof that a request's URL passed the fetch rule (`core::origins`): [`authorize`] takes one.
 struct Permit(());
 
-/// The page's origin (`globalThis.location.origin`), in windows and workers; `None` elsewhere.
-fn page_origin() -> Option<String> {
-    get(&get(&js_sys::global(), "location"), "origin").as_string()
-}
-
 /// Checks the final request's URL (as the browser resolved it) against the fetch rule: the page's
 /// origin, the refresh source's, `fetchOrigins`, and plain text only to loopback. Called before
 /// any token is asked for, on the first request and again before a retry.
 fn permit(shared: &Shared, request: &web_sys::Request) -> Result<Permit, JsValue> {
-    let page = page_origin();
+    let page = web::page_origin();
     let verdict = match shared.try_borrow() {
         Ok(inner) if !inner.freed => inner.fetch_policy.check(page.as_deref(), &request.url()),
         _ => Err(Code::Freed),
@@ -1086,7 +1081,7 @@ impl AuthSession {
             })
         });
         let weak = Rc::downgrade(&this.shared);
-        let pagehide = web_sys::window().filter(|_| cross_tab).and_then(|w| {
+        let pagehide = web::window().filter(|_| cross_tab).and_then(|w| {
             DomListener::new(&w, "pagehide", move |_| {
                 if let Some(shared) = weak.upgrade() {
                     drive_tabs(&shared, TabsInput::Closing);
@@ -1094,7 +1089,7 @@ impl AuthSession {
             })
         });
         let weak = Rc::downgrade(&this.shared);
-        let storage_listener = web_sys::window().filter(|_| storage_kind.is_some()).and_then(|w| {
+        let storage_listener = web::window().filter(|_| storage_kind.is_some()).and_then(|w| {
             DomListener::new(&w, "storage", move |e| {
                 let Some(shared) = weak.upgrade() else { return };
                 let Some(e) = e.dyn_ref::<web_sys::StorageEvent>() else {

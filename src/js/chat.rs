@@ -670,7 +670,7 @@ impl ChatSocket {
                 i.watch = id;
             }
         }
-        if let Some(window) = web_sys::window() {
+        if let Some(window) = crate::web::window() {
             let weak = Rc::downgrade(&shared);
             let l = DomListener::new(&window, "online", move |_| feed(&weak, Input::Online));
             if let Ok(mut i) = shared.try_borrow_mut() {

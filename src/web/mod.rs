@@ -77,6 +77,19 @@ export function aw_fetch(url, method, headers, body, signal, errorHeader) {
     }),
   );
 }
+// The page's window (undefined in a worker), and the origin of the page or worker: one import
+// each, where web_sys::window() and js_sys::global() import four global lookups and a type check.
+export function aw_window() {
+  return typeof window === "object" && window !== null ? window : undefined;
+}
+export function aw_origin() {
+  try {
+    const o = globalThis.location?.origin;
+    return typeof o === "string" ? o : undefined;
+  } catch {
+    return undefined;
+  }
+}
 export function aw_quiet(p) {
   // Settled when p is, never rejected, with undefined.
   return p.then(
@@ -95,6 +108,12 @@ extern "C" {
         signal: Option<web_sys::AbortSignal>,
         error_header: &str,
     ) -> js_sys::Promise;
+    /// The page's `window`; `None` in a worker.
+    #[wasm_bindgen(js_name = aw_window)]
+    pub fn window() -> Option<web_sys::Window>;
+    /// `location.origin` of the page or worker; `None` where there is none.
+    #[wasm_bindgen(js_name = aw_origin)]
+    pub fn page_origin() -> Option<String>;
     /// Settled when `p` is, never rejected, with `undefined`.
     pub fn aw_quiet(p: &js_sys::Promise) -> js_sys::Promise;
     fn aw_later(f: &JsValue);
@@ -315,7 +334,7 @@ impl Drop for DomListener {
 pub fn wake_listeners(wake: Rc<dyn Fn(crate::core::auth_machine::Wake)>) -> Vec<DomListener> {
     use crate::core::auth_machine::Wake;
     let mut out = Vec::new();
-    let Some(window) = web_sys::window() else { return out };
+    let Some(window) = window() else { return out };
     if let Some(doc) = window.document() {
         let w = wake.clone();
         let d = doc.clone();

@@ -58,7 +58,7 @@ pub struct Store {
 impl Store {
     /// Opens `kind` ("local" or "session"); `None` where the page has no such storage.
     pub fn open(kind: &str, key: String) -> Option<Store> {
-        let w = web_sys::window()?;
+        let w = super::window()?;
         let storage = if kind == "session" {
             w.session_storage()
         } else {
@@ -220,7 +220,7 @@ impl Drop for TabLink {
 }
 
 fn marker_store() -> Option<Storage> {
-    web_sys::window()?.local_storage().ok().flatten()
+    super::window()?.local_storage().ok().flatten()
 }
 
 /// How many spent fingerprints localStorage remembers (a tab that slept through several refreshes
@@ -257,7 +257,7 @@ pub fn is_spent(key: &str, token: Fp, done: impl FnOnce(bool) + 'static) {
 
 /// Whether the browser has Web Locks (`navigator.locks`).
 pub fn has_locks() -> bool {
-    web_sys::window().is_some_and(|w| {
+    super::window().is_some_and(|w| {
         Reflect::get(&w.navigator(), &"locks".into())
             .is_ok_and(|l| l.is_object() && Reflect::get(&l, &"request".into()).is_ok_and(|r| r.is_function()))
     })
