@@ -7,7 +7,7 @@ use gloo_timers::callback::Timeout;
 use js_sys::{Function, Object, Reflect, JSON};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
-use web_sys::{CloseEvent, MessageEvent, WebSocket};
+use web_sys::WebSocket;
 
 use super::auth::{self, Shared as AuthShared};
 use crate::core::auth_machine::{Answer, Event, EventKind};
@@ -72,6 +72,28 @@ export function aw_send(ws, msg, sessionId, field, token, messageId, chat) {
   if (messageId !== undefined) f.message_id = messageId;
   ws.send(aw_text(f));
 }
+// One WebSocket, its three handlers one callback: on(0) opened, on(1, data) a frame, on(2, code)
+// closed. Undefined when the constructor throws (a URL or subprotocol the browser refuses).
+export function aw_ws(url, protocols, on) {
+  let ws;
+  try {
+    ws = protocols ? new WebSocket(url, protocols) : new WebSocket(url);
+  } catch (e) {
+    return undefined;
+  }
+  ws.binaryType = "arraybuffer";
+  ws.onopen = () => on(0, undefined);
+  ws.onmessage = (e) => on(1, e.data);
+  ws.onclose = (e) => on(2, e.code);
+  return ws;
+}
+// Closes with `code` unless already closing or closed; `detach`: no handler runs afterwards.
+export function aw_ws_close(ws, code, detach) {
+  if (detach) ws.onopen = ws.onmessage = ws.onclose = null;
+  try {
+    if (ws.readyState <= 1) ws.close(code);
+  } catch (e) {}
+}
 // The hot path: one call that checks, copies, stamps, stringifies and sends. 0: sent; 1: not a
 // plain object or string, or one with its own toJSON (the slow path applies it before stamping);
 // 2: the token is too close to expiry; 3: the message carries a message_id; 4: it cannot be
@@ -109,6 +131,8 @@ extern "C" {
         chat: bool,
     ) -> Result<(), JsValue>;
     fn aw_message(v: &JsValue) -> JsValue;
+    fn aw_ws(url: &str, protocols: Option<js_sys::Array>, on: &JsValue) -> Option<WebSocket>;
+    fn aw_ws_close(ws: &WebSocket, code: u16, detach: bool);
     fn aw_parse(data: &JsValue) -> JsValue;
     fn aw_short(v: &JsValue, max: u32) -> Option<String>;
     fn aw_fast_send(
@@ -140,28 +164,20 @@ fn unserialisable() -> JsValue {
 /// One WebSocket and its handlers; dropping it detaches them and closes the socket.
 struct Conn {
     ws: WebSocket,
-    _on_open: Closure<dyn FnMut()>,
-    _on_message: Closure<dyn FnMut(MessageEvent)>,
-    _on_close: Closure<dyn FnMut(CloseEvent)>,
+    /// The socket's events, one callback (`aw_ws`): released after the handlers are detached.
+    _on: Closure<dyn FnMut(u32, JsValue)>,
 }
 
 impl Conn {
     /// Closes with `code` and detaches the handlers (no event of this socket arrives afterwards).
     fn shut(self, code: u16) {
-        if self.ws.ready_state() <= WebSocket::OPEN {
-            let _ = self.ws.close_with_code(code);
-        }
+        aw_ws_close(&self.ws, code, false);
     }
 }
 
 impl Drop for Conn {
     fn drop(&mut self) {
-        self.ws.set_onopen(None);
-        self.ws.set_onmessage(None);
-        self.ws.set_onclose(None);
-        if self.ws.ready_state() <= WebSocket::OPEN {
-            let _ = self.ws.close_with_code(1000);
-        }
+        aw_ws_close(&self.ws, 1000, true);
     }
 }
 
@@ -508,70 +524,54 @@ fn feed(weak: &Weak<RefCell<Inner>>, input: Input) {
 /// Opens a WebSocket; `protocols` (`connectToken.protocol`) asks for `[name, token]` as
 /// `Sec-WebSocket-Protocol` (the server selects `name`).
 fn open(shared: &Shared, url: &str, protocols: Option<(String, String)>, generation: u64) -> Option<Conn> {
-    let ws = match protocols {
-        Some((name, token)) => {
-            let list = js_sys::Array::of2(&JsValue::from_str(&name), &JsValue::from_str(&token));
-            WebSocket::new_with_str_sequence(url, &list).ok()?
-        }
-        None => WebSocket::new(url).ok()?,
-    };
-    ws.set_binary_type(web_sys::BinaryType::Arraybuffer);
     let current = move |weak: &Weak<RefCell<Inner>>| -> Option<Shared> {
         let s = weak.upgrade()?;
         let same = s.try_borrow().is_ok_and(|i| i.generation == generation && !i.freed);
         same.then_some(s)
     };
     let w = Rc::downgrade(shared);
-    let on_open = Closure::<dyn FnMut()>::new(move || {
-        if let Some(s) = current(&w) {
-            drive(&s, |m, now, ok, out| m.handle(now, Input::Opened, ok, out));
-        }
-    });
-    let w = Rc::downgrade(shared);
-    let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |e: MessageEvent| {
+    let on = Closure::<dyn FnMut(u32, JsValue)>::new(move |kind: u32, v: JsValue| {
         let Some(s) = current(&w) else { return };
-        // Parsed by the browser, never copied into wasm memory (a 10 MB frame stays in JS); only
-        // the short fields the machine reads cross over.
-        let value = aw_parse(&e.data());
-        let incoming = if value.is_object() {
-            let pick = |k: &str| aw_short(&get(&value, k), MAX_FIELD_CHARS);
-            let mut i = Incoming::read(pick("type"), CODE_FIELDS.map(pick), pick("message_id"));
-            if let Ok(inner) = s.try_borrow() {
-                if let Some(field) = inner.machine.session_field() {
-                    i.session = pick(field);
-                }
-            }
-            i
-        } else {
-            Incoming::default()
+        let input = match kind {
+            0 => Input::Opened,
+            1 => return received(&s, v),
+            _ => Input::Closed(v.as_f64().map_or(1006, |c| c as u16)),
         };
-        if let Ok(mut inner) = s.try_borrow_mut() {
-            inner.current_frame = value.clone();
-        }
-        drive(&s, |m, now, ok, out| m.handle(now, Input::Received(incoming), ok, out));
-        if let Ok(mut inner) = s.try_borrow_mut() {
-            inner.current_frame = JsValue::UNDEFINED;
-        }
-        let listeners = s.try_borrow().ok().filter(|i| !i.freed).map(|i| i.messages.clone());
-        if let Some(l) = listeners {
-            aw_emit(&l, &value);
-        }
+        drive(&s, |m, now, ok, out| m.handle(now, input, ok, out));
     });
-    let w = Rc::downgrade(shared);
-    let on_close = Closure::<dyn FnMut(CloseEvent)>::new(move |e: CloseEvent| {
-        if let Some(s) = current(&w) {
-            drive(&s, |m, now, ok, out| m.handle(now, Input::Closed(e.code()), ok, out));
+    let list = protocols.map(|(name, token)| js_sys::Array::of2(&JsValue::from_str(&name), &JsValue::from_str(&token)));
+    let ws = aw_ws(url, list, on.as_ref())?;
+    Some(Conn { ws, _on: on })
+}
+
+/// A frame from the current connection.
+fn received(s: &Shared, data: JsValue) {
+    // Parsed by the browser, never copied into wasm memory (a 10 MB frame stays in JS); only the
+    // short fields the machine reads cross over.
+    let value = aw_parse(&data);
+    let incoming = if value.is_object() {
+        let pick = |k: &str| aw_short(&get(&value, k), MAX_FIELD_CHARS);
+        let mut i = Incoming::read(pick("type"), CODE_FIELDS.map(pick), pick("message_id"));
+        if let Ok(inner) = s.try_borrow() {
+            if let Some(field) = inner.machine.session_field() {
+                i.session = pick(field);
+            }
         }
-    });
-    ws.set_onopen(Some(on_open.as_ref().unchecked_ref()));
-    ws.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
-    ws.set_onclose(Some(on_close.as_ref().unchecked_ref()));
-    Some(Conn {
-        ws,
-        _on_open: on_open,
-        _on_message: on_message,
-        _on_close: on_close,
-    })
+        i
+    } else {
+        Incoming::default()
+    };
+    if let Ok(mut inner) = s.try_borrow_mut() {
+        inner.current_frame = value.clone();
+    }
+    drive(s, |m, now, ok, out| m.handle(now, Input::Received(incoming), ok, out));
+    if let Ok(mut inner) = s.try_borrow_mut() {
+        inner.current_frame = JsValue::UNDEFINED;
+    }
+    let listeners = s.try_borrow().ok().filter(|i| !i.freed).map(|i| i.messages.clone());
+    if let Some(l) = listeners {
+        aw_emit(&l, &value);
+    }
 }
 
 fn opt_error(msg: &str) -> JsValue {
