@@ -98,6 +98,11 @@ impl Build {
     };
 }
 
+/// Whether this is the full build ([`Build::THIS`] is `Full`): a constant, so what the lite build
+/// leaves out is compiled away behind it, in the core (other tabs, other answer shapes) and in the
+/// shell alike.
+pub const FULL: bool = matches!(Build::THIS, Build::Full);
+
 /// What the lite build says of an option it leaves out.
 const FULL_ONLY: &str = "needs the full build: import from \"authwire\", not \"authwire/lite\"";
 

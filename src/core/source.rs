@@ -14,7 +14,7 @@
 //! string, or an ISO 8601 date).
 
 use super::auth_machine::Failure;
-use super::options::{Build, SourceSpec};
+use super::options::{SourceSpec, FULL};
 use super::session::{Raw, RawSession, Session};
 use super::text;
 use super::token::Secret;
@@ -239,22 +239,19 @@ pub fn callback_failure(status: &Raw, code: &Raw) -> Failure {
     Failure::Callback { gone }
 }
 
-/// Whether answers may come in the brokers' and callbacks' shapes too (a bare JWT, `token`,
-/// `expires_on`): the full build. The lite build's only source is GoTrue, which answers with the
-/// Supabase shape; there the others' fields are not read, and their code is compiled away.
-pub const OTHER_SHAPES: bool = matches!(Build::THIS, Build::Full);
-
-/// The answer normalised to the Supabase session shape.
+/// The answer normalised to the Supabase session shape. Only the full build reads the brokers' and
+/// callbacks' shapes too (a bare JWT, `token`, `expires_on`); the lite build's only source is
+/// GoTrue, which answers with the Supabase shape, so there the others' code is compiled away.
 pub fn normalise(a: &Answer) -> RawSession {
-    if let Some(jwt) = a.bare.as_ref().filter(|_| OTHER_SHAPES) {
+    if let Some(jwt) = a.bare.as_ref().filter(|_| FULL) {
         return RawSession::bare(jwt);
     }
-    let access_token = if a.access_token.is_absent() && OTHER_SHAPES {
+    let access_token = if a.access_token.is_absent() && FULL {
         a.token.clone()
     } else {
         a.access_token.clone()
     };
-    let expires_at = if a.expires_at.is_absent() && OTHER_SHAPES {
+    let expires_at = if a.expires_at.is_absent() && FULL {
         seconds_from(&a.expires_on)
     } else {
         a.expires_at.clone()

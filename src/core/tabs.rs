@@ -56,6 +56,11 @@ use std::fmt;
 use super::text;
 
 use super::auth_machine::{Class, Failure};
+// Only the full build has other tabs to agree with. The lite build's sessions are alone (a
+// supabase-js app leaves storage and cross-tab to supabase-js): there the mode is always
+// `Mode::Alone`, the inputs only other tabs, locks and spent markers give are ignored (`if FULL`),
+// and the compiler leaves their code out of the lite wasm.
+use super::options::FULL;
 use super::policy::Timer;
 use super::session::Session;
 use super::token::Secret;
@@ -127,12 +132,6 @@ impl Summary {
         })
     }
 }
-
-/// Whether this build has other tabs to agree with: the full build. The lite build's sessions are
-/// alone (a supabase-js app leaves storage and cross-tab to supabase-js), so there the mode is
-/// always [`Mode::Alone`] and the inputs only other tabs, locks and spent markers give are ignored:
-/// the compiler then leaves their code out of the lite wasm.
-pub const ACROSS_TABS: bool = matches!(super::options::Build::THIS, super::options::Build::Full);
 
 /// How the tabs agree.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -517,13 +516,13 @@ impl<S: Clone> TabsMachine<S> {
             }
             self.spent.push(token);
         }
-        if ACROSS_TABS {
+        if FULL {
             self.claims.retain(|c| c.token != token);
         }
     }
 
     fn live_claims(&mut self, now: u64) {
-        if !ACROSS_TABS {
+        if !FULL {
             return; // alone: no claims are ever made
         }
         let ttl = self.cfg.claim_ttl_ms();
@@ -539,7 +538,7 @@ impl<S: Clone> TabsMachine<S> {
     }
 
     fn withdraw_claim(&mut self, token: Fp, out: &mut Vec<Action<S>>) {
-        if !ACROSS_TABS {
+        if !FULL {
             return;
         }
         let me = self.cfg.tab;
@@ -565,9 +564,9 @@ impl<S: Clone> TabsMachine<S> {
         }
     }
 
-    /// How the tabs agree: always `Alone` in a build without other tabs ([`ACROSS_TABS`]).
+    /// How the tabs agree: always `Alone` in a build without other tabs ([`FULL`]).
     fn mode(&self) -> Mode {
-        if ACROSS_TABS {
+        if FULL {
             self.cfg.mode
         } else {
             Mode::Alone
@@ -614,7 +613,7 @@ impl<S: Clone> TabsMachine<S> {
                     self.detach(a, out);
                 }
             }
-            Input::LockGranted { id } if ACROSS_TABS => {
+            Input::LockGranted { id } if FULL => {
                 if self.lock != Lock::Requested(id) {
                     // Not (or no longer) ours to hold.
                     out.push(Action::ReleaseLock { id });
@@ -626,7 +625,7 @@ impl<S: Clone> TabsMachine<S> {
                     }
                 }
             }
-            Input::LockTimedOut { id } if ACROSS_TABS => {
+            Input::LockTimedOut { id } if FULL => {
                 if self.lock == Lock::Requested(id) {
                     self.lock = Lock::Free;
                     if let Some(a) = self.attempt.as_mut().filter(|a| a.phase == Phase::Locking) {
@@ -635,7 +634,7 @@ impl<S: Clone> TabsMachine<S> {
                     }
                 }
             }
-            Input::SpentAnswer { id, spent } if ACROSS_TABS => {
+            Input::SpentAnswer { id, spent } if FULL => {
                 let current = self
                     .attempt
                     .as_ref()
@@ -676,7 +675,7 @@ impl<S: Clone> TabsMachine<S> {
                     None => {}
                 }
             }
-            Input::Peer(m) if ACROSS_TABS => self.peer(now, local, m, out),
+            Input::Peer(m) if FULL => self.peer(now, local, m, out),
             Input::Timer => {
                 self.timer.fired();
                 self.timer(now, local, out)
@@ -686,7 +685,7 @@ impl<S: Clone> TabsMachine<S> {
                     self.answered(now, local, r, result, out);
                 }
             }
-            Input::Closing if ACROSS_TABS => {
+            Input::Closing if FULL => {
                 let mine: Vec<Fp> = self
                     .claims
                     .iter()
@@ -699,7 +698,7 @@ impl<S: Clone> TabsMachine<S> {
                 self.release_lock(out);
             }
             // Only other tabs, locks and spent markers give these; a tab alone holds nothing to
-            // give up on closing. Compiled away where tabs are always alone ([`ACROSS_TABS`]).
+            // give up on closing. Compiled away where tabs are always alone ([`FULL`]).
             Input::LockGranted { .. }
             | Input::LockTimedOut { .. }
             | Input::SpentAnswer { .. }
@@ -940,7 +939,7 @@ impl<S: Clone> TabsMachine<S> {
             self.answered(now, local, r, Err(Failure::Timeout), out);
         }
         let claiming = self.attempt.as_ref().and_then(|a| match (a.phase.clone(), a.token) {
-            (Phase::Claiming { at }, Some(t)) if ACROSS_TABS => Some((at, t)),
+            (Phase::Claiming { at }, Some(t)) if FULL => Some((at, t)),
             _ => None,
         });
         if let Some((at, token)) = claiming {

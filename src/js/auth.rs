@@ -9,7 +9,7 @@ use wasm_bindgen::prelude::*;
 
 use crate::core::auth_machine::{Action, Answer, AuthMachine, Event, EventKind, Failure, Input, Wake};
 use crate::core::error::Code;
-use crate::core::options::{AuthOptions, Build, StorageKind};
+use crate::core::options::{AuthOptions, Build, StorageKind, FULL};
 use crate::core::origins::FetchPolicy;
 use crate::core::session::{Origin, Session};
 use crate::core::tabs::{
@@ -414,10 +414,6 @@ fn drive_tabs(shared: &Shared, input: TabsInput<Got>) {
     }
     perform_tabs(shared, out);
 }
-
-/// Whether this is the full build (`Build::THIS`, from the `full` feature): a constant, so what the
-/// lite build leaves out is compiled away behind it.
-pub(crate) const FULL: bool = matches!(Build::THIS, Build::Full);
 
 /// Performs the tabs machine's actions in order, each one JS call (or one input to the session
 /// machine), with no borrow held while JS runs.
@@ -1194,26 +1190,19 @@ impl AuthSession {
             spec: crate::core::options::SourceSpec::Callback,
             callback: Some(aw_supabase_refresher(&api)),
         };
-        // The client's project URL (`supabaseUrl`, a string or URL in supabase-js 2) is the
-        // source's origin: `auth.fetch` may send the token there, as to any refresh source's.
-        // The lite build has no `auth.fetch`.
-        let project = if FULL {
-            let p = get(&client, "supabaseUrl");
-            if p.is_object() {
-                web::aw_href(&p)
-            } else {
-                p.as_string()
-            }
-        } else {
-            None
-        };
         {
             let mut inner = self.shared.try_borrow_mut().map_err(|_| code_error(Code::Freed))?;
             inner.source = Some(source);
             inner.follows.push((subscription.clone(), callback));
-            // `FULL` again: LLVM does not carry the constant `None` through the borrow above.
-            if let Some(url) = project.as_deref().filter(|_| FULL) {
-                inner.fetch_policy.add_origin_of(url);
+        }
+        // The client's project URL (`supabaseUrl`, a string or URL in supabase-js 2) is the
+        // source's origin: `auth.fetch` may send the token there, as to any refresh source's.
+        // The lite build has no `auth.fetch`.
+        if FULL {
+            let p = get(&client, "supabaseUrl");
+            let project = if p.is_object() { web::aw_href(&p) } else { p.as_string() };
+            if let (Some(url), Ok(mut inner)) = (project, self.shared.try_borrow_mut()) {
+                inner.fetch_policy.add_origin_of(&url);
             }
         }
         drive(&self.shared, |m, now, out| m.set_source(true, true, false, now, out));
