@@ -826,10 +826,10 @@ proptest! {
     #[test]
     fn fetch_origin_entries_are_canonical_or_refused(text in prop_oneof![3 => entry_text(), 1 => "\\PC{0,40}"]) {
         for insecure in [false, true] {
-            match origins::entry(&text, insecure) {
+            match origins::entry(&text, insecure, url::parse) {
                 Ok(e) => {
                     prop_assert!(!text.contains(['@', '\\', '?', '#', ' ']), "{:?}", text);
-                    prop_assert_eq!(origins::entry(&e.text(), insecure), Ok(e.clone()), "{:?}", text);
+                    prop_assert_eq!(origins::entry(&e.text(), insecure, url::parse), Ok(e.clone()), "{:?}", text);
                     prop_assert!(!e.host.contains('*'));
                     if e.subdomains {
                         prop_assert!(e.host.trim_end_matches('.').contains('.') || e.host == "localhost");
@@ -856,7 +856,7 @@ proptest! {
         insecure in any::<bool>(),
         derive in prop::option::of((any::<prop::sample::Index>(), "[a-z0-9]{1,5}", 0u8..8)),
     ) {
-        let allowed: Vec<origins::Entry> = entries.iter().filter_map(|t| origins::entry(t, true).ok()).collect();
+        let allowed: Vec<origins::Entry> = entries.iter().filter_map(|t| origins::entry(t, true, url::parse).ok()).collect();
         // Half the time, a request near an allowed entry: the same origin, a subdomain of a
         // pattern's domain, or one change away (case, trailing dot, look-alike, port, scheme).
         let url = match (derive, allowed.is_empty()) {
@@ -878,7 +878,7 @@ proptest! {
             _ => url,
         };
         let policy = FetchPolicy { allowed: allowed.clone(), allow_insecure: insecure };
-        let got = policy.check(page.as_deref(), &url);
+        let got = policy.check(page.as_deref(), &url, url::parse);
         let expected = match url::parse(&url) {
             Err(_) => Err(Code::InvalidUrl),
             Ok(p) if !matches!(p.scheme, "http" | "https") || p.credentials => Err(Code::InvalidUrl),

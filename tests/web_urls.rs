@@ -1,11 +1,14 @@
-//! The core's URL parser agrees with the browser's: for a corpus of tricky URLs, every URL the
-//! core accepts has the scheme, hostname and port the browser's `URL` reports (parsed alone and
-//! against a page URL of the same scheme, as `fetch` and `WebSocket` parse), and what the core
-//! cannot decide it refuses rather than reads differently. `check`'s output reads the same again.
-//! No dev server needed.
+//! The core's URL parser (`url::parse`, the browser's model in the native tests) agrees with the
+//! browser's: for a corpus of tricky URLs, every URL the model accepts has the scheme, hostname and
+//! port the browser's `URL` reports (parsed alone and against a page URL of the same scheme, as
+//! `fetch` and `WebSocket` parse), and what it cannot decide it refuses rather than reads
+//! differently. `check`'s output reads the same again. And the reading both builds ship (the
+//! browser's, through `web::options::browser_url`) is judged as the model's is. No dev server
+//! needed.
 #![cfg(target_arch = "wasm32")]
 
 use authwire::core::url::{self, Kind};
+use authwire::web::options::browser_url;
 use js_sys::{Array, Function};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_test::*;
@@ -233,6 +236,16 @@ const CORPUS: &[&str] = &[
     "wss://chat.example.com/ws?x=1",
 ];
 
+/// Fails listing every disagreement, if there is any.
+fn assert_none(disagreements: &[String]) {
+    assert!(
+        disagreements.is_empty(),
+        "{} disagreements:\n{}",
+        disagreements.len(),
+        disagreements.join("\n")
+    );
+}
+
 /// `[protocol, hostname, port, href]` from the browser's `URL`, parsed alone or against `base`.
 fn browser(url: &str, base: Option<&str>) -> Option<(String, String, String, String)> {
     thread_local! {
@@ -310,12 +323,7 @@ fn the_core_reads_urls_as_the_browser_does_or_refuses_them() {
         )
         .into(),
     );
-    assert!(
-        disagreements.is_empty(),
-        "{} disagreements:\n{}",
-        disagreements.len(),
-        disagreements.join("\n")
-    );
+    assert_none(&disagreements);
     assert!(
         CORPUS.len() >= 100 && accepted >= 60,
         "a corpus of {} with {accepted} accepted",
@@ -323,9 +331,8 @@ fn the_core_reads_urls_as_the_browser_does_or_refuses_them() {
     );
 }
 
-/// Hosts × ports × schemes × separators: every combination the core accepts agrees with the browser.
-#[wasm_bindgen_test]
-fn combinations_agree_with_the_browser() {
+/// Hosts × ports × schemes × separators.
+fn combinations() -> Vec<String> {
     let hosts = [
         "localhost",
         "LocalHost.",
@@ -348,33 +355,104 @@ fn combinations_agree_with_the_browser() {
     ];
     let ports = ["", ":", ":80", ":443", ":0", ":8080", ":65535", ":65536", ":08"];
     let tails = ["", "/", "\\", "/a\\b", "?q\\", "#f", "\\@localhost/"];
-    let mut disagreements = Vec::new();
-    let mut count = 0;
+    let mut all = Vec::new();
     for scheme in ["http://", "HTTPS:\\\\", "ws:/\\", "wss:///"] {
         for host in hosts {
             for port in ports {
                 for tail in tails {
-                    let url = format!("{scheme}{host}{port}{tail}");
-                    let Ok(p) = url::parse(&url) else { continue };
-                    count += 1;
-                    let want = (
-                        format!("{}:", p.scheme),
-                        p.host.clone(),
-                        p.port.map(|n| n.to_string()).unwrap_or_default(),
-                    );
-                    match browser(&url, None) {
-                        Some((proto, h, port, _)) if (proto.clone(), h.clone(), port.clone()) == want => {}
-                        other => disagreements.push(format!("{url:?}: core {want:?}, browser {other:?}")),
-                    }
+                    all.push(format!("{scheme}{host}{port}{tail}"));
                 }
             }
         }
     }
+    all
+}
+
+/// Every combination the core accepts agrees with the browser.
+#[wasm_bindgen_test]
+fn combinations_agree_with_the_browser() {
+    let mut disagreements = Vec::new();
+    let mut count = 0;
+    for url in combinations() {
+        let Ok(p) = url::parse(&url) else { continue };
+        count += 1;
+        let want = (
+            format!("{}:", p.scheme),
+            p.host.clone(),
+            p.port.map(|n| n.to_string()).unwrap_or_default(),
+        );
+        match browser(&url, None) {
+            Some((proto, h, port, _)) if (proto.clone(), h.clone(), port.clone()) == want => {}
+            other => disagreements.push(format!("{url:?}: core {want:?}, browser {other:?}")),
+        }
+    }
     web_sys::console::log_1(&format!("URL combinations: {count} accepted by the core and compared").into());
-    assert!(
-        disagreements.is_empty(),
-        "{} disagreements:\n{}",
-        disagreements.len(),
-        disagreements.join("\n")
+    assert_none(&disagreements);
+}
+
+/// Both builds read URLs with the browser's `URL` (`web::options::browser_url`), judged by the
+/// core; `url::parse` is its model in the native tests. On every URL of the corpus and the
+/// combinations that the model accepts, the browser's reading has the same scheme, host, kind,
+/// port and loopback verdict, never credentials the model did not see, and `judge` decides it the
+/// same way for both kinds, with and without `allowInsecure` (the one difference: an empty
+/// userinfo, `http://@localhost/`, which the model refuses as a disguise and the browser drops).
+/// Whatever the browser's reading accepts, judged, the browser reads again with the same host.
+#[wasm_bindgen_test]
+fn the_browsers_reading_is_judged_as_the_model_is() {
+    let mut disagreements = Vec::new();
+    let (mut compared, mut only_browser) = (0, Vec::new());
+    let all = CORPUS.iter().map(|u| u.to_string()).chain(combinations());
+    for u in all {
+        let read = browser_url(&u);
+        if let Ok(b) = &read {
+            for kind in [Kind::Http, Kind::Ws] {
+                if let Ok(out) = url::judge(b.clone(), kind, true) {
+                    match browser(&out, None) {
+                        Some((_, host, _, _)) if host == b.host => {}
+                        other => disagreements.push(format!("judge({u:?}) = {out:?}: browser {other:?}")),
+                    }
+                }
+            }
+        }
+        let Ok(own) = url::parse(&u) else {
+            if let Ok(b) = read {
+                only_browser.push(format!("{u:?} -> {}://{}", b.scheme, b.host));
+            }
+            continue;
+        };
+        compared += 1;
+        let Ok(b) = read else {
+            disagreements.push(format!(
+                "{u:?}: accepted by the model, refused by the browser's reading"
+            ));
+            continue;
+        };
+        let key = |p: &url::Parsed| (p.scheme, p.host.clone(), p.host_kind, p.port, p.loopback);
+        if key(&own) != key(&b) || (b.credentials && !own.credentials) {
+            disagreements.push(format!("{u:?}: model {own:?}, browser {b:?}"));
+            continue;
+        }
+        let empty_userinfo = own.credentials && !b.credentials;
+        for kind in [Kind::Http, Kind::Ws] {
+            for insecure in [false, true] {
+                let (a, z) = (
+                    url::judge(own.clone(), kind, insecure),
+                    url::judge(b.clone(), kind, insecure),
+                );
+                if a.as_ref().err() != z.as_ref().err() && !empty_userinfo {
+                    disagreements.push(format!("{u:?} ({kind:?}, {insecure}): model {a:?}, browser {z:?}"));
+                }
+            }
+        }
+    }
+    web_sys::console::log_1(
+        &format!(
+            "browser URL reading: {compared} URLs compared with the model (url::parse); accepted only by the browser's reading ({}):\n{}",
+            only_browser.len(),
+            only_browser.join("\n")
+        )
+        .into(),
     );
+    assert_none(&disagreements);
+    assert!(compared >= 500, "only {compared} compared");
 }

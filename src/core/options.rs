@@ -44,6 +44,12 @@ impl<O> Field<O> {
 pub trait Obj: Sized {
     /// The property `key`.
     fn field(&self, key: &str) -> Field<Self>;
+
+    /// How a URL option is read: by the browser, in the shell (through [`url::from_browser`]); by
+    /// its model, [`url::parse`], by default (the native tests).
+    fn read_url(text: &str) -> Result<url::Parsed, Code> {
+        url::parse(text)
+    }
 }
 
 /// A refused option (read through to its [`Refusal`]). One pointer: every reader returns a
@@ -441,7 +447,7 @@ impl<O: Obj> Reader<O> {
         };
         for i in 0..len {
             let index = text::dec(i as u64);
-            match origins::entry(&items.string(&index)?, allow_insecure) {
+            match origins::entry(&items.string(&index)?, allow_insecure, O::read_url) {
                 Ok(e) => out.push(e),
                 Err((code, why)) => {
                     let sep = if code == Code::InvalidOptions { " " } else { ": " };
@@ -458,7 +464,9 @@ impl<O: Obj> Reader<O> {
             Raw::Str(s) if !s.is_empty() => s,
             other => return Err(self.invalid(key, &text::cat(&["must be ", want, ", got ", other.type_name()]))),
         };
-        url::check(&text, kind, allow_insecure).map_err(|c| self.refuse(c, key, ": ", c.describe()))
+        O::read_url(&text)
+            .and_then(|p| url::judge(p, kind, allow_insecure))
+            .map_err(|c| self.refuse(c, key, ": ", c.describe()))
     }
 }
 
@@ -479,8 +487,8 @@ fn root<O: Obj>(options: Field<O>, allow_absent: bool, want: &str) -> Result<Rea
 /// supabase-js's storage key for a project URL: `sb-${new URL(url).hostname.split(".")[0]}-auth-token`.
 /// The hostname is the browser's (the URL parser's host: after userinfo, lowercased, IPv4 forms
 /// normalised, IPv6 in brackets), so `[::1]` gives `sb-[::1]-auth-token` as in supabase-js.
-fn supabase_key(url: &str) -> String {
-    let host = url::parse(url).map(|p| p.host).unwrap_or_default();
+fn supabase_key(url: &str, read: url::Read) -> String {
+    let host = read(url).map(|p| p.host).unwrap_or_default();
     let first = host.split('.').next().unwrap_or("");
     text::cat(&["sb-", first, "-auth-token"])
 }
@@ -549,7 +557,7 @@ impl AuthOptions {
         let storage_key = match r.opt_string("storageKey")?.as_deref() {
             None => DEFAULT_STORAGE_KEY.to_owned(),
             Some("supabase") => match source.as_ref().and_then(SourceSpec::gotrue_url) {
-                Some(url) => supabase_key(url),
+                Some(url) => supabase_key(url, O::read_url),
                 None => {
                     return Err(r.invalid(
                         "storageKey",
@@ -568,7 +576,7 @@ impl AuthOptions {
             SourceSpec::Supabase { url, .. } | SourceSpec::Password { url, .. } | SourceSpec::Broker { url, .. },
         ) = &source
         {
-            fetch.add_origin_of(url);
+            fetch.add_origin_of(url, O::read_url);
         }
         r.origins("fetchOrigins", allow_insecure, &mut fetch.allowed)?;
         Ok(AuthOptions {
@@ -1589,10 +1597,16 @@ mod tests {
         let creds = with(&supabase(), "url", s("https://user:pw@abc.supabase.co/x"));
         let e = key(o(&[("refresh", creds), ("storageKey", s("supabase"))])).unwrap_err();
         assert_eq!((e.code, e.field.as_str()), (Code::InvalidUrl, "refresh.url"));
-        assert_eq!(supabase_key("https://a.b:c@x.supabase.co"), "sb-x-auth-token");
-        assert_eq!(supabase_key("http://evil.com\\@localhost/"), "sb-evil-auth-token");
-        assert_eq!(supabase_key("http://[::1]:54321"), "sb-[::1]-auth-token");
-        assert_eq!(supabase_key("http://127.1:54321"), "sb-127-auth-token");
+        assert_eq!(
+            supabase_key("https://a.b:c@x.supabase.co", url::parse),
+            "sb-x-auth-token"
+        );
+        assert_eq!(
+            supabase_key("http://evil.com\\@localhost/", url::parse),
+            "sb-evil-auth-token"
+        );
+        assert_eq!(supabase_key("http://[::1]:54321", url::parse), "sb-[::1]-auth-token");
+        assert_eq!(supabase_key("http://127.1:54321", url::parse), "sb-127-auth-token");
         let gotrue = o(&[
             ("kind", s("password")),
             ("url", s("http://127.0.0.1:8787")),

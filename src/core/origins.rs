@@ -5,8 +5,8 @@
 //! `Request.url`, relative URLs already resolved against the page), is allowed here. Otherwise the
 //! call is refused before any token is asked for, any refresh started or any request made.
 //!
-//! **The rule.** A request URL is parsed with [`url::parse`] (the browser's reading). It is
-//! refused with `invalid_url` unless its scheme is `http` or `https` and it has no userinfo. It is
+//! **The rule.** A request URL is read by the browser's own `URL` (by its model, [`url::parse`], in
+//! the native tests), and judged here. It is refused with `invalid_url` unless its scheme is `http` or `https` and it has no userinfo. It is
 //! refused with `origin_not_allowed` unless its origin (scheme, host, port) is
 //! 1. the page's own origin (`globalThis.location.origin`, when it is an `http(s)` origin), or
 //! 2. the origin of the refresh source's `url` (`supabase`, `password`, `broker`; a `callback`
@@ -34,7 +34,7 @@
 //! pattern (`https://*.example.com`, `https://*.example.com:8443`); a pattern's domain has at least
 //! two labels (`*.com` is refused; the SDK has no public-suffix list, so `*.co.uk` is the app's
 //! responsibility) or is `localhost`; no patterns over IP addresses. Internationalised names are
-//! refused, in Unicode and as `xn--` labels alike, as everywhere in the SDK ([`url::parse`]).
+//! refused, in Unicode and as `xn--` labels alike, as everywhere in the SDK (`url::judge_host`).
 //! A plain `http://` entry to a host that is not loopback is refused with `insecure_url` unless
 //! `allowInsecure: true`.
 
@@ -94,8 +94,8 @@ pub type EntryError = (Code, &'static str);
 pub const TOO_MANY: &str = "must hold at most 100 entries";
 
 /// Reads one `fetchOrigins` entry (see the module documentation for the accepted forms): a few
-/// checks on its text, then [`url::parse`], the reading request URLs get.
-pub fn entry(text: &str, allow_insecure: bool) -> Result<Entry, EntryError> {
+/// checks on its text, then `read`, the reading request URLs get.
+pub fn entry(text: &str, allow_insecure: bool, read: url::Read) -> Result<Entry, EntryError> {
     const FORM: &str = "is not an origin (https://host[:port]) or pattern (https://*.domain)";
     let bad = |why: &'static str| Err((Code::InvalidOptions, why));
     // Byte by byte: a character that is not ASCII is made of bytes 0x80 and above.
@@ -128,7 +128,7 @@ pub fn entry(text: &str, allow_insecure: bool) -> Result<Entry, EntryError> {
     let mut origin = String::from(scheme);
     origin.push_str("://");
     origin.push_str(rest);
-    let p = match url::parse(&origin) {
+    let p = match read(&origin) {
         Ok(p) if matches!(p.scheme, "http" | "https") => p,
         _ => return bad(FORM),
     };
@@ -156,8 +156,8 @@ pub fn entry(text: &str, allow_insecure: bool) -> Result<Entry, EntryError> {
 }
 
 /// The exact origin of an `http(s)` URL (a refresh source's), as an entry; `None` otherwise.
-pub fn origin_of(text: &str) -> Option<Entry> {
-    let p = url::parse(text).ok()?;
+pub fn origin_of(text: &str, read: url::Read) -> Option<Entry> {
+    let p = read(text).ok()?;
     matches!(p.scheme, "http" | "https").then(|| Entry {
         scheme: p.scheme,
         host: p.host,
@@ -178,8 +178,8 @@ pub struct FetchPolicy {
 impl FetchPolicy {
     /// Allows the exact origin of `url` (a refresh source's or a Supabase client's project URL)
     /// when it is an `http(s)` URL that no entry matches yet.
-    pub fn add_origin_of(&mut self, url: &str) {
-        if let Ok(p) = url::parse(url) {
+    pub fn add_origin_of(&mut self, url: &str, read: url::Read) {
+        if let Ok(p) = read(url) {
             if matches!(p.scheme, "http" | "https") && !self.lists(&p) {
                 self.allowed.push(Entry {
                     scheme: p.scheme,
@@ -198,14 +198,14 @@ impl FetchPolicy {
 
     /// Decides whether credentials may go with a request to `request_url` (the final
     /// `Request.url`) from a page whose origin is `page_origin` (`location.origin`, when there is one).
-    pub fn check(&self, page_origin: Option<&str>, request_url: &str) -> Result<(), Code> {
-        let p = url::parse(request_url)?;
+    pub fn check(&self, page_origin: Option<&str>, request_url: &str, read: url::Read) -> Result<(), Code> {
+        let p = read(request_url)?;
         if !matches!(p.scheme, "http" | "https") || p.credentials {
             return Err(Code::InvalidUrl);
         }
         // The page's origin matches exactly (so only when it is an `http(s)` one, as `p` is).
         let page = page_origin
-            .and_then(|t| url::parse(t).ok())
+            .and_then(|t| read(t).ok())
             .is_some_and(|q| q.scheme == p.scheme && q.port == p.port && q.host == p.host);
         if !(page || self.lists(&p)) {
             return Err(Code::OriginNotAllowed);
@@ -223,7 +223,7 @@ mod tests {
 
     fn policy(entries: &[&str]) -> FetchPolicy {
         FetchPolicy {
-            allowed: entries.iter().map(|e| entry(e, false).unwrap()).collect(),
+            allowed: entries.iter().map(|e| entry(e, false, url::parse).unwrap()).collect(),
             allow_insecure: false,
         }
     }
@@ -244,7 +244,7 @@ mod tests {
             "http://0x7f.0.0.1:8080/",
             "https://app.example.org/own",
         ] {
-            assert_eq!(p.check(PAGE, ok), Ok(()), "{ok}");
+            assert_eq!(p.check(PAGE, ok, url::parse), Ok(()), "{ok}");
         }
         for refused in [
             "https://api.example.com:8443/",
@@ -264,7 +264,11 @@ mod tests {
             "https://app.example.org:444/",
             "http://app.example.org/",
         ] {
-            assert_eq!(p.check(PAGE, refused), Err(Code::OriginNotAllowed), "{refused}");
+            assert_eq!(
+                p.check(PAGE, refused, url::parse),
+                Err(Code::OriginNotAllowed),
+                "{refused}"
+            );
         }
         for invalid in [
             "https://user:pw@api.example.com/",
@@ -276,7 +280,7 @@ mod tests {
             "https://xn--80ak6aa92e.com/",
             "",
         ] {
-            assert_eq!(p.check(PAGE, invalid), Err(Code::InvalidUrl), "{invalid}");
+            assert_eq!(p.check(PAGE, invalid, url::parse), Err(Code::InvalidUrl), "{invalid}");
         }
     }
 
@@ -290,7 +294,7 @@ mod tests {
             "https://a-b_c.example.com",
             "https://x.svc.example.net:8443/",
         ] {
-            assert_eq!(p.check(None, ok), Ok(()), "{ok}");
+            assert_eq!(p.check(None, ok, url::parse), Ok(()), "{ok}");
         }
         for refused in [
             "https://example.com/",
@@ -305,27 +309,34 @@ mod tests {
             "https://svc.example.net:8443/",
             "https://1.2.3.4/",
         ] {
-            assert_eq!(p.check(None, refused), Err(Code::OriginNotAllowed), "{refused}");
+            assert_eq!(
+                p.check(None, refused, url::parse),
+                Err(Code::OriginNotAllowed),
+                "{refused}"
+            );
         }
         let dot = policy(&["https://*.example.com."]);
-        assert_eq!(dot.check(None, "https://a.example.com./"), Ok(()));
-        assert_eq!(dot.check(None, "https://a.example.com/"), Err(Code::OriginNotAllowed));
+        assert_eq!(dot.check(None, "https://a.example.com./", url::parse), Ok(()));
+        assert_eq!(
+            dot.check(None, "https://a.example.com/", url::parse),
+            Err(Code::OriginNotAllowed)
+        );
     }
 
     #[test]
     fn the_page_origin_and_plain_text() {
         let p = policy(&[]);
         assert_eq!(
-            p.check(Some("http://localhost:5173"), "http://localhost:5173/api"),
+            p.check(Some("http://localhost:5173"), "http://localhost:5173/api", url::parse),
             Ok(())
         );
         assert_eq!(
-            p.check(Some("http://localhost:5173"), "http://127.0.0.1:5173/api"),
+            p.check(Some("http://localhost:5173"), "http://127.0.0.1:5173/api", url::parse),
             Err(Code::OriginNotAllowed)
         );
         // Same origin, but plain text off loopback: refused unless allowInsecure.
         assert_eq!(
-            p.check(Some("http://intranet.corp"), "http://intranet.corp/api"),
+            p.check(Some("http://intranet.corp"), "http://intranet.corp/api", url::parse),
             Err(Code::InsecureUrl)
         );
         let insecure = FetchPolicy {
@@ -333,18 +344,18 @@ mod tests {
             ..p.clone()
         };
         assert_eq!(
-            insecure.check(Some("http://intranet.corp"), "http://intranet.corp/api"),
+            insecure.check(Some("http://intranet.corp"), "http://intranet.corp/api", url::parse),
             Ok(())
         );
         // Not same origin: the allowlist answers first.
         assert_eq!(
-            p.check(Some("http://intranet.corp"), "http://evil.com/"),
+            p.check(Some("http://intranet.corp"), "http://evil.com/", url::parse),
             Err(Code::OriginNotAllowed)
         );
         // No usable page origin: opaque, file:, absent.
         for page in [None, Some("null"), Some("file://"), Some("chrome-extension://abc")] {
             assert_eq!(
-                p.check(page, "https://app.example.org/"),
+                p.check(page, "https://app.example.org/", url::parse),
                 Err(Code::OriginNotAllowed),
                 "{page:?}"
             );
@@ -366,7 +377,11 @@ mod tests {
             ("http://*.localhost:3000", "http://*.localhost:3000"),
             ("https://*.localhost", "https://*.localhost"),
         ] {
-            assert_eq!(entry(text, false).map(|e| e.text()), Ok(canonical.into()), "{text}");
+            assert_eq!(
+                entry(text, false, url::parse).map(|e| e.text()),
+                Ok(canonical.into()),
+                "{text}"
+            );
         }
         for bad in [
             "api.example.com",
@@ -408,36 +423,46 @@ mod tests {
             "*",
             "",
         ] {
-            let e = entry(bad, true).expect_err(bad);
+            let e = entry(bad, true, url::parse).expect_err(bad);
             assert_eq!(e.0, Code::InvalidOptions, "{bad}: {}", e.1);
         }
         let long = format!("https://{}.example.com", "a".repeat(MAX_ENTRY_LEN));
-        assert_eq!(entry(&long, false).unwrap_err().0, Code::InvalidOptions);
+        assert_eq!(entry(&long, false, url::parse).unwrap_err().0, Code::InvalidOptions);
         for insecure in ["http://api.example.com", "http://*.example.com", "http://10.0.0.1:8080"] {
-            assert_eq!(entry(insecure, false).unwrap_err().0, Code::InsecureUrl, "{insecure}");
-            assert!(entry(insecure, true).is_ok(), "{insecure} with allowInsecure");
+            assert_eq!(
+                entry(insecure, false, url::parse).unwrap_err().0,
+                Code::InsecureUrl,
+                "{insecure}"
+            );
+            assert!(
+                entry(insecure, true, url::parse).is_ok(),
+                "{insecure} with allowInsecure"
+            );
         }
     }
 
     #[test]
     fn listed_plain_text_is_refused_at_the_request_too() {
         let p = FetchPolicy {
-            allowed: vec![entry("http://api.example.com", true).unwrap()],
+            allowed: vec![entry("http://api.example.com", true, url::parse).unwrap()],
             allow_insecure: false,
         };
-        assert_eq!(p.check(None, "http://api.example.com/x"), Err(Code::InsecureUrl));
+        assert_eq!(
+            p.check(None, "http://api.example.com/x", url::parse),
+            Err(Code::InsecureUrl)
+        );
         let p = FetchPolicy {
             allow_insecure: true,
             ..p
         };
-        assert_eq!(p.check(None, "http://api.example.com/x"), Ok(()));
+        assert_eq!(p.check(None, "http://api.example.com/x", url::parse), Ok(()));
     }
 
     #[test]
     fn the_source_origin() {
-        let e = origin_of("https://abc.supabase.co:443/x/").unwrap();
+        let e = origin_of("https://abc.supabase.co:443/x/", url::parse).unwrap();
         assert_eq!(e.text(), "https://abc.supabase.co");
-        assert_eq!(origin_of("wss://x.example/ws"), None);
-        assert_eq!(origin_of("nonsense"), None);
+        assert_eq!(origin_of("wss://x.example/ws", url::parse), None);
+        assert_eq!(origin_of("nonsense", url::parse), None);
     }
 }

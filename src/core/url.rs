@@ -26,7 +26,18 @@
 //!
 //! Loopback is what the W3C Secure Contexts spec counts as this machine: `localhost`, `*.localhost`
 //! (each with an optional trailing dot; browsers resolve them to loopback themselves), 127.0.0.0/8
-//! and `[::1]`. Not `[::ffff:127.0.0.1]`: see [`is_loopback_v6`].
+//! and `[::1]`. Not `[::ffff:127.0.0.1]`: see [`judge_host`].
+//!
+//! Neither build ships this parser: the shell reads every URL (the URL options, `fetchOrigins`
+//! entries, `auth.fetch`'s request URLs, the page's origin) with the browser's own `URL` and hands
+//! the parts to [`from_browser`]; [`judge_host`] and [`judge`] decide, as they decide [`parse`]'s
+//! reading. [`parse`] is the browser's model here, for the native tests and the simulation, and
+//! `tests/web_urls.rs` checks the two readings against each other in each engine. Being the
+//! browser's reading, the shipped one also accepts what [`parse`] refuses only for want of
+//! certainty: `http:host` without slashes, a bare `0x` part, and full-width or other forms the
+//! browser maps to ASCII by IDNA (`ｌｏｃａｌｈｏｓｔ` is `localhost`, and is loopback, because the
+//! browser connects there). It reads an empty userinfo (`http://@host/`) as none, as the browser
+//! does. The URL that goes on is always the judged one, re-serialised.
 
 use super::error::Code;
 use super::text;
@@ -130,6 +141,44 @@ fn encode_component(s: &str, out: &mut String) {
     }
 }
 
+/// How a URL is read: by the browser (the shell's reading, through [`from_browser`]), or by
+/// [`parse`], its model (the native tests' reading).
+pub type Read = fn(&str) -> Result<Parsed, Code>;
+
+/// `http`, `https`, `ws` or `wss` (given lowercase), the schemes the SDK speaks; else `invalid_url`.
+fn scheme_of(scheme: &str) -> Result<&'static str, Code> {
+    match scheme {
+        "http" => Ok("http"),
+        "https" => Ok("https"),
+        "ws" => Ok("ws"),
+        "wss" => Ok("wss"),
+        _ => Err(Code::InvalidUrl),
+    }
+}
+
+/// A URL as the browser's own `URL` read it (the shell's reading: the wasm carries no parser): `protocol` (`"https:"`), whether there was a user name or password, `hostname`,
+/// `port` (empty for none or the default) and the path, query and fragment. Judged as [`parse`]'s
+/// result is: the scheme must be one the SDK speaks and the host pass [`judge_host`].
+pub fn from_browser(
+    protocol: &str,
+    credentials: bool,
+    hostname: &str,
+    port: &str,
+    rest: String,
+) -> Result<Parsed, Code> {
+    let scheme = scheme_of(protocol.strip_suffix(':').ok_or(Code::InvalidUrl)?)?;
+    let (host_kind, loopback) = judge_host(hostname)?;
+    Ok(Parsed {
+        scheme,
+        host: hostname.to_owned(),
+        host_kind,
+        port: parse_port(port, scheme)?,
+        loopback,
+        credentials,
+        rest,
+    })
+}
+
 /// Parses `url` as the browser's URL parser would (for the special schemes `http`, `https`, `ws`,
 /// `wss`; anything else is `invalid_url`), or refuses it with `invalid_url` when the browser would
 /// fail or this parser cannot decide as confidently as the browser.
@@ -141,13 +190,7 @@ pub fn parse(url: &str) -> Result<Parsed, Code> {
         .filter(|c| !matches!(c, '\t' | '\n' | '\r'))
         .collect();
     let (scheme, rest) = url.split_once(':').ok_or(Code::InvalidUrl)?;
-    let scheme = match scheme.to_ascii_lowercase().as_str() {
-        "http" => "http",
-        "https" => "https",
-        "ws" => "ws",
-        "wss" => "wss",
-        _ => return Err(Code::InvalidUrl),
-    };
+    let scheme = scheme_of(&scheme.to_ascii_lowercase())?;
     let slash = |c: char| c == '/' || c == '\\';
     let after = rest.trim_start_matches(slash);
     if rest.len() - after.len() < 2 {
@@ -216,39 +259,59 @@ fn parse_port(p: &str, scheme: &str) -> Result<Option<u16>, Code> {
 }
 
 /// The WHATWG host parser for special schemes, restricted to what can be decided confidently:
-/// the serialised host, its kind, and whether it is loopback.
+/// the host serialised as the browser does, then judged by [`judge_host`].
 fn parse_host(input: &str) -> Result<(String, HostKind, bool), Code> {
-    if let Some(inner) = input.strip_prefix('[') {
+    let host = if let Some(inner) = input.strip_prefix('[') {
         let inner = inner.strip_suffix(']').ok_or(Code::InvalidUrl)?;
         let address = parse_ipv6(inner.as_bytes()).ok_or(Code::InvalidUrl)?;
-        return Ok((
-            text::cat(&["[", &serialize_ipv6(&address), "]"]),
-            HostKind::Ipv6,
-            is_loopback_v6(&address),
-        ));
+        text::cat(&["[", &serialize_ipv6(&address), "]"])
+    } else {
+        let domain = percent_decode(input.as_bytes()).ok_or(Code::InvalidUrl)?;
+        // Only ASCII is left (checked by `percent_decode`).
+        let domain = String::from_utf8(domain.to_ascii_lowercase()).map_err(|_| Code::InvalidUrl)?;
+        if !domain.is_empty() && ends_in_a_number(domain.as_bytes()) {
+            let v4 = parse_ipv4(domain.as_bytes()).ok_or(Code::InvalidUrl)?;
+            let n = v4.to_be_bytes().map(|n| text::dec(n.into()));
+            text::cat(&[&n[0], ".", &n[1], ".", &n[2], ".", &n[3]])
+        } else {
+            domain
+        }
+    };
+    let (kind, loopback) = judge_host(&host)?;
+    Ok((host, kind, loopback))
+}
+
+/// What a host serialised as the browser serialises it (`URL.hostname`: IPv6 in brackets and
+/// compressed, IPv4 in dotted decimal, domains lowercase ASCII) is, and whether it is loopback.
+/// Refuses (`invalid_url`) a domain unless every label is made of `a-z`, `0-9`, `-` and `_`, and
+/// internationalised names (`xn--` labels; see the module documentation).
+///
+/// Loopback IPv6 is `[::1]` only. The IPv4-mapped `::ffff:127.0.0.1` (serialised
+/// `[::ffff:7f00:1]`) is NOT loopback here: browsers do not count it as loopback (Chromium's
+/// `IPAddress::IsLoopback` and the Secure Contexts spec name only 127.0.0.0/8 and `::1`, so such a
+/// page is not even a secure context), and whether a connection to it reaches 127.0.0.1 depends on
+/// the OS's dual-stack sockets (some systems refuse v4-mapped addresses on the wire). Plain text to
+/// it needs `allowInsecure`.
+fn judge_host(host: &str) -> Result<(HostKind, bool), Code> {
+    if host.starts_with('[') {
+        return Ok((HostKind::Ipv6, host == "[::1]"));
     }
-    let domain = percent_decode(input.as_bytes()).ok_or(Code::InvalidUrl)?;
-    // Only ASCII is left (checked by `percent_decode`).
-    let domain = String::from_utf8(domain.to_ascii_lowercase()).map_err(|_| Code::InvalidUrl)?;
-    if domain.is_empty() {
-        return Err(Code::InvalidUrl);
+    // Serialised, an IPv4 address is dotted decimal, and a domain never is: a host ending in a
+    // number is read as an IPv4 address or not at all.
+    if host.ends_with(|c: char| c.is_ascii_digit()) && host.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        return Ok((HostKind::Ipv4, host.starts_with("127.")));
     }
-    if ends_in_a_number(domain.as_bytes()) {
-        let v4 = parse_ipv4(domain.as_bytes()).ok_or(Code::InvalidUrl)?;
-        let [a, b, c, d] = v4.to_be_bytes();
-        let n = [a, b, c, d].map(|n| text::dec(n.into()));
-        let dotted = text::cat(&[&n[0], ".", &n[1], ".", &n[2], ".", &n[3]]);
-        return Ok((dotted, HostKind::Ipv4, a == 127));
-    }
-    let labels = domain.strip_suffix('.').unwrap_or(&domain);
+    let labels = host.strip_suffix('.').unwrap_or(host);
     for label in labels.split('.') {
         let plain = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_';
         if label.is_empty() || !label.bytes().all(plain) || label.starts_with("xn--") {
             return Err(Code::InvalidUrl);
         }
     }
-    let loopback = labels == "localhost" || labels.ends_with(".localhost");
-    Ok((domain, HostKind::Domain, loopback))
+    Ok((
+        HostKind::Domain,
+        labels == "localhost" || labels.ends_with(".localhost"),
+    ))
 }
 
 /// Percent-decodes `%XX` (a `%` not followed by two hex digits stays, and is refused later).
@@ -485,15 +548,6 @@ fn serialize_ipv6(address: &[u16; 8]) -> String {
     out
 }
 
-/// `::1` only. The IPv4-mapped `::ffff:127.0.0.1` (serialised `[::ffff:7f00:1]`) is NOT loopback
-/// here: browsers do not count it as loopback (Chromium's `IPAddress::IsLoopback` and the Secure
-/// Contexts spec name only 127.0.0.0/8 and `::1`, so such a page is not even a secure context), and
-/// whether a connection to it reaches 127.0.0.1 depends on the OS's dual-stack sockets (some
-/// systems refuse v4-mapped addresses on the wire). Plain text to it needs `allowInsecure`.
-fn is_loopback_v6(address: &[u16; 8]) -> bool {
-    *address == [0, 0, 0, 0, 0, 0, 0, 1]
-}
-
 /// Whether `host` (as written in a URL, IPv6 in brackets) is this machine, as [`parse`] decides.
 pub fn is_loopback(host: &str) -> bool {
     parse_host(host).is_ok_and(|(_, _, loopback)| loopback)
@@ -507,7 +561,11 @@ pub fn is_loopback(host: &str) -> bool {
 /// and an `@` in the authority is how hosts are disguised. Refuses (`insecure_url`) plain text
 /// (`http://`, `ws://`) to a host that is not loopback unless `allow_insecure`.
 pub fn check(url: &str, kind: Kind, allow_insecure: bool) -> Result<String, Code> {
-    let p = parse(url)?;
+    judge(parse(url)?, kind, allow_insecure)
+}
+
+/// [`check`] on a URL already read (by [`parse`], or by the browser: [`from_browser`]).
+pub fn judge(p: Parsed, kind: Kind, allow_insecure: bool) -> Result<String, Code> {
     let right_kind = match kind {
         Kind::Http => matches!(p.scheme, "http" | "https"),
         Kind::Ws => matches!(p.scheme, "ws" | "wss"),
@@ -933,5 +991,85 @@ mod tests {
         );
         assert_eq!(with_query("wss://h/ws?", &[("k", "é")]), "wss://h/ws?k=%C3%A9");
         assert_eq!(with_query("wss://h/ws#f", &[("k", "v")]), "wss://h/ws?k=v#f");
+    }
+
+    /// The shell's reading: what the browser's `URL` reported, judged by the same rules as the
+    /// model's parse (`tests/web_urls.rs` feeds it the real browser's reports).
+    #[test]
+    fn a_browser_reading_is_judged_as_a_parse_is() {
+        let read = |protocol: &str, host: &str, port: &str| from_browser(protocol, false, host, port, "/".into());
+        for (host, kind, loopback) in [
+            ("localhost", HostKind::Domain, true),
+            ("localhost.", HostKind::Domain, true),
+            ("a.b.localhost", HostKind::Domain, true),
+            ("localhost.evil.com", HostKind::Domain, false),
+            ("127.evil.9", HostKind::Domain, false),
+            ("my_host-1.example", HostKind::Domain, false),
+            ("127.0.0.1", HostKind::Ipv4, true),
+            ("127.255.0.9", HostKind::Ipv4, true),
+            ("128.0.0.1", HostKind::Ipv4, false),
+            ("1.127.0.1", HostKind::Ipv4, false),
+            ("[::1]", HostKind::Ipv6, true),
+            ("[::ffff:7f00:1]", HostKind::Ipv6, false),
+            ("[::]", HostKind::Ipv6, false),
+        ] {
+            let p = read("http:", host, "").unwrap_or_else(|e| panic!("{host}: {e:?}"));
+            assert_eq!((p.host_kind, p.loopback), (kind, loopback), "{host}");
+            // The same verdict as the core's own parse of that URL (which refuses the one host no
+            // browser reports: a domain ending in a number).
+            match parse(&format!("http://{host}/")) {
+                Ok(own) => assert_eq!(
+                    (own.host, own.host_kind, own.loopback),
+                    (p.host.clone(), kind, loopback)
+                ),
+                Err(_) => assert_eq!(host, "127.evil.9"),
+            }
+            let insecure = judge(p, Kind::Http, false);
+            assert_eq!(insecure.is_ok(), loopback, "{host}");
+        }
+        // Internationalised names (punycoded by the browser), odd labels and schemes the SDK does
+        // not speak are refused, as the core's parse refuses them.
+        for (protocol, host) in [
+            ("https:", "xn--lcalhost-9za"),
+            ("https:", "xn--bcher-kva.example"),
+            ("https:", "a..b"),
+            ("https:", ""),
+            ("https:", "."),
+            ("https:", "a%2fb"),
+            ("ftp:", "example.com"),
+            ("file:", ""),
+            ("https", "example.com"),
+            ("javascript:", "localhost"),
+        ] {
+            assert_eq!(
+                read(protocol, host, "").map(|_| ()),
+                Err(Code::InvalidUrl),
+                "{protocol}{host}"
+            );
+        }
+        // Ports as the browser reports them; a default port would read as none.
+        assert_eq!(read("wss:", "h.example", "8443").unwrap().port, Some(8443));
+        assert_eq!(read("wss:", "h.example", "").unwrap().port, None);
+        assert_eq!(read("wss:", "h.example", "443").unwrap().port, None);
+        assert_eq!(read("wss:", "h.example", "65536").map(|_| ()), Err(Code::InvalidUrl));
+        // Judged: the kind, the credentials, plain text off loopback, the trailing slash.
+        let p = |protocol: &str, creds: bool, rest: &str| {
+            from_browser(protocol, creds, "h.example", "", rest.into()).unwrap()
+        };
+        assert_eq!(
+            judge(p("https:", false, "/a/"), Kind::Http, false).as_deref(),
+            Ok("https://h.example/a")
+        );
+        assert_eq!(
+            judge(p("wss:", false, "/ws?x=1"), Kind::Ws, false).as_deref(),
+            Ok("wss://h.example/ws?x=1")
+        );
+        assert_eq!(judge(p("https:", false, "/"), Kind::Ws, false), Err(Code::InvalidUrl));
+        assert_eq!(judge(p("https:", true, "/"), Kind::Http, false), Err(Code::InvalidUrl));
+        assert_eq!(judge(p("http:", false, "/"), Kind::Http, false), Err(Code::InsecureUrl));
+        assert_eq!(
+            judge(p("http:", false, "/"), Kind::Http, true).as_deref(),
+            Ok("http://h.example")
+        );
     }
 }

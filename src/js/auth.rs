@@ -798,7 +798,9 @@ struct Permit(());
 fn permit(shared: &Shared, request: &web_sys::Request) -> Result<Permit, JsValue> {
     let page = web::page_origin();
     let verdict = match shared.try_borrow() {
-        Ok(inner) if !inner.freed => inner.fetch_policy.check(page.as_deref(), &request.url()),
+        Ok(inner) if !inner.freed => inner
+            .fetch_policy
+            .check(page.as_deref(), &request.url(), options::browser_url),
         _ => Err(Code::Freed),
     };
     verdict.map(|()| Permit(())).map_err(code_error)
@@ -1202,7 +1204,7 @@ impl AuthSession {
             let p = get(&client, "supabaseUrl");
             let project = if p.is_object() { web::aw_href(&p) } else { p.as_string() };
             if let (Some(url), Ok(mut inner)) = (project, self.shared.try_borrow_mut()) {
-                inner.fetch_policy.add_origin_of(&url);
+                inner.fetch_policy.add_origin_of(&url, options::browser_url);
             }
         }
         drive(&self.shared, |m, now, out| m.set_source(true, true, false, now, out));

@@ -38,6 +38,16 @@ export function aw_is_array(v) {
 export function aw_href(v) {
   try { return String(v.href); } catch (e) { return undefined; }
 }
+// A URL as the browser reads it, alone (no base URL): [protocol, has a user name or password,
+// hostname, port, path + query + fragment], or null where the browser cannot parse it.
+export function aw_url(s) {
+  try {
+    const u = new URL(s);
+    return [u.protocol, u.username !== "" || u.password !== "", u.hostname, u.port, u.pathname + u.search + u.hash];
+  } catch {
+    return null;
+  }
+}
 export function aw_later(f) {
   queueMicrotask(f);
 }
@@ -122,6 +132,9 @@ extern "C" {
     pub fn aw_is_array(v: &JsValue) -> bool;
     /// A `URL`'s `href`; `None` when reading it throws.
     pub fn aw_href(v: &JsValue) -> Option<String>;
+    /// `[protocol, credentials, hostname, port, rest]` as the browser's `URL` reads `s`; `None`
+    /// when it cannot.
+    pub fn aw_url(s: &str) -> Option<js_sys::Array>;
     /// Adds `f` to `set`; returns a function removing it (idempotent).
     pub fn aw_listen(set: &js_sys::Set, f: &Function) -> Function;
     /// Calls every function in `set` with `value`; a throwing listener is reported, not propagated.

@@ -6,8 +6,10 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
 use super::fetch::Source;
-use super::{aw_href, aw_is_array, error, get, raw};
+use super::{aw_href, aw_is_array, aw_url, error, get, raw};
+use crate::core::error::Code;
 use crate::core::options::{Field, Obj, OptionError, SourceSpec};
+use crate::core::url::{self, Parsed};
 
 /// A JS object seen through the core's [`Obj`] trait.
 pub struct JsObj(pub JsValue);
@@ -34,6 +36,19 @@ impl Obj for JsObj {
             Err(_) => Field::Threw,
         }
     }
+
+    /// URL options are read by the browser's `URL`: what the core judges is the browser's own
+    /// reading, and the wasm carries no URL parser.
+    fn read_url(text: &str) -> Result<Parsed, Code> {
+        browser_url(text)
+    }
+}
+
+/// `text` as the browser's `URL` reads it (alone, with no base URL), judged by the core.
+pub fn browser_url(text: &str) -> Result<Parsed, Code> {
+    let a = aw_url(text).ok_or(Code::InvalidUrl)?;
+    let s = |i| a.get(i).as_string().unwrap_or_default();
+    url::from_browser(&s(0), a.get(1).is_truthy(), &s(2), &s(3), s(4))
 }
 
 /// The JS error for a refused option (`invalid_options`, `invalid_url` or `insecure_url`).
@@ -49,7 +64,7 @@ pub fn source(spec: SourceSpec, options: &JsValue) -> Result<Source, JsValue> {
             Ok(f) => Some(f),
             Err(v) => {
                 return Err(option_error(&OptionError::new(
-                    crate::core::error::Code::InvalidOptions,
+                    Code::InvalidOptions,
                     "refresh.fn".into(),
                     crate::core::text::cat(&[
                         "options.refresh.fn must be a function returning a session, got ",
