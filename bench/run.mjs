@@ -47,6 +47,18 @@ const browser = await chromium.launch({
     "--disable-sync", "--no-first-run", "--enable-precise-memory-info", "--js-flags=--expose-gc"],
 });
 const context = await browser.newContext();
+// Every measurement has a deadline: a page that stops answering fails the bench, naming the step.
+async function run(p, what, fn, arg) {
+  let timer;
+  const limit = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`bench: ${what} did not finish within 5 minutes`)), 300_000);
+  });
+  try {
+    return await Promise.race([p.evaluate(fn, arg), limit]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 async function page() {
   const p = await context.newPage();
   await p.goto(`${BASE}/bench.html`);
@@ -69,14 +81,14 @@ const startJ = [];
 const phases = { full: [], lite: [] };
 for (let i = 0; i < loads; i++) {
   const pj = await page();
-  startJ.push(await pj.evaluate(() => window.bench.startupAuthJs()));
+  startJ.push(await run(pj, "start-up (auth-js)", () => window.bench.startupAuthJs()));
   await pj.close();
   for (const [name, dir] of Object.entries(BUILDS)) {
     let p = await page();
-    startA[name].push(await p.evaluate(([s, d]) => window.bench.startupAuthwire(s, d), [session, `/${dir}`]));
+    startA[name].push(await run(p, `start-up (${name})`, ([s, d]) => window.bench.startupAuthwire(s, d), [session, `/${dir}`]));
     await p.close();
     p = await page();
-    phases[name].push(await p.evaluate(([s, d]) => window.bench.startupPhases(s, d), [session, `/${dir}`]));
+    phases[name].push(await run(p, `start-up phases (${name})`, ([s, d]) => window.bench.startupPhases(s, d), [session, `/${dir}`]));
     await p.close();
   }
 }
@@ -88,7 +100,7 @@ const phaseMedians = (list) => Object.fromEntries(Object.keys(list[0]).map((k) =
 const pages = [];
 for (let i = 0; i < (quick ? 1 : 3); i++) {
   const p = await page();
-  pages.push(await p.evaluate(([r, n]) => window.bench.perMessage(r, n), [quick ? 3 : 9, 10_000]));
+  pages.push(await run(p, "per message", ([r, n]) => window.bench.perMessage(r, n), [quick ? 3 : 9, 10_000]));
   await p.close();
 }
 pages.sort((x, y) => x.authwireMs / x.rawMs - y.authwireMs / y.rawMs);
@@ -96,12 +108,12 @@ const send = { ...pages[Math.floor(pages.length / 2)], pageRatios: pages.map((x)
 let p;
 
 p = await page();
-const mem = await p.evaluate(([c, s, w]) => window.bench.memory(c, s, w), quick ? [500, 10_000, 100] : [10_000, 100_000, 500]);
+const mem = await run(p, "memory", ([c, s, w]) => window.bench.memory(c, s, w), quick ? [500, 10_000, 100] : [10_000, 100_000, 500]);
 await p.close();
 
 const sfEmail = `bench-sf-${Date.now()}@bench.authwire.dev`;
 p = await page();
-const sf = await p.evaluate(([n, e]) => window.bench.singleFlight(n, e), [10_000, sfEmail]);
+const sf = await run(p, "single flight", ([n, e]) => window.bench.singleFlight(n, e), [10_000, sfEmail]);
 await p.close();
 const sfStats = await (await fetch(`${BASE}/__test/stats?email=${encodeURIComponent(sfEmail)}`)).json();
 await browser.close();

@@ -21,9 +21,16 @@ function openRaw(url) {
   });
 }
 
+// Open within 10 s, or the bench fails saying what the socket was doing (never a silent hang).
 function waitOpen(chat) {
-  return new Promise((resolve) => {
-    const check = () => (chat.getSnapshot().status === "open" ? resolve() : setTimeout(check, 2));
+  const deadline = performance.now() + 10_000;
+  return new Promise((resolve, reject) => {
+    const check = () => {
+      const s = chat.getSnapshot();
+      if (s.status === "open") resolve();
+      else if (performance.now() > deadline) reject(new Error(`socket not open after 10 s: ${JSON.stringify(s)}`));
+      else setTimeout(check, 2);
+    };
     check();
   });
 }

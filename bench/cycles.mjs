@@ -1,0 +1,76 @@
+// Repeats the bench's memory step (10,000 ChatSocket create/open/send/close/free cycles, then
+// 100,000 sends) on fresh pages of one browser context, probing each page every 15 s, to chase an
+// open problem: on the 2nd or 3rd page, one connection fails ("WebSocket connection ... failed:")
+// and the page then stops answering (the probes time out, the renderer idles). With --raw, the same
+// cycles with plain WebSockets (no authwire), which ran 3 × 10,000 without a failure.
+//   source scripts/dev-server.sh && start_dev_server release --token-ttl 3600 && \
+//     node bench/cycles.mjs [--raw] [--runs N]   (start_dev_server exports AUTHWIRE_SERVER_URL)
+import { chromium } from "playwright-core";
+
+const BASE = process.env.AUTHWIRE_SERVER_URL;
+if (!BASE) throw new Error("AUTHWIRE_SERVER_URL must name the running dev server");
+const raw = process.argv.includes("--raw");
+const at = process.argv.indexOf("--runs");
+const runs = at > 0 ? Number(process.argv[at + 1]) : 3;
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
+  args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--enable-precise-memory-info", "--js-flags=--expose-gc"],
+});
+const context = await browser.newContext();
+let failed = 0;
+for (let k = 0; k < runs; k++) {
+  const p = await context.newPage();
+  p.on("console", (m) => console.log(`page ${k} console:`, m.text()));
+  p.on("pageerror", (e) => console.log(`page ${k} error:`, String(e.stack ?? e).slice(0, 2000)));
+  p.on("crash", () => console.log(`page ${k} crashed`));
+  await p.goto(`${BASE}/bench.html`);
+  await p.waitForFunction(() => window.benchReady === true);
+  const t0 = Date.now();
+  let done = false;
+  const probes = (async () => {
+    while (!done) {
+      await new Promise((r) => setTimeout(r, 15_000));
+      if (done) break;
+      const probe = await Promise.race([
+        p.evaluate(() => performance.now()).then((now) => `answers (page time ${Math.round(now)} ms)`, (e) => `probe error ${e}`),
+        new Promise((r) => setTimeout(() => r("does not answer within 5 s"), 5_000)),
+      ]);
+      console.log(`page ${k}, ${Math.round((Date.now() - t0) / 1000)} s:`, probe);
+    }
+  })();
+  const work = raw
+    ? p.evaluate(async (n) => {
+        const url = `ws://${location.host}/ws/sink`;
+        for (let i = 0; i < n; i++) {
+          await new Promise((resolve) => {
+            const open = () => {
+              const ws = new WebSocket(url);
+              ws.onopen = () => (ws.send(JSON.stringify({ prompt: "x" })), ws.close(), resolve());
+              ws.onerror = () => setTimeout(open, 100);
+            };
+            open();
+          });
+        }
+        return { cycles: n };
+      }, 10_000)
+    : p.evaluate(([c, s, w]) => window.bench.memory(c, s, w), [10_000, 100_000, 500]);
+  let timer;
+  const limit = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error("not finished within 5 minutes")), 300_000);
+  });
+  try {
+    const result = await Promise.race([work, limit]);
+    console.log(`page ${k}: ok in ${Date.now() - t0} ms`, JSON.stringify(result));
+  } catch (e) {
+    failed++;
+    console.log(`page ${k}: FAILED after ${Date.now() - t0} ms:`, String(e).slice(0, 600));
+  } finally {
+    clearTimeout(timer);
+  }
+  work.catch(() => {}); // a page closed while its work is pending rejects it
+  done = true;
+  await probes;
+  await p.close().catch(() => {});
+}
+await browser.close();
+process.exit(failed ? 1 : 0);
