@@ -156,9 +156,10 @@ fn scheme_of(scheme: &str) -> Result<&'static str, Code> {
     }
 }
 
-/// A URL as the browser's own `URL` read it (the shell's reading: the wasm carries no parser): `protocol` (`"https:"`), whether there was a user name or password, `hostname`,
-/// `port` (empty for none or the default) and the path, query and fragment. Judged as [`parse`]'s
-/// result is: the scheme must be one the SDK speaks and the host pass [`judge_host`].
+/// A URL as the browser's own `URL` read it (the shell's reading: the wasm carries no parser):
+/// `protocol` (`"https:"`), whether there was a user name or password, `hostname`, `port` (empty
+/// for none or the default) and the path, query and fragment. Judged as [`parse`]'s result is: the
+/// scheme must be one the SDK speaks and the host pass [`judge_host`].
 pub fn from_browser(
     protocol: &str,
     credentials: bool,
