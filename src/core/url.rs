@@ -26,11 +26,11 @@
 //!
 //! Loopback is what the W3C Secure Contexts spec counts as this machine: `localhost`, `*.localhost`
 //! (each with an optional trailing dot; browsers resolve them to loopback themselves), 127.0.0.0/8
-//! and `[::1]`. Not `[::ffff:127.0.0.1]`: see [`judge_host`].
+//! and `[::1]`. Not `[::ffff:127.0.0.1]`: see `judge_host`.
 //!
 //! Neither build ships this parser: the shell reads every URL (the URL options, `fetchOrigins`
 //! entries, `auth.fetch`'s request URLs, the page's origin) with the browser's own `URL` and hands
-//! the parts to [`from_browser`]; [`judge_host`] and [`judge`] decide, as they decide [`parse`]'s
+//! the parts to [`from_browser`]; `judge_host` and [`judge`] decide, as they decide [`parse`]'s
 //! reading. [`parse`] is the browser's model here, for the native tests and the simulation, and
 //! `tests/web_urls.rs` checks the two readings against each other in each engine. Being the
 //! browser's reading, the shipped one also accepts what [`parse`] refuses only for want of
@@ -159,7 +159,7 @@ fn scheme_of(scheme: &str) -> Result<&'static str, Code> {
 /// A URL as the browser's own `URL` read it (the shell's reading: the wasm carries no parser):
 /// `protocol` (`"https:"`), whether there was a user name or password, `hostname`, `port` (empty
 /// for none or the default) and the path, query and fragment. Judged as [`parse`]'s result is: the
-/// scheme must be one the SDK speaks and the host pass [`judge_host`].
+/// scheme must be one the SDK speaks and the host pass `judge_host`.
 pub fn from_browser(
     protocol: &str,
     credentials: bool,
@@ -260,7 +260,7 @@ fn parse_port(p: &str, scheme: &str) -> Result<Option<u16>, Code> {
 }
 
 /// The WHATWG host parser for special schemes, restricted to what can be decided confidently:
-/// the host serialised as the browser does, then judged by [`judge_host`].
+/// the host serialised as the browser does, then judged by `judge_host`.
 fn parse_host(input: &str) -> Result<(String, HostKind, bool), Code> {
     let host = if let Some(inner) = input.strip_prefix('[') {
         let inner = inner.strip_suffix(']').ok_or(Code::InvalidUrl)?;
