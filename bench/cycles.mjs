@@ -1,8 +1,10 @@
 // Repeats the bench's memory step (10,000 ChatSocket create/open/send/close/free cycles, then
 // 100,000 sends) on fresh pages of one browser context, probing each page every 15 s, to chase an
-// open problem: on the 2nd or 3rd page, one connection fails ("WebSocket connection ... failed:")
-// and the page then stops answering (the probes time out, the renderer idles). With --raw, the same
-// cycles with plain WebSockets (no authwire), which ran 3 × 10,000 without a failure.
+// open problem (README, Bench): after 9,000 to 29,000 cycles in one browser, one connection fails
+// ("WebSocket connection ... failed:") and the page then stops answering (the probes time out, the
+// renderer idles). With --raw, the same cycles with plain WebSockets (no authwire), which ran
+// 3 × 10,000 without a failure; so did the cycles alone with an AuthSession, which points at the
+// memory step's second ChatSocket, open and idle through the cycles.
 //   source scripts/dev-server.sh && start_dev_server release --token-ttl 3600 && \
 //     node bench/cycles.mjs [--raw] [--runs N]   (start_dev_server exports AUTHWIRE_SERVER_URL)
 import { chromium } from "playwright-core";
