@@ -35,6 +35,26 @@ export function aw_emit(set, value) {
 export function aw_is_array(v) {
   try { return Array.isArray(v); } catch (e) { return false; }
 }
+// A value's kind for web::raw, in one call: 0 undefined, 1 null, 2 a string, 3 a number, 4 true,
+// 5 false, 6 a function, 7 an array, 8 a BigInt, 9 a symbol, 10 another object.
+export function aw_kind(v) {
+  if (v === undefined) return 0;
+  if (v === null) return 1;
+  switch (typeof v) {
+    case "string": return 2;
+    case "number": return 3;
+    case "boolean": return v ? 4 : 5;
+    case "function": return 6;
+    case "bigint": return 8;
+    case "symbol": return 9;
+  }
+  return aw_is_array(v) ? 7 : 10;
+}
+// A string holding a lone UTF-16 surrogate (in a u-mode pattern a well-formed pair is one code
+// point, never a surrogate).
+export function aw_lone(v) {
+  return typeof v === "string" && /\p{Surrogate}/u.test(v);
+}
 export function aw_href(v) {
   try { return String(v.href); } catch (e) { return undefined; }
 }
@@ -130,6 +150,8 @@ extern "C" {
     fn aw_settled(p: &JsValue, done: &JsValue);
     /// `Array.isArray`, false when it throws (a revoked Proxy).
     pub fn aw_is_array(v: &JsValue) -> bool;
+    fn aw_kind(v: &JsValue) -> u32;
+    fn aw_lone(v: &JsValue) -> bool;
     /// A `URL`'s `href`; `None` when reading it throws.
     pub fn aw_href(v: &JsValue) -> Option<String>;
     /// `[protocol, credentials, hostname, port, rest]` as the browser's `URL` reads `s`; `None`
@@ -225,26 +247,20 @@ pub fn get(obj: &JsValue, key: &str) -> JsValue {
 
 /// Classifies a JS value for validation in the core.
 pub fn raw(v: &JsValue) -> Raw {
-    if v.is_undefined() {
-        Raw::Missing
-    } else if v.is_null() {
-        Raw::Null
-    } else if let Some(s) = v.as_string() {
-        Raw::Str(s)
-    } else if let Some(n) = v.as_f64() {
-        Raw::Num(n)
-    } else if let Some(b) = v.as_bool() {
-        Raw::Bool(b)
-    } else if v.is_function() {
-        Raw::Other("function")
-    } else if aw_is_array(v) {
-        Raw::Other("array")
-    } else if v.is_bigint() {
-        Raw::Other("bigint")
-    } else if v.is_symbol() {
-        Raw::Other("symbol")
-    } else {
-        Raw::Other("object")
+    match aw_kind(v) {
+        0 => Raw::Missing,
+        1 => Raw::Null,
+        2 => Raw::Str(v.as_string().unwrap_or_default()),
+        3 => Raw::Num(v.as_f64().unwrap_or(f64::NAN)),
+        4 => Raw::Bool(true),
+        5 => Raw::Bool(false),
+        k => Raw::Other(match k {
+            6 => "function",
+            7 => "array",
+            8 => "bigint",
+            9 => "symbol",
+            _ => "object",
+        }),
     }
 }
 
@@ -268,10 +284,7 @@ pub fn read_claims(jwt: &str) -> Result<Claims, JwtError> {
     };
     // A `sub` with a lone surrogate would reach Rust with U+FFFD in its place (another user id):
     // refused as the core's parser refuses it.
-    if own("sub")
-        .and_then(|s| s.dyn_into::<js_sys::JsString>().ok())
-        .is_some_and(|s| !s.is_valid_utf16())
-    {
+    if own("sub").is_some_and(|s| aw_lone(&s)) {
         return Err(JwtError::BadPayload);
     }
     token::claims_of(|k| own(k).map_or(Raw::Missing, |x| raw(&x)))
