@@ -1,10 +1,11 @@
 // Repeats the bench's memory step (10,000 ChatSocket create/open/send/close/free cycles, then
-// 100,000 sends) on fresh pages of one browser context, probing each page every 15 s, to chase an
-// open problem (README, Bench): after 9,000 to 29,000 cycles in one browser, one connection fails
-// ("WebSocket connection ... failed:") and the page then stops answering (the probes time out, the
-// renderer idles). With --raw, the same cycles with plain WebSockets (no authwire), which ran
-// 3 × 10,000 without a failure; so did the cycles alone with an AuthSession, which points at the
-// memory step's second ChatSocket, open and idle through the cycles.
+// 100,000 sends) on fresh pages of one browser context, probing each page every 15 s. It
+// reproduced a stop (README, Bench): Chromium keeps two file descriptors per closed WebSocket in
+// the renderer until a garbage collection, and at the renderer's open-files limit one connection
+// fails ("WebSocket connection ... failed:") and the renderer exits, so the page stops answering.
+// The memory step (and --raw's loop here) now collect every 500 cycles. To see the stop, lower the
+// limit (`ulimit -n 3000` before running) and drop the collections. With --raw, the same cycles
+// with plain WebSockets (no authwire).
 //   source scripts/dev-server.sh && start_dev_server release --token-ttl 3600 && \
 //     node bench/cycles.mjs [--raw] [--runs N]   (start_dev_server exports AUTHWIRE_SERVER_URL)
 import { chromium } from "playwright-core";
@@ -44,6 +45,7 @@ for (let k = 0; k < runs; k++) {
     ? p.evaluate(async (n) => {
         const url = `ws://${location.host}/ws/sink`;
         for (let i = 0; i < n; i++) {
+          if (i % 500 === 499) globalThis.gc(); // as bench.memory does (Chromium runs with --expose-gc)
           await new Promise((resolve) => {
             const open = () => {
               const ws = new WebSocket(url);

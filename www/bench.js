@@ -132,12 +132,18 @@ window.bench = {
     const wasm = await m.default();
     const session = await signIn(`bench-mem-${Date.now()}@bench.authwire.dev`);
     const auth = new m.AuthSession({ session, refresh: { kind: "supabase", url: origin, apiKey: apikey } });
+    // Chromium keeps each closed WebSocket's two data-pipe buffers (two file descriptors in the
+    // renderer) until a garbage collection frees the socket object: thousands of cycles between
+    // two collections can take the renderer past its file descriptor limit, and the page then
+    // stops answering. A full collection every 500 cycles (the bench runs with --expose-gc) bounds it.
+    let opened = 0;
     const cycle = async () => {
       const c = new m.ChatSocket({ url: `${wsOrigin}/ws/sink`, auth, sessionId: "mem" });
       await waitOpen(c);
       c.send("x");
       c.close();
       c.free();
+      if (++opened % 500 === 0 && typeof globalThis.gc === "function") globalThis.gc();
     };
     for (let i = 0; i < warmup; i++) await cycle();
     const chat = new m.ChatSocket({ url: `${wsOrigin}/ws/sink`, auth, sessionId: "mem", maxQueued: 200000 });
