@@ -9,6 +9,7 @@
 //   source scripts/dev-server.sh && start_dev_server release --token-ttl 3600 && \
 //     node bench/cycles.mjs [--raw] [--runs N]   (start_dev_server exports AUTHWIRE_SERVER_URL)
 import { chromium } from "playwright-core";
+import { within } from "./within.mjs";
 
 const BASE = process.env.AUTHWIRE_SERVER_URL;
 if (!BASE) throw new Error("AUTHWIRE_SERVER_URL must name the running dev server");
@@ -34,10 +35,10 @@ for (let k = 0; k < runs; k++) {
     while (!done) {
       await new Promise((r) => setTimeout(r, 15_000));
       if (done) break;
-      const probe = await Promise.race([
-        p.evaluate(() => performance.now()).then((now) => `answers (page time ${Math.round(now)} ms)`, (e) => `probe error ${e}`),
-        new Promise((r) => setTimeout(() => r("does not answer within 5 s"), 5_000)),
-      ]);
+      const probe = await within(p.evaluate(() => performance.now()), 5_000, "does not answer within 5 s").then(
+        (now) => `answers (page time ${Math.round(now)} ms)`,
+        (e) => e.message,
+      );
       console.log(`page ${k}, ${Math.round((Date.now() - t0) / 1000)} s:`, probe);
     }
   })();
@@ -58,18 +59,12 @@ for (let k = 0; k < runs; k++) {
         return { cycles: n };
       }, 10_000)
     : p.evaluate(([c, s, w]) => window.bench.memory(c, s, w), [10_000, 100_000, 500]);
-  let timer;
-  const limit = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new Error("not finished within 5 minutes")), 300_000);
-  });
   try {
-    const result = await Promise.race([work, limit]);
+    const result = await within(work, 300_000, "not finished within 5 minutes");
     console.log(`page ${k}: ok in ${Date.now() - t0} ms`, JSON.stringify(result));
   } catch (e) {
     failed++;
     console.log(`page ${k}: FAILED after ${Date.now() - t0} ms:`, String(e).slice(0, 600));
-  } finally {
-    clearTimeout(timer);
   }
   work.catch(() => {}); // a page closed while its work is pending rejects it
   done = true;

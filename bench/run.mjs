@@ -7,6 +7,7 @@ import { gzipSync } from "node:zlib";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import { BUILDS, measure } from "../scripts/size.mjs";
+import { within } from "./within.mjs";
 
 const BASE = process.env.AUTHWIRE_SERVER_URL;
 if (!BASE) throw new Error("AUTHWIRE_SERVER_URL must name the running dev server");
@@ -48,16 +49,8 @@ const browser = await chromium.launch({
 });
 const context = await browser.newContext();
 // Every measurement has a deadline: a page that stops answering fails the bench, naming the step.
-async function run(p, what, fn, arg) {
-  let timer;
-  const limit = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`bench: ${what} did not finish within 5 minutes`)), 300_000);
-  });
-  try {
-    return await Promise.race([p.evaluate(fn, arg), limit]);
-  } finally {
-    clearTimeout(timer);
-  }
+function run(p, what, fn, arg) {
+  return within(p.evaluate(fn, arg), 300_000, `bench: ${what} did not finish within 5 minutes`);
 }
 async function page() {
   const p = await context.newPage();
